@@ -1,0 +1,29 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, lowest first; a target depends only on targets above it in this list.
+//   Wire       zero-copy views and builders for Ethernet, ARP, IPv4, ICMP, TCP
+//   TCP        the protocol as a pure state machine driven by an injected clock
+//   Simulation a deterministic, seeded network simulator for tests and the demo
+let hotPath: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"])
+]
+
+let package = Package(
+    name: "mtcp-swift",
+    products: [
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "TCP", targets: ["TCP"]),
+        .library(name: "Simulation", targets: ["Simulation"]),
+        .executable(name: "mtcp-sim-demo", targets: ["SimDemo"]),
+    ],
+    targets: [
+        .target(name: "Wire", swiftSettings: hotPath),
+        .target(name: "TCP", dependencies: ["Wire"], swiftSettings: hotPath),
+        .target(name: "Simulation", dependencies: ["Wire", "TCP"]),
+        .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
+    ]
+)

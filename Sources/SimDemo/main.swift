@@ -1,0 +1,1 @@
+print("mtcp-sim-demo: not yet")

@@ -1,0 +1,2 @@
+import Testing
+@Suite struct SimulationPlaceholderTests { @Test func builds() { #expect(Bool(true)) } }
