@@ -1,0 +1,14 @@
+import TCP
+import Wire
+
+/// A participant in a `SimulatedNetwork` that exchanges raw IPv4 packets.
+public protocol SimulatedNode: AnyObject {
+    /// The IPv4 address packets for this node are routed to.
+    var address: IPv4Address { get }
+    /// Called when a packet arrives at the node.
+    func receive(packet: UnsafeRawBufferPointer, now: Instant)
+    /// Called after every delivery and timer wake-up: the node hands each packet it wants to send to `send` (the bytes are copied at once).
+    func transmit(now: Instant, send: (UnsafeRawBufferPointer) -> Void)
+    /// The next instant the node wants `transmit` called even if nothing arrives (its earliest timer), or nil.
+    var nextWakeup: Instant? { get }
+}

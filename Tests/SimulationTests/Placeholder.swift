@@ -1,2 +1,0 @@
-import Testing
-@Suite struct SimulationPlaceholderTests { @Test func builds() { #expect(Bool(true)) } }
