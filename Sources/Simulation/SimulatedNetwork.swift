@@ -55,6 +55,11 @@ public final class SimulatedNetwork {
         connect(a, b, aToB: profile, bToA: profile)
     }
 
+    /// Connects two nodes with the same profile in both directions (unlabelled spelling).
+    public func connect(_ a: any SimulatedNode, _ b: any SimulatedNode, _ profile: LinkProfile) {
+        connect(a, b, aToB: profile, bToA: profile)
+    }
+
     /// Sets the profile of the link from `from` to `to`, creating the link if there is none.
     /// Packets already in flight keep their schedule; the transmitter's queue carries over.
     public func setProfile(from: any SimulatedNode, to: any SimulatedNode, _ profile: LinkProfile) {

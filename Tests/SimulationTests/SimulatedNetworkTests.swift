@@ -211,7 +211,7 @@ import Wire
         let a = TestNode(addressA)
         let b = TestNode(addressB)
         let c = TestNode(addressC)
-        network.connect(a, b)
+        network.connect(a, b, .perfect)
         network.add(c)
         a.queue(makePacket(from: addressA, to: addressC, tag: 1))  // a node, but no link to it
         a.queue(makePacket(from: addressA, to: IPv4Address(10, 9, 9, 9), tag: 2))  // no such node
