@@ -61,14 +61,14 @@ public struct SACKScoreboard: Sendable {
         cumulativeAck: SequenceNumber, blocks: SACKBlockList, sendNext: SequenceNumber
     ) -> Bool {
         trim(below: cumulativeAck)
-        let before = sackedBytes
+        var changed = false
         for block in blocks {
             let left = SequenceNumber(block.left)
             let right = SequenceNumber(block.right)
             guard left < right, !(left < cumulativeAck), !(sendNext < right) else { continue }
-            insert(left: left, right: right)
+            if insert(left: left, right: right) { changed = true }
         }
-        return sackedBytes > before
+        return changed
     }
 
     /// True if `seq` lies in a SACKed range.
@@ -192,8 +192,8 @@ public struct SACKScoreboard: Sendable {
         }
     }
 
-    /// Merges [left, right) into the sorted, disjoint ranges.
-    private mutating func insert(left: SequenceNumber, right: SequenceNumber) {
+    /// Merges [left, right) into the sorted, disjoint ranges; true if it covered new bytes.
+    private mutating func insert(left: SequenceNumber, right: SequenceNumber) -> Bool {
         // First range that ends at or after left (touching ranges merge).
         var first = 0
         while first < count, rights[first] < left { first += 1 }
@@ -204,7 +204,7 @@ public struct SACKScoreboard: Sendable {
         if first == last {
             // Disjoint from all: open a slot at `first`, dropping the highest range if full.
             if count == Self.capacity {
-                if first == count { return }  // The new range would be the one dropped.
+                if first == count { return false }  // The new range would be the one dropped.
                 count -= 1
                 sackedBytes -= rights[count] - lefts[count]
             }
@@ -218,7 +218,7 @@ public struct SACKScoreboard: Sendable {
             rights[first] = right
             count += 1
             sackedBytes += right - left
-            return
+            return true
         }
 
         // Overlaps ranges first..<last: replace them by their union with the new range.
@@ -228,7 +228,8 @@ public struct SACKScoreboard: Sendable {
         let newRight = SequenceNumber.max(right, rights[last - 1])
         lefts[first] = newLeft
         rights[first] = newRight
-        sackedBytes += (newRight - newLeft) - removed
+        let added = (newRight - newLeft) - removed
+        sackedBytes += added
         let shift = last - first - 1
         if shift > 0 {
             for i in last..<count {
@@ -237,5 +238,6 @@ public struct SACKScoreboard: Sendable {
             }
             count -= shift
         }
+        return added > 0
     }
 }
