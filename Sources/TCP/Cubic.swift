@@ -1,5 +1,7 @@
 /// CUBIC congestion control (RFC 9438). Windows inside the algorithm are in segments
 /// (Double); `congestionWindow` is in bytes. Slow start is standard (no HyStart).
+/// In congestion avoidance cwnd aims at W_cubic(t + RTT), RTT being the smoothed RTT (the
+/// minimum RTT until one exists), and never falls below the Reno-friendly estimate W_est.
 public struct Cubic: CongestionControl {
     public static var name: String { "cubic" }
 
