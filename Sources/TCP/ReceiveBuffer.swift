@@ -85,7 +85,8 @@ public struct ReceiveBuffer {
         var length = bytes.count
         if offset < 0 {
             // The front was received before: keep only what lies from rcv.nxt on.
-            let old = Swift.min(-offset, length)
+            // Compared before negating so that Int.min cannot overflow.
+            let old = offset <= -length ? length : -offset
             source += old
             length -= old
             offset = 0

@@ -114,6 +114,8 @@ extension ReceiveBuffer {
         // Relative to rcv.nxt (4): bytes 2 and 3 are old, 4 and 5 are new.
         #expect(buffer.write(offset: -2, [2, 3, 4, 5]) == 2)
         #expect(buffer.write(offset: -6, [0, 1, 2, 3, 4, 5]) == 0)
+        #expect(buffer.write(offset: .min, [9]) == 0)
+        #expect(buffer.write(offset: .max, [9]) == 0)
         #expect(buffer.read(100) == [0, 1, 2, 3, 4, 5])
     }
 
