@@ -17,6 +17,7 @@ public struct ICMPHeader: Hashable, Sendable {
 
     public var type: UInt8
     public var code: UInt8
+    /// The checksum as received.
     public var checksum: UInt16
 
     /// A header from its fields.

@@ -16,6 +16,7 @@ public struct IPv4Header: Hashable, Sendable {
     public var version: UInt8
     /// IHL * 4: 20...60 bytes.
     public var headerLength: Int
+    /// DSCP (upper 6 bits) and ECN (lower 2 bits).
     public var dscpECN: UInt8
     /// Header plus payload, in bytes.
     public var totalLength: UInt16
@@ -26,6 +27,7 @@ public struct IPv4Header: Hashable, Sendable {
     public var fragmentOffset: UInt16
     public var ttl: UInt8
     public var `protocol`: UInt8
+    /// The header checksum as received (already verified by `parse`).
     public var checksum: UInt16
     public var source: IPv4Address
     public var destination: IPv4Address

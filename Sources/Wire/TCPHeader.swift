@@ -10,7 +10,9 @@ public struct TCPHeader: Hashable, Sendable {
     /// Data offset * 4: 20...60 bytes.
     public var headerLength: Int
     public var flags: TCPFlags
+    /// The window field as sent, not yet shifted by the window scale.
     public var window: UInt16
+    /// The checksum as received (already verified by `parse` unless told not to).
     public var checksum: UInt16
     public var urgentPointer: UInt16
     public var options: TCPOptions
