@@ -1,0 +1,27 @@
+/// Initial sequence numbers per RFC 6528: ISN = M + F(4-tuple, secret), where M is a
+/// 4-microsecond clock and F is SipHash-2-4, so that ISNs of one connection identity keep
+/// increasing while another host cannot predict them.
+public struct ISNGenerator: Sendable {
+    private let key0: UInt64
+    private let key1: UInt64
+
+    /// Creates a generator with a 128-bit secret (pick it at random once per boot).
+    public init(secret: (UInt64, UInt64)) {
+        key0 = secret.0
+        key1 = secret.1
+    }
+
+    /// The ISN for a new connection on this 4-tuple (addresses and ports in host order) at `now`.
+    public func isn(
+        localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16, now: Instant
+    ) -> SequenceNumber {
+        var hasher = SipHash24(key0: key0, key1: key1)
+        hasher.add(localAddress)
+        hasher.add(remoteAddress)
+        hasher.add(localPort)
+        hasher.add(remotePort)
+        let f = UInt32(truncatingIfNeeded: hasher.finalize())
+        let m = UInt32(truncatingIfNeeded: now.nanoseconds / 4_000)
+        return SequenceNumber(m &+ f)
+    }
+}
