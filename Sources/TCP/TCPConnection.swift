@@ -53,7 +53,7 @@ public struct TCPConnection {
     var recentTimestamp: UInt32 = 0
     var recentTimestampTime = Instant.zero
     var lastAckSent = SequenceNumber(0)
-    let timestampOffset: UInt32
+    var timestampOffset: UInt32
 
     // Buffers.
     var sendBuffer: SendBuffer
@@ -149,7 +149,12 @@ public struct TCPConnection {
         if let shift = peerWindowShift, configuration.windowScaling {
             windowScalingEnabled = true
             sendWindowShift = min(shift, 14)
+        } else {
+            receiveWindowShift = 0
         }
+        // The cookie SYN-ACK carried the plain millisecond clock; keep using it so that our
+        // timestamps never run backwards for the peer's PAWS.
+        timestampOffset = 0
         sackEnabled = sackPermitted && configuration.selectiveAcknowledgments
         if let ts = ack.options.timestamp, configuration.timestamps {
             timestampsEnabled = true
