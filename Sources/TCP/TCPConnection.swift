@@ -187,9 +187,8 @@ public struct TCPConnection {
         highRetransmitted = initialSequence
         sendBuffer = SendBuffer(capacity: max(configuration.sendBufferSize, 1))
         receiveBuffer = ReceiveBuffer(capacity: max(configuration.receiveBufferSize, 1))
-        var shift: UInt8 = 0
-        while shift < 14 && (configuration.receiveBufferSize >> Int(shift)) > 65535 { shift += 1 }
-        receiveWindowShift = configuration.windowScaling ? shift : 0
+        receiveWindowShift =
+            configuration.windowScaling ? Self.windowShift(forBufferSize: configuration.receiveBufferSize) : 0
         rttEstimator = RTTEstimator(
             initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
             maximumRTO: configuration.maximumRTO)
@@ -410,4 +409,22 @@ public struct TCPConnection {
         d = min(d, finWait2Deadline)
         return d
     }
+}
+
+extension TCPConnection {
+    /// The window shift we announce for a receive buffer of this size (RFC 7323 2.3).
+    public static func windowShift(forBufferSize size: Int) -> UInt8 {
+        var shift: UInt8 = 0
+        while shift < 14 && (size >> Int(shift)) > 65535 { shift += 1 }
+        return shift
+    }
+
+    /// True once the application called `close` or `abort`.
+    public var isReleasedByApplication: Bool { closedByApplication }
+
+    /// True while a RST still has to go out at the next `poll`.
+    public var resetPendingForOutput: Bool { resetPending }
+
+    /// TS.Recent: the newest timestamp the peer sent (RFC 7323).
+    public var peerRecentTimestamp: UInt32 { recentTimestamp }
 }

@@ -1,0 +1,528 @@
+import Wire
+
+/// All TCP connections and listeners of one host (one per core in the stack): demultiplexes
+/// arriving segments by 4-tuple, runs listeners with a backlog and SYN cookies, answers
+/// segments for unknown flows with RST, and polls connections whose timers are due.
+///
+/// Not thread-safe: one owner drives it, as mTCP's per-core design does.
+public final class TCPEndpoint {
+    public var configuration: TCPConfiguration
+    public private(set) var statistics = TCPEndpointStatistics()
+    public let maximumConnections: Int
+    let isnGenerator: ISNGenerator
+    let cookies: SYNCookieCodec
+
+    struct Slot {
+        var connection: TCPConnection?
+        var flow: TCPFlow
+        var generation: UInt32 = 0
+        var deadline = Instant.never
+        var dirty = false
+        /// Passive connections not yet accepted belong to their listener's port.
+        var listenerPort: UInt16?
+        var inAcceptQueue = false
+        /// The application holds a handle (accepted or actively opened).
+        var ownedByApplication = false
+    }
+
+    struct Listener {
+        var address: IPv4Address
+        var backlog: Int
+        var acceptQueue: [Int32] = []
+        var acceptHead = 0
+        var embryonic = 0
+        var queued: Int { acceptQueue.count - acceptHead }
+    }
+
+    var slots: [Slot] = []
+    var freeSlots: [Int32] = []
+    var flows: [TCPFlow: Int32] = [:]
+    var listeners: [UInt16: Listener] = [:]
+    var dirtyList: [Int32] = []
+    var earliestDeadline = Instant.never
+    var pendingControl: [(flow: TCPFlow, segment: TCPSegment)] = []
+    var readyEvents: [TCPEndpointEvent] = []
+    var nextEphemeralPort: UInt16 = 32768
+    public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
+
+    /// - Parameter secret: 128 bits for ISNs and SYN cookies; pick it at random once per boot
+    ///   (tests pass a fixed value to stay deterministic).
+    public init(configuration: TCPConfiguration, secret: (UInt64, UInt64), maximumConnections: Int = 1 << 20) {
+        self.configuration = configuration
+        self.maximumConnections = maximumConnections
+        isnGenerator = ISNGenerator(secret: secret)
+        cookies = SYNCookieCodec(secret: (secret.1 ^ 0x5bd1_e995_5bd1_e995, secret.0 &+ 0x9e37_79b9_7f4a_7c15))
+    }
+
+    deinit {
+        for index in slots.indices where slots[index].connection != nil {
+            slots[index].connection!.deallocate()
+        }
+    }
+
+    // MARK: Application interface
+
+    /// Starts accepting connections on `port`. `backlog` bounds both half-open connections
+    /// (beyond it SYN cookies answer) and established connections waiting for `accept`.
+    public func listen(address: IPv4Address = .any, port: UInt16, backlog: Int) throws(TCPEndpointError) {
+        guard listeners[port] == nil else { throw .addressInUse }
+        listeners[port] = Listener(address: address, backlog: max(backlog, 1))
+    }
+
+    /// Stops listening; connections not yet accepted are reset.
+    public func stopListening(port: UInt16, now: Instant) {
+        guard let listener = listeners.removeValue(forKey: port) else { return }
+        _ = listener
+        for index in slots.indices where slots[index].listenerPort == port && slots[index].connection != nil {
+            slots[index].connection!.abort(now: now)
+            markDirty(Int32(index))
+        }
+    }
+
+    public func isListening(port: UInt16) -> Bool { listeners[port] != nil }
+
+    /// Opens a connection; the SYN goes out at the next `poll`.
+    public func connect(
+        from localAddress: IPv4Address, localPort: UInt16? = nil, to remoteAddress: IPv4Address, port remotePort: UInt16,
+        now: Instant
+    ) throws(TCPEndpointError) -> ConnectionID {
+        let flow: TCPFlow
+        if let localPort {
+            flow = TCPFlow(
+                localAddress: localAddress, localPort: localPort, remoteAddress: remoteAddress, remotePort: remotePort)
+            guard flows[flow] == nil else { throw .addressInUse }
+        } else {
+            guard let chosen = pickEphemeralFlow(local: localAddress, remote: remoteAddress, remotePort: remotePort)
+            else { throw .addressNotAvailable }
+            flow = chosen
+        }
+        let iss = isnGenerator.isn(
+            localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+            remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
+        let connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now)
+        guard let slot = insert(connection, flow: flow) else { throw .noBuffers }
+        slots[Int(slot)].ownedByApplication = true
+        statistics.activeOpens += 1
+        markDirty(slot)
+        return id(slot)
+    }
+
+    /// The next established connection on `port`, or nil.
+    public func accept(port: UInt16) -> ConnectionID? {
+        guard var listener = listeners[port] else { return nil }
+        defer { listeners[port] = listener }
+        while listener.acceptHead < listener.acceptQueue.count {
+            let slot = listener.acceptQueue[listener.acceptHead]
+            listener.acceptHead += 1
+            if listener.acceptHead == listener.acceptQueue.count {
+                listener.acceptQueue.removeAll(keepingCapacity: true)
+                listener.acceptHead = 0
+            }
+            let index = Int(slot)
+            guard slots[index].inAcceptQueue, slots[index].connection != nil else { continue }
+            slots[index].inAcceptQueue = false
+            slots[index].listenerPort = nil
+            slots[index].ownedByApplication = true
+            return id(slot)
+        }
+        return nil
+    }
+
+    /// Established connections waiting in `port`'s accept queue.
+    public func pendingAccepts(port: UInt16) -> Int { listeners[port]?.queued ?? 0 }
+
+    public func read(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer, now: Instant) -> TCPReadResult {
+        withConnection(id) { $0.read(into: buffer, now: now) } ?? .failed(.notConnected)
+    }
+
+    public func write(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, now: Instant) -> TCPWriteResult {
+        withConnection(id) { $0.write(bytes, now: now) } ?? .failed(.notConnected)
+    }
+
+    public func shutdownWrite(_ id: ConnectionID, now: Instant) {
+        withConnection(id) { $0.shutdownWrite(now: now) }
+    }
+
+    /// Releases the handle; the connection finishes closing (or resets) on its own.
+    public func close(_ id: ConnectionID, now: Instant) {
+        guard let slot = validSlot(id) else { return }
+        slots[Int(slot)].ownedByApplication = false
+        slots[Int(slot)].connection!.close(now: now)
+        markDirty(slot)
+        afterActivity(slot)
+    }
+
+    public func abort(_ id: ConnectionID, now: Instant) {
+        guard let slot = validSlot(id) else { return }
+        slots[Int(slot)].ownedByApplication = false
+        slots[Int(slot)].connection!.abort(now: now)
+        markDirty(slot)
+        afterActivity(slot)
+    }
+
+    /// A copy of the connection's state for inspection (state, error, statistics…).
+    public func connection(_ id: ConnectionID) -> TCPConnection? {
+        guard let slot = validSlot(id) else { return nil }
+        return slots[Int(slot)].connection
+    }
+
+    public func flow(_ id: ConnectionID) -> TCPFlow? {
+        guard let slot = validSlot(id) else { return nil }
+        return slots[Int(slot)].flow
+    }
+
+    /// Runs `body` on the live connection and schedules it for output.
+    @discardableResult
+    public func withConnection<R>(_ id: ConnectionID, _ body: (inout TCPConnection) -> R) -> R? {
+        guard let slot = validSlot(id) else { return nil }
+        let result = body(&slots[Int(slot)].connection!)
+        markDirty(slot)
+        afterActivity(slot)
+        return result
+    }
+
+    /// Hands over the events gathered since the last call, in the order they happened.
+    public func drainEvents(_ body: (TCPEndpointEvent) -> Void) {
+        guard !readyEvents.isEmpty else { return }
+        let batch = readyEvents
+        readyEvents.removeAll(keepingCapacity: true)
+        for event in batch { body(event) }
+    }
+
+    /// Connections in the table, in any state.
+    public var connectionCount: Int { flows.count }
+
+    /// Sum of the per-connection counters of live connections.
+    public func countConnections(in state: TCPState) -> Int {
+        var n = 0
+        for slot in slots where slot.connection?.state == state { n += 1 }
+        return n
+    }
+
+    // MARK: Segment input
+
+    /// Processes one TCP segment that arrived for `destination` from `source` (already
+    /// checksum-verified by the caller).
+    public func handle(
+        header: TCPHeader, payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+        now: Instant
+    ) {
+        statistics.segmentsReceived += 1
+        let segment = TCPSegment(
+            sequenceNumber: SequenceNumber(header.sequenceNumber),
+            acknowledgmentNumber: SequenceNumber(header.acknowledgmentNumber), flags: header.flags,
+            window: header.window, options: header.options, payload: payload)
+        let flow = TCPFlow(
+            localAddress: destination, localPort: header.destinationPort, remoteAddress: source,
+            remotePort: header.sourcePort)
+        handle(segment, flow: flow, now: now)
+    }
+
+    /// Processes one segment for `flow`.
+    public func handle(_ segment: TCPSegment, flow: TCPFlow, now: Instant) {
+        let flags = segment.flags
+        if let slot = flows[flow] {
+            let index = Int(slot)
+            let existing = slots[index].connection!
+            // RFC 9293 3.6.1 / RFC 6191: a new SYN may end TIME-WAIT early when its sequence
+            // number (or timestamp) shows it is not an old duplicate.
+            if existing.state == .timeWait, flags.contains(.syn), !flags.contains(.ack), listeners[flow.localPort] != nil,
+                isNewIncarnation(segment, of: existing)
+            {
+                statistics.timeWaitReused += 1
+                release(slot)
+            } else {
+                slots[index].connection!.handle(segment, now: now)
+                markDirty(slot)
+                afterActivity(slot)
+                return
+            }
+        }
+        guard let listener = listeners[flow.localPort],
+            listener.address == .any || listener.address == flow.localAddress
+        else {
+            statistics.segmentsToClosedPorts += 1
+            replyReset(to: segment, flow: flow)
+            return
+        }
+        if flags.contains(.rst) { return }
+        if flags.contains(.ack) {
+            if flags.contains(.syn) {
+                replyReset(to: segment, flow: flow)
+            } else {
+                acceptCookie(segment, flow: flow, listener: listener, now: now)
+            }
+            return
+        }
+        guard flags.contains(.syn) else { return }
+        if listener.queued >= listener.backlog {
+            // Linux drops the SYN when the accept queue is full; the client retries.
+            statistics.listenQueueOverflows += 1
+            return
+        }
+        if listener.embryonic >= listener.backlog {
+            sendCookie(for: segment, flow: flow, now: now)
+            return
+        }
+        let iss = isnGenerator.isn(
+            localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+            remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
+        guard
+            let connection = TCPConnection(
+                acceptingSYN: segment, configuration: configuration, initialSequence: iss, now: now)
+        else { return }
+        guard let slot = insert(connection, flow: flow) else {
+            var copy = connection
+            copy.deallocate()
+            return
+        }
+        slots[Int(slot)].listenerPort = flow.localPort
+        listeners[flow.localPort]!.embryonic += 1
+        statistics.passiveOpens += 1
+        markDirty(slot)
+    }
+
+    func isNewIncarnation(_ syn: TCPSegment, of old: TCPConnection) -> Bool {
+        if old.timestampsEnabled, let ts = syn.options.timestamp {
+            return Int32(bitPattern: ts.value &- old.recentTimestamp) > 0
+        }
+        return old.receiveNext < syn.sequenceNumber
+    }
+
+    func replyReset(to segment: TCPSegment, flow: TCPFlow) {
+        guard let reply = TCPReset.reply(to: segment) else { return }
+        statistics.resetsSentForUnknownFlows += 1
+        pendingControl.append((flow, reply))
+    }
+
+    /// Answers a SYN statelessly: the ISN is a cookie, and the options we must remember
+    /// ride in the timestamp (as Linux does); without timestamps only the MSS survives.
+    func sendCookie(for syn: TCPSegment, flow: TCPFlow, now: Instant) {
+        let peerMSS = syn.options.maximumSegmentSize ?? 536
+        let (isn, _) = cookies.encode(
+            localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+            remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort,
+            clientISN: syn.sequenceNumber, mss: peerMSS, now: now)
+        var options = TCPOptions()
+        options.maximumSegmentSize = UInt16(clamping: configuration.maximumSegmentSize)
+        if configuration.timestamps, let ts = syn.options.timestamp {
+            let scale = configuration.windowScaling ? syn.options.windowScale : nil
+            let sack = configuration.selectiveAcknowledgments && syn.options.sackPermitted
+            options.timestamp = TCPTimestampOption(
+                value: cookies.encodeTimestamp(wscale: scale, sackPermitted: sack, now: now), echoReply: ts.value)
+            if scale != nil {
+                options.windowScale = TCPConnection.windowShift(forBufferSize: configuration.receiveBufferSize)
+            }
+            options.sackPermitted = sack
+        }
+        let reply = TCPSegment(
+            sequenceNumber: isn, acknowledgmentNumber: syn.sequenceNumber + 1, flags: [.syn, .ack],
+            window: UInt16(min(configuration.receiveBufferSize, 65535)), options: options)
+        statistics.synCookiesSent += 1
+        pendingControl.append((flow, reply))
+    }
+
+    func acceptCookie(_ ack: TCPSegment, flow: TCPFlow, listener: Listener, now: Instant) {
+        guard
+            let mss = cookies.decode(
+                cookie: ack.acknowledgmentNumber - 1, localAddress: flow.localAddress.rawValue,
+                localPort: flow.localPort, remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort,
+                clientISN: ack.sequenceNumber - 1, now: now)
+        else {
+            statistics.synCookiesRejected += 1
+            replyReset(to: ack, flow: flow)
+            return
+        }
+        guard listener.queued < listener.backlog else {
+            statistics.listenQueueOverflows += 1
+            return
+        }
+        var scale: UInt8?
+        var sack = false
+        if let ts = ack.options.timestamp, configuration.timestamps {
+            (scale, sack) = cookies.decodeTimestamp(ts.echoReply)
+        }
+        let connection = TCPConnection(
+            cookieAck: ack, peerMSS: Int(mss), peerWindowShift: scale, sackPermitted: sack,
+            configuration: configuration, now: now)
+        guard let slot = insert(connection, flow: flow) else { return }
+        statistics.synCookiesAccepted += 1
+        statistics.passiveOpens += 1
+        slots[Int(slot)].listenerPort = flow.localPort
+        listeners[flow.localPort]!.embryonic += 1
+        if ack.payloadLength > 0 || ack.flags.contains(.fin) {
+            slots[Int(slot)].connection!.handle(ack, now: now)
+        }
+        markDirty(slot)
+        afterActivity(slot)
+    }
+
+    // MARK: Output and timers
+
+    /// Sends everything due: control replies, then output of connections that changed or
+    /// whose timers expired.
+    public func poll<Sink: TCPEndpointSink>(now: Instant, into sink: inout Sink) {
+        for control in pendingControl {
+            sink.send(control.segment, flow: control.flow)
+            statistics.segmentsSent += 1
+        }
+        pendingControl.removeAll(keepingCapacity: true)
+        withUnsafeMutablePointer(to: &sink) { base in
+            if now >= earliestDeadline {
+                var earliest = Instant.never
+                for index in slots.indices where slots[index].connection != nil {
+                    if slots[index].deadline <= now || slots[index].dirty {
+                        pollSlot(Int32(index), now: now, sink: base)
+                    }
+                    earliest = min(earliest, slots[index].deadline)
+                }
+                earliestDeadline = earliest
+            }
+            var cursor = 0
+            while cursor < dirtyList.count {
+                let slot = dirtyList[cursor]
+                cursor += 1
+                if slots[Int(slot)].dirty && slots[Int(slot)].connection != nil {
+                    pollSlot(slot, now: now, sink: base)
+                }
+            }
+            dirtyList.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The next instant `poll` has work, `.zero` when it has work now.
+    public var nextDeadline: Instant {
+        if !pendingControl.isEmpty || !dirtyList.isEmpty { return .zero }
+        return earliestDeadline
+    }
+
+    struct FlowSink<Base: TCPEndpointSink>: TCPSegmentSink {
+        let base: UnsafeMutablePointer<Base>
+        let flow: TCPFlow
+        var sent = 0
+        mutating func send(_ segment: TCPSegment) {
+            base.pointee.send(segment, flow: flow)
+            sent += 1
+        }
+    }
+
+    func pollSlot<Sink: TCPEndpointSink>(_ slot: Int32, now: Instant, sink: UnsafeMutablePointer<Sink>) {
+        let index = Int(slot)
+        var adapter = FlowSink(base: sink, flow: slots[index].flow)
+        slots[index].connection!.poll(now: now, into: &adapter)
+        statistics.segmentsSent += adapter.sent
+        slots[index].dirty = false
+        afterActivity(slot)
+        guard slots[index].connection != nil else { return }
+        let deadline = slots[index].connection!.nextDeadline
+        slots[index].deadline = deadline
+        if deadline < earliestDeadline { earliestDeadline = deadline }
+    }
+
+    // MARK: Table management
+
+    func id(_ slot: Int32) -> ConnectionID {
+        ConnectionID(slot: slot, generation: slots[Int(slot)].generation)
+    }
+
+    func validSlot(_ id: ConnectionID) -> Int32? {
+        let index = Int(id.slot)
+        guard index >= 0, index < slots.count, slots[index].generation == id.generation,
+            slots[index].connection != nil
+        else { return nil }
+        return id.slot
+    }
+
+    func markDirty(_ slot: Int32) {
+        let index = Int(slot)
+        if !slots[index].dirty {
+            slots[index].dirty = true
+            dirtyList.append(slot)
+        }
+    }
+
+    func insert(_ connection: TCPConnection, flow: TCPFlow) -> Int32? {
+        guard flows.count < maximumConnections else {
+            statistics.connectionTableFull += 1
+            return nil
+        }
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[Int(slot)].connection = connection
+            slots[Int(slot)].flow = flow
+        } else {
+            slot = Int32(slots.count)
+            slots.append(Slot(connection: connection, flow: flow))
+        }
+        let index = Int(slot)
+        slots[index].deadline = .zero
+        slots[index].dirty = false
+        slots[index].listenerPort = nil
+        slots[index].inAcceptQueue = false
+        slots[index].ownedByApplication = false
+        flows[flow] = slot
+        return slot
+    }
+
+    func release(_ slot: Int32) {
+        let index = Int(slot)
+        guard slots[index].connection != nil else { return }
+        if let port = slots[index].listenerPort, !slots[index].inAcceptQueue {
+            listeners[port]?.embryonic -= 1
+        }
+        slots[index].connection!.deallocate()
+        slots[index].connection = nil
+        flows.removeValue(forKey: slots[index].flow)
+        slots[index].generation &+= 1
+        slots[index].deadline = .never
+        slots[index].listenerPort = nil
+        slots[index].inAcceptQueue = false
+        slots[index].ownedByApplication = false
+        freeSlots.append(slot)
+        statistics.connectionsReleased += 1
+    }
+
+    /// Moves a newly established passive connection to its listener's accept queue, reports
+    /// events, and releases connections that are closed and no longer held by anyone.
+    func afterActivity(_ slot: Int32) {
+        let index = Int(slot)
+        guard slots[index].connection != nil else { return }
+        let events = slots[index].connection!.takeEvents()
+        if events.contains(.connected), let port = slots[index].listenerPort, !slots[index].inAcceptQueue {
+            if listeners[port] != nil {
+                listeners[port]!.embryonic -= 1
+                listeners[port]!.acceptQueue.append(slot)
+                slots[index].inAcceptQueue = true
+                readyEvents.append(.acceptable(port: port))
+            } else {
+                slots[index].connection!.abort(now: .zero)
+                markDirty(slot)
+            }
+        }
+        if slots[index].connection!.state == .closed {
+            if !slots[index].ownedByApplication || slots[index].connection!.isReleasedByApplication {
+                // Nobody holds a handle: an embryo that failed, an accepted-queue entry that
+                // was reset, or a connection the application closed.
+                if slots[index].connection!.resetPendingForOutput { return }
+                release(slot)
+                return
+            }
+        }
+        if !events.isEmpty && slots[index].ownedByApplication {
+            readyEvents.append(.connection(id(slot), events))
+        }
+    }
+
+    func pickEphemeralFlow(local: IPv4Address, remote: IPv4Address, remotePort: UInt16) -> TCPFlow? {
+        let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
+        for _ in 0..<span {
+            let port = nextEphemeralPort
+            nextEphemeralPort = port >= Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
+            if listeners[port] != nil { continue }
+            let flow = TCPFlow(localAddress: local, localPort: port, remoteAddress: remote, remotePort: remotePort)
+            if flows[flow] == nil { return flow }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,79 @@
+import Wire
+
+/// The 4-tuple that names a connection, from this host's point of view.
+public struct TCPFlow: Hashable, Sendable {
+    public var localAddress: IPv4Address
+    public var localPort: UInt16
+    public var remoteAddress: IPv4Address
+    public var remotePort: UInt16
+
+    public init(localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16) {
+        self.localAddress = localAddress
+        self.localPort = localPort
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+    }
+}
+
+/// A handle to a connection in a `TCPEndpoint`. The generation makes a handle to a
+/// released slot fail instead of reaching the slot's next occupant.
+public struct ConnectionID: Hashable, Sendable {
+    public var slot: Int32
+    public var generation: UInt32
+    public init(slot: Int32, generation: UInt32) {
+        self.slot = slot
+        self.generation = generation
+    }
+}
+
+/// Where an endpoint puts outgoing segments, with the flow they belong to.
+public protocol TCPEndpointSink {
+    mutating func send(_ segment: TCPSegment, flow: TCPFlow)
+}
+
+/// Why an endpoint call was refused; `errno` gives Linux's value.
+public enum TCPEndpointError: Error, Hashable, Sendable {
+    /// The port is already bound by a listener or in use (EADDRINUSE).
+    case addressInUse
+    /// No ephemeral port is free for this destination (EADDRNOTAVAIL).
+    case addressNotAvailable
+    /// The connection table is full (ENOBUFS).
+    case noBuffers
+    /// The handle refers to no live connection (EBADF).
+    case badHandle
+
+    public var errno: Int32 {
+        switch self {
+        case .addressInUse: return 98
+        case .addressNotAvailable: return 99
+        case .noBuffers: return 105
+        case .badHandle: return 9
+        }
+    }
+}
+
+/// Counters of everything an endpoint refused, answered or created.
+public struct TCPEndpointStatistics: Hashable, Sendable {
+    public var segmentsReceived = 0
+    public var segmentsSent = 0
+    public var resetsSentForUnknownFlows = 0
+    public var segmentsToClosedPorts = 0
+    public var synCookiesSent = 0
+    public var synCookiesAccepted = 0
+    public var synCookiesRejected = 0
+    public var listenQueueOverflows = 0
+    public var connectionTableFull = 0
+    public var passiveOpens = 0
+    public var activeOpens = 0
+    public var connectionsReleased = 0
+    public var timeWaitReused = 0
+    public init() {}
+}
+
+/// What an endpoint reports to its owner after input or output.
+public enum TCPEndpointEvent: Hashable, Sendable {
+    /// Something changed on a connection the application holds.
+    case connection(ConnectionID, TCPEvents)
+    /// A listener has an established connection to accept.
+    case acceptable(port: UInt16)
+}
