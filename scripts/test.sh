@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs every check the project has: format lint, build, unit tests. This is what CI runs.
+#
+#   bash scripts/test.sh                                 # debug build
+#   MTCP_TEST_CONFIGURATION=release bash scripts/test.sh # optimized build (tests use no @testable)
+#
+# Each step is a function; later work adds steps (interoperability, compatibility tests) to STEPS.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/install-deps.sh
+source "$ROOT/scripts/install-deps.sh"
+
+CONFIGURATION="${MTCP_TEST_CONFIGURATION:-debug}"
+case "$CONFIGURATION" in
+    debug | release) ;;
+    *)
+        echo "test.sh: MTCP_TEST_CONFIGURATION must be debug or release, not '$CONFIGURATION'" >&2
+        exit 2
+        ;;
+esac
+
+# The swift test output, kept to count the tests for the final line.
+TEST_LOG="$(mktemp)"
+CURRENT_STEP="start"
+finish() {
+    local status=$?
+    rm -f "$TEST_LOG"
+    if ((status != 0)); then echo "test.sh: FAILED in step '$CURRENT_STEP' (exit status $status)" >&2; fi
+}
+trap finish EXIT
+
+step_dependencies() {
+    mtcp_install_deps
+}
+
+# `swift format lint` exits 0 on style warnings, so any output at all counts as a failure.
+step_format_lint() {
+    local output
+    output="$(swift format lint -r Sources Tests 2>&1 </dev/null)"
+    if [[ -n "$output" ]]; then
+        printf '%s\n' "$output" >&2
+        echo "test.sh: swift format lint is not clean; fix with: swift format -i -r Sources Tests" >&2
+        return 1
+    fi
+    echo "lint clean"
+}
+
+step_build() {
+    swift build --build-tests -c "$CONFIGURATION" </dev/null
+}
+
+step_unit_tests() {
+    swift test --skip-build -c "$CONFIGURATION" </dev/null 2>&1 | tee "$TEST_LOG"
+}
+
+STEPS=(
+    "dependencies:step_dependencies"
+    "format lint:step_format_lint"
+    "build ($CONFIGURATION):step_build"
+    "unit tests ($CONFIGURATION):step_unit_tests"
+)
+
+for entry in "${STEPS[@]}"; do
+    CURRENT_STEP="${entry%%:*}"
+    printf '\n==> %s\n' "$CURRENT_STEP"
+    "${entry##*:}"
+done
+
+# Swift Testing ends with "Test run with N tests ... passed"; XCTest with "Executed N tests".
+passed="$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$TEST_LOG" | tail -n 1)"
+xctest="$(sed -n 's/.*Executed \([0-9][0-9]*\) tests\{0,1\}, with 0 failures.*/\1/p' "$TEST_LOG" | tail -n 1)"
+total=$((${passed:-0} + ${xctest:-0}))
+if ((total == 0)); then
+    echo "test.sh: FAILED: swift test ran no test" >&2
+    exit 1
+fi
+echo
+echo "test.sh: $total passed, 0 failed"
