@@ -361,7 +361,7 @@ extension TCPConnection {
         let seq = segment.sequenceNumber
         let length = segment.payloadLength
         if length > 0 && state.acceptsData {
-            if closedByApplication {
+            if closedByApplication && receiveNext < seq + length {
                 // Nobody will read this: reset, as Linux does for data on a closed socket.
                 resetPending = true
                 return

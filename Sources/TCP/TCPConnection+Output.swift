@@ -115,7 +115,6 @@ extension TCPConnection {
                 if highRetransmitted < sendUnacknowledged + length {
                     highRetransmitted = sendUnacknowledged + length
                 }
-                statistics.retransmittedSegments += 1
             }
         }
         if inRecovery && sackEnabled {
@@ -232,7 +231,6 @@ extension TCPConnection {
         emitData(from: hole.start, length: dataLength, now: now, into: &sink)
         let end = hole.start + max(dataLength, 1)
         if highRetransmitted < end { highRetransmitted = end }
-        statistics.retransmittedSegments += 1
     }
 
     /// Zero-window probe (RFC 9293 3.8.6.1): one byte past the window, or FIN alone. It is not
@@ -281,6 +279,7 @@ extension TCPConnection {
         if sequenceLength == 0 { return }
         let segmentEnd = seq + sequenceLength
         if isRetransmission {
+            statistics.retransmittedSegments += 1
             if let timed = timedSequence, seq < timed { timedSequence = nil }
         } else {
             statistics.bytesSent += length

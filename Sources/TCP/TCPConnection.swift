@@ -198,7 +198,9 @@ public struct TCPConnection {
         lastSendTime = now
         let mss = min(configuration.maximumSegmentSize, 536)
         congestion = CongestionController(
-            algorithm: configuration.congestionAlgorithm, mss: mss, initialWindow: Self.initialWindow(mss: mss,
+            algorithm: configuration.congestionAlgorithm, mss: mss,
+            initialWindow: Self.initialWindow(
+                mss: mss,
                 segments: configuration.initialWindowSegments))
     }
 

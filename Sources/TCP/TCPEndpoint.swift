@@ -43,6 +43,8 @@ public final class TCPEndpoint {
     var pendingControl: [(flow: TCPFlow, segment: TCPSegment)] = []
     var readyEvents: [TCPEndpointEvent] = []
     var nextEphemeralPort: UInt16 = 32768
+    /// When this endpoint last answered a SYN with a cookie (`.zero`: never).
+    var lastCookieSent = Instant.zero
     public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
 
     /// - Parameter secret: 128 bits for ISNs and SYN cookies; pick it at random once per boot
@@ -83,7 +85,8 @@ public final class TCPEndpoint {
 
     /// Opens a connection; the SYN goes out at the next `poll`.
     public func connect(
-        from localAddress: IPv4Address, localPort: UInt16? = nil, to remoteAddress: IPv4Address, port remotePort: UInt16,
+        from localAddress: IPv4Address, localPort: UInt16? = nil, to remoteAddress: IPv4Address,
+        port remotePort: UInt16,
         now: Instant
     ) throws(TCPEndpointError) -> ConnectionID {
         let flow: TCPFlow
@@ -226,7 +229,8 @@ public final class TCPEndpoint {
             let existing = slots[index].connection!
             // RFC 9293 3.6.1 / RFC 6191: a new SYN may end TIME-WAIT early when its sequence
             // number (or timestamp) shows it is not an old duplicate.
-            if existing.state == .timeWait, flags.contains(.syn), !flags.contains(.ack), listeners[flow.localPort] != nil,
+            if existing.state == .timeWait, flags.contains(.syn), !flags.contains(.ack),
+                listeners[flow.localPort] != nil,
                 isNewIncarnation(segment, of: existing)
             {
                 statistics.timeWaitReused += 1
@@ -319,6 +323,7 @@ public final class TCPEndpoint {
             sequenceNumber: isn, acknowledgmentNumber: syn.sequenceNumber + 1, flags: [.syn, .ack],
             window: UInt16(min(configuration.receiveBufferSize, 65535)), options: options)
         statistics.synCookiesSent += 1
+        lastCookieSent = max(now, Instant(nanoseconds: 1))
         pendingControl.append((flow, reply))
     }
 
@@ -330,7 +335,15 @@ public final class TCPEndpoint {
                 clientISN: ack.sequenceNumber - 1, now: now)
         else {
             statistics.synCookiesRejected += 1
-            replyReset(to: ack, flow: flow)
+            // While cookies are in use, an ACK that fails the check is most often a later
+            // segment of a cookie connection whose first ACK was lost or reordered (its
+            // sequence number no longer reveals the client's ISN): drop it, as the data
+            // segment that follows still validates. Otherwise answer with RST.
+            if now - lastCookieSent > SYNCookieCodec.period * UInt64(SYNCookieCodec.maximumAge)
+                || lastCookieSent == .zero
+            {
+                replyReset(to: ack, flow: flow)
+            }
             return
         }
         guard listener.queued < listener.backlog else {
