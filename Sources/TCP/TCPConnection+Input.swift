@@ -220,7 +220,11 @@ extension TCPConnection {
     mutating func processAcknowledgment(_ segment: TCPSegment, now: Instant) -> Bool {
         let ack = segment.acknowledgmentNumber
         let seq = segment.sequenceNumber
-        // An ACK for data never sent, or far older than any window (RFC 5961 5.2).
+        // An ACK for data never sent, or far older than any window (RFC 5961 5.2). A zero-window
+        // probe's byte counts as sent once the peer acknowledges it.
+        if sendMax < ack && !(windowProbeEnd < ack) && sendMax < windowProbeEnd {
+            sendMax = ack
+        }
         if sendMax < ack || ack < sendUnacknowledged - max(maxSendWindow, 1) {
             sendChallengeAck(now: now)
             return false

@@ -14,7 +14,7 @@ extension TCPConnection {
             resetPending = false
             emitControl(
                 TCPSegment(
-                    sequenceNumber: sendNext, acknowledgmentNumber: receiveNext, flags: [.rst, .ack]),
+                    sequenceNumber: sendMax, acknowledgmentNumber: receiveNext, flags: [.rst, .ack]),
                 into: &sink)
             enterClosed(error: nil)
             return
@@ -288,8 +288,12 @@ extension TCPConnection {
                 timedAt = now
             }
         }
+        if probe {
+            if windowProbeEnd < segmentEnd { windowProbeEnd = segmentEnd }
+            return
+        }
         if sendMax < segmentEnd { sendMax = segmentEnd }
-        if probe { return }
+        if windowProbeEnd < sendMax { windowProbeEnd = sendMax }
         if seq == sendNext { sendNext = segmentEnd }
         if retransmitDeadline == .never {
             retransmitDeadline = now + rttEstimator.backedOff(retransmitCount)
@@ -331,9 +335,12 @@ extension TCPConnection {
         }
     }
 
+    /// A pure ACK carries SND.NXT in the RFC's sense, the highest sequence sent (`sendMax`):
+    /// after a timeout rewinds `sendNext`, an older number would make the peer drop the ACK
+    /// as out of window, and two rewound peers would answer each other's ACKs forever.
     mutating func emitAck<Sink: TCPSegmentSink>(now: Instant, into sink: inout Sink) {
         let segment = TCPSegment(
-            sequenceNumber: sendNext, acknowledgmentNumber: receiveNext, flags: .ack, window: windowField(now: now),
+            sequenceNumber: sendMax, acknowledgmentNumber: receiveNext, flags: .ack, window: windowField(now: now),
             options: outgoingOptions(now: now, sack: true))
         sink.send(segment)
         noteSent(now: now)

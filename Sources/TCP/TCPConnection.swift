@@ -81,6 +81,8 @@ public struct TCPConnection {
     var persistDeadline = Instant.never
     var persistBackoff = 0
     var unansweredProbes = 0
+    /// End of the byte a zero-window probe carried beyond `sendMax`, if any.
+    var windowProbeEnd = SequenceNumber(0)
     var delayedAckDeadline = Instant.never
     var ackPending = false
     var ackNow = false
@@ -185,6 +187,7 @@ public struct TCPConnection {
         sendMax = initialSequence
         recoveryPoint = initialSequence
         highRetransmitted = initialSequence
+        windowProbeEnd = initialSequence
         sendBuffer = SendBuffer(capacity: max(configuration.sendBufferSize, 1))
         receiveBuffer = ReceiveBuffer(capacity: max(configuration.receiveBufferSize, 1))
         receiveWindowShift =
