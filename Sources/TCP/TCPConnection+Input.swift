@@ -220,6 +220,11 @@ extension TCPConnection {
     mutating func processAcknowledgment(_ segment: TCPSegment, now: Instant) -> Bool {
         let ack = segment.acknowledgmentNumber
         let seq = segment.sequenceNumber
+        // SYN-RECEIVED (RFC 9293 3.10.7.4): an ACK outside (SND.UNA, SND.NXT] gets <SEQ=SEG.ACK><CTL=RST>.
+        if state == .synReceived && (!(sendUnacknowledged < ack) || sendMax < ack) {
+            resetReplySequence = ack
+            return false
+        }
         // An ACK for data never sent, or far older than any window (RFC 5961 5.2). A zero-window
         // probe's byte counts as sent once the peer acknowledges it.
         if sendMax < ack && !(windowProbeEnd < ack) && sendMax < windowProbeEnd {
@@ -231,10 +236,6 @@ extension TCPConnection {
         }
         unansweredProbes = 0
         if state == .synReceived {
-            guard sendUnacknowledged < ack else {
-                resetReplySequence = ack
-                return false
-            }
             windowUpdateSequence = seq
             windowUpdateAck = ack
             sendWindow = Int(segment.window) << Int(sendWindowShift)
