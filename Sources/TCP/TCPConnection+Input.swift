@@ -253,8 +253,10 @@ extension TCPConnection {
         if sendUnacknowledged < ack {
             processNewAck(ack, flightBefore: flightBefore, now: now)
         } else if ack == sendUnacknowledged && segment.payloadLength == 0
+            // A zero-window probe's byte is not in flight (sendNext stays behind it), so the
+            // peer's answers to probes are not duplicate ACKs.
             && !segment.flags.contains(.fin) && scaledWindow == sendWindow
-            && sendUnacknowledged < sendMax
+            && sendUnacknowledged < sendNext
         {
             processDuplicateAck(now: now, sackAdvanced: sackAdvanced)
         }
