@@ -97,7 +97,9 @@ do {
         transfer.isComplete && transfer.client.sentDigest == transfer.server.receivedDigest
         && transfer.server.sentDigest == transfer.client.receivedDigest
     let seconds = Double(network.now.nanoseconds) / 1e9
-    print("\nbulk transfer: \(options.bytes) bytes each way in \(seconds) s of simulated time: \(exact ? "byte-exact" : "FAILED")")
+    print(
+        "\nbulk transfer: \(options.bytes) bytes each way in \(seconds) s of simulated time: \(exact ? "byte-exact" : "FAILED")"
+    )
     print("  digest client->server \(transfer.client.sentDigest.value) / \(transfer.server.receivedDigest.value)")
     print("  digest server->client \(transfer.server.sentDigest.value) / \(transfer.client.receivedDigest.value)")
     for (name, side) in [("client", transfer.client), ("server", transfer.server)] {
@@ -118,7 +120,8 @@ do {
 if options.connections > 0 {
     let network = SimulatedNetwork(seed: options.seed)
     let client = SimulatedTCPHost(address: IPv4Address(10, 0, 0, 1), configuration: configuration, secret: options.seed)
-    let server = SimulatedTCPHost(address: IPv4Address(10, 0, 0, 2), configuration: configuration, secret: ~options.seed)
+    let server = SimulatedTCPHost(
+        address: IPv4Address(10, 0, 0, 2), configuration: configuration, secret: ~options.seed)
     network.connect(client, server, profile)
     let load = try RequestResponseLoad(
         client: client, server: server, connections: options.connections, concurrency: options.connections,
