@@ -14,6 +14,14 @@ extension TCPConnection {
         default:
             break
         }
+        var segment = segment
+        if state == .synReceived, segment.flags.contains([.syn, .ack]), segment.sequenceNumber == initialReceiveSequence
+        {
+            // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats a SYN we already
+            // hold; only its ACK is new, so trim the SYN and process the rest.
+            segment.flags.remove(.syn)
+            segment.sequenceNumber = segment.sequenceNumber + 1
+        }
         let flags = segment.flags
         let seq = segment.sequenceNumber
 
