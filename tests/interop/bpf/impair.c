@@ -48,7 +48,7 @@ enum {
     ST_DROPPED = 1,
     ST_DUPLICATED = 2,
     ST_CORRUPTED = 3,
-    ST_PASSED = 4,     // every frame let through unchanged, matching or not, clones excluded
+    ST_PASSED = 4,     // every frame let through (maybe changed), matching or not, clones excluded
     ST_COUNT = 5,
 };
 
@@ -88,6 +88,57 @@ static __always_inline int chance(__u32 permille) {
     return permille && (bpf_get_prandom_u32() % 1000) < permille;
 }
 
+// Offset of the checksum field within a transport header, or -1 if none is known.
+static __always_inline int checksum_offset(__u8 protocol) {
+    switch (protocol) {
+    case IPPROTO_TCP: return 16;
+    case IPPROTO_UDP: return 6;
+    case IPPROTO_ICMP: return 2;
+    default: return -1;
+    }
+}
+
+// Flips one byte after the IP header (transport header or payload) so that the transport
+// checksum no longer matches, whatever state the checksum is in:
+// - finished (frames from a packet socket, ICMP, forwarded packets): changing the data is
+//   enough;
+// - CHECKSUM_PARTIAL (the local kernel's TCP/UDP: tc egress runs before the software checksum
+//   when offloads are off): the field holds only the pseudo-header seed, and the checksum
+//   computed later would cover the flipped byte and come out right. So the seed is moved by
+//   the opposite of the change, and the finished checksum is the one of the original data.
+// Two bpf_l4_csum_replace calls do this without knowing the state: the first (no pseudo-header
+// flag) adjusts only a finished checksum, by +d; the second (pseudo-header flag) adjusts
+// either, by -d. Net: finished checksums unchanged, partial seeds moved by -d.
+// Returns 0 when a byte was flipped.
+static __always_inline int corrupt(struct __sk_buff *skb, __u32 l4_offset, __u32 ip_len,
+                                   __u32 ip_header_len, __u8 protocol) {
+    if (ip_len < ip_header_len + 2 || ip_len > 0xffff)
+        return -1;
+    __u32 words = (ip_len - ip_header_len) / 2;
+    __u32 word = bpf_get_prandom_u32() % words;
+    int check = checksum_offset(protocol);
+    // The byte must not be in the checksum field itself, or the second adjustment would undo
+    // the change of a partial seed.
+    if (check >= 0 && word == (__u32)check / 2)
+        word = word ? word - 1 : word + 1;
+    if (word >= words)
+        return -1;
+    __u32 offset = l4_offset + word * 2;
+    __u16 before, after;
+    if (bpf_skb_load_bytes(skb, offset, &before, 2) < 0)
+        return -1;
+    after = before ^ ((bpf_get_prandom_u32() & 1) ? 0x00ff : 0xff00);
+    if (bpf_skb_store_bytes(skb, offset, &after, 2, 0) < 0)
+        return -1;
+    if (check >= 0) {
+        __u32 field = l4_offset + (__u32)check;
+        if (bpf_l4_csum_replace(skb, field, before, after, 2) < 0 ||
+            bpf_l4_csum_replace(skb, field, after, before, BPF_F_PSEUDO_HDR | 2) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 SEC("tc")
 int impair(struct __sk_buff *skb) {
     if (skb->mark == CLONE_MARK) {
@@ -124,22 +175,9 @@ int impair(struct __sk_buff *skb) {
         return TC_ACT_STOLEN;
     }
 
-    if (chance(cfg_get(CFG_CORRUPT, IMPAIR_CORRUPT, use_map))) {
-        // Flip one byte somewhere after the IP header (transport header or payload), leaving
-        // every checksum as it was so that the receiver has to notice.
-        __u32 l4_offset = ETH_HLEN + ip.ihl * 4;
-        __u32 ip_len = bpf_ntohs(ip.tot_len);
-        if (ip_len > ip.ihl * 4u) {
-            __u32 l4_len = ip_len - ip.ihl * 4u;
-            __u32 offset = l4_offset + bpf_get_prandom_u32() % l4_len;
-            __u8 byte;
-            if (offset < 0xffff && bpf_skb_load_bytes(skb, offset, &byte, 1) == 0) {
-                byte ^= 0xff;
-                if (bpf_skb_store_bytes(skb, offset, &byte, 1, 0) == 0)
-                    count(ST_CORRUPTED);
-            }
-        }
-    }
+    if (chance(cfg_get(CFG_CORRUPT, IMPAIR_CORRUPT, use_map)) &&
+        corrupt(skb, ETH_HLEN + ip.ihl * 4u, bpf_ntohs(ip.tot_len), ip.ihl * 4u, ip.protocol) == 0)
+        count(ST_CORRUPTED);
 
     if (chance(cfg_get(CFG_DUP, IMPAIR_DUP, use_map))) {
         __u32 mark = skb->mark;

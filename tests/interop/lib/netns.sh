@@ -46,12 +46,15 @@ _netns_in() {
 
 # Turns off checksum offload and segmentation/receive coalescing on IFACE (in NS), so that
 # frames on the wire are at most one MTU and carry finished checksums. Features the driver
-# does not have are skipped.
+# does not have are skipped. The kernel's TCP builds multi-segment (GSO) packets even with
+# gso off, segmenting them in software after tc egress; gso_max_segs 1 makes it send one
+# segment per packet, so that the egress impairment drops or corrupts single segments.
 _netns_offloads_off() {
     local ns="$1" iface="$2" feature
     for feature in tx rx tso gso gro lro ufo sg; do
         _netns_in "$ns" ethtool -K "$iface" "$feature" off >/dev/null 2>&1 || true
     done
+    _netns_in "$ns" ip link set dev "$iface" gso_max_segs 1 >/dev/null 2>&1 || true
 }
 
 # Keeps the kernel of NS from ever speaking for IFACE: no IPv6 (no link-local address, DAD,
@@ -302,6 +305,7 @@ _netns_install_trap() {
 # is no longer alive (left by a run that got SIGKILL). PREFIX narrows it to one test.
 netns_sweep_stale() {
     local prefix="${1:-}" ns pid
+    local -a dead=()
     prefix="$(printf '%s' "$prefix" | tr -cd 'a-zA-Z0-9' | cut -c1-5)"
     while read -r ns _; do
         [[ "$ns" =~ ^mtcp-([a-zA-Z0-9]+)-([0-9]+)-[0-9]+-(peer|stack)$ ]] || continue
@@ -313,7 +317,24 @@ netns_sweep_stale() {
             kill -KILL "$pid" 2>/dev/null || true
         done
         ip netns del "$ns" 2>/dev/null || true
+        dead+=("${BASH_REMATCH[1]}${BASH_REMATCH[2]}n")
     done < <(ip netns list 2>/dev/null)
+    # Root-side veth ends go with their peers, but only once the kernel has finished the
+    # namespace's deletion in the background: remove them now.
+    local link stem
+    while read -r link; do
+        for stem in "${dead[@]}"; do
+            [[ "$link" =~ ^${stem}[0-9]+s$ ]] || continue
+            ip link del "$link" 2>/dev/null || true
+        done
+    done < <(ip -o link show type veth 2>/dev/null | sed -n 's/^[0-9]*: \([^@:]*\).*/\1/p')
+    # Scratch directories of dead runs.
+    local dir
+    for dir in /tmp/netns-*; do
+        [[ -d "$dir" && "${dir##*/}" =~ ^netns-([a-zA-Z0-9]+)-([0-9]+)\.[a-zA-Z0-9]{6}$ ]] || continue
+        [[ -z "$prefix" || "${BASH_REMATCH[1]}" == "$prefix" ]] || continue
+        [[ -d "/proc/${BASH_REMATCH[2]}" ]] || rm -rf "$dir"
+    done
 }
 
 # --- Impairment: impair.c on an interface's egress. ----------------------------------------
