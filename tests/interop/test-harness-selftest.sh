@@ -194,6 +194,17 @@ run impair_set "$PEER_IF" 1000 0 0 6
 read -r sent received dups < <(ping_stats 10)
 check "ICMP (and ARP) pass while TCP loss is 1000 per mille: $received/10" test "$received" = 10
 run impair_detach "$PEER_IF"
+
+echo "== ingress: loss and duplicates on frames arriving at $STACK_IF (ICMP)"
+run impair_attach --ingress "$STACK_IF" 300 300 0 1
+read -r sent received dups < <(ping_stats 100)
+echo "counters: $(impair_counters "$STACK_IF")"
+lost=$((sent - received))
+check "ingress loss: $lost of 100 = dropped $(impair_counter "$STACK_IF" dropped)" \
+    test "$lost" = "$(impair_counter "$STACK_IF" dropped)"
+check "ingress loss: some but not all: $lost" between "$lost" 5 70
+check "ingress duplicates reach the receiver (DUP! $dups)" between "$dups" 3 70
+run impair_detach "$STACK_IF"
 check "impair_detach removed the clsact qdisc" \
     bash -c "! tc -n '$PEER_NS' qdisc show dev '$PEER_IF' | grep -q clsact"
 

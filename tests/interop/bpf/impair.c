@@ -1,4 +1,4 @@
-// tc eBPF egress impairment: drops, duplicates and corrupts IPv4 packets of one IP protocol
+// tc eBPF impairment (egress, or ingress): drops, duplicates and corrupts IPv4 packets of one IP protocol
 // (TCP unless told otherwise) with per-mille probabilities read from a map.
 //
 // This kernel has no netem, so this program stands in for it on a veth's egress:
@@ -31,6 +31,9 @@
 #ifndef IMPAIR_PROTO
 #define IMPAIR_PROTO 0
 #endif
+#ifndef IMPAIR_INGRESS
+#define IMPAIR_INGRESS 0
+#endif
 
 // Keys of impair_cfg (u32 values).
 enum {
@@ -39,7 +42,8 @@ enum {
     CFG_CORRUPT = 2,  // per mille of matching packets with one byte flipped
     CFG_PROTO = 3,    // IP protocol impaired: 0 = TCP, 255 = every IPv4 packet, else that number
     CFG_SET = 4,      // nonzero once user space has written the map; until then the -D values
-    CFG_COUNT = 5,
+    CFG_INGRESS = 5,  // nonzero when attached on ingress: duplicates go to ingress too
+    CFG_COUNT = 6,
 };
 
 // Keys of impair_stats (u64 values).
@@ -182,7 +186,8 @@ int impair(struct __sk_buff *skb) {
     if (chance(cfg_get(CFG_DUP, IMPAIR_DUP, use_map))) {
         __u32 mark = skb->mark;
         skb->mark = CLONE_MARK;
-        if (bpf_clone_redirect(skb, skb->ifindex, 0) == 0)
+        __u64 flags = cfg_get(CFG_INGRESS, IMPAIR_INGRESS, use_map) ? BPF_F_INGRESS : 0;
+        if (bpf_clone_redirect(skb, skb->ifindex, flags) == 0)
             count(ST_DUPLICATED);
         skb->mark = mark;
     }

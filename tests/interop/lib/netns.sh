@@ -221,7 +221,8 @@ netns_diag() {
             grep -E '^(TcpRetransSegs|TcpInErrs|TcpInCsumErrors|TcpOutRsts|TcpExtTCPSackRecovery|IcmpInErrors) ' || true
     done
     for entry in "${_NETNS_IMPAIRED[@]}"; do
-        echo "--- impair ${entry#*|}: $(impair_counters "${entry#*|}" 2>/dev/null)"
+        link="${entry#*|}"
+        echo "--- impair $link: $(impair_counters "${link%|*}" 2>/dev/null)"
     done
     echo "=== end of netns_diag ==="
 }
@@ -374,7 +375,8 @@ _impair_u32_bytes() {
 _impair_ids() {
     local iface="$1" ns prog maps map cfg="" stats=""
     ns="$(_impair_ns_of "$iface")" || return 1
-    prog="$(_netns_in "$ns" tc filter show dev "$iface" egress 2>/dev/null |
+    prog="$( (_netns_in "$ns" tc filter show dev "$iface" egress
+        _netns_in "$ns" tc filter show dev "$iface" ingress) 2>/dev/null |
         sed -n 's/.* id \([0-9][0-9]*\) .*/\1/p' | head -n 1)"
     [[ -n "$prog" ]] || return 1
     maps="$(bpftool prog show id "$prog" 2>/dev/null | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p')"
@@ -391,14 +393,18 @@ _impair_ids() {
 # impair_set IFACE LOSS DUP CORRUPT [IPPROTO]  changes the rates of an attached filter.
 impair_set() {
     local iface="$1" loss="$2" dup="$3" corrupt="$4" proto="${5:-6}" ids cfg key value
+    local ingress=0 entry
+    for entry in "${_NETNS_IMPAIRED[@]}"; do
+        [[ "$entry" == *"|$iface|ingress" ]] && ingress=1
+    done
     ids="$(_impair_ids "$iface")" || {
         _netns_log "impair_set: no impair filter with maps on $iface"
         return 1
     }
     cfg="$(echo "$ids" | cut -d' ' -f2)"
     [[ "$proto" == 6 ]] && proto=0
-    local -a values=("$loss" "$dup" "$corrupt" "$proto" 1)
-    for key in 0 1 2 3 4; do
+    local -a values=("$loss" "$dup" "$corrupt" "$proto" 1 "$ingress")
+    for key in 0 1 2 3 4 5; do
         value="${values[$key]}"
         # shellcheck disable=SC2046 # bytes are separate words
         bpftool map update id "$cfg" key $(_impair_u32_bytes "$key") \
@@ -406,12 +412,19 @@ impair_set() {
     done
 }
 
-# impair_attach IFACE LOSS DUP CORRUPT [IPPROTO]
-# Drops, duplicates and corrupts IPv4 packets of protocol IPPROTO (6, TCP, by default; 255 for
+# impair_attach [--ingress] IFACE LOSS DUP CORRUPT [IPPROTO]
+# --ingress: on frames arriving at IFACE instead (PEER_IF ingress impairs stack->kernel
+# traffic whatever way the stack sends; useless on STACK_IF, whose packet socket sees frames
+# before tc ingress). Drops, duplicates and corrupts IPv4 packets of protocol IPPROTO (6, TCP, by default; 255 for
 # every IPv4 packet; ARP always passes) leaving IFACE, each with the given per-mille chance.
 # With bpftool the rates live in a map (impair_set changes them later); without it they are
 # compiled into the object and impair_counters cannot read anything.
 impair_attach() {
+    local direction=egress
+    if [[ "${1:-}" == "--ingress" ]]; then
+        direction=ingress
+        shift
+    fi
     local iface="$1" loss="$2" dup="$3" corrupt="$4" proto="${5:-6}" ns object
     if (($# < 4)); then
         _netns_log "usage: impair_attach IFACE LOSS DUP CORRUPT [IPPROTO]"
@@ -428,7 +441,8 @@ impair_attach() {
         object="$_NETNS_TMPDIR/impair-$loss-$dup-$corrupt-$proto.o"
         [[ "$proto" == 6 ]] && proto=0
         defines=(-DIMPAIR_LOSS="$loss" -DIMPAIR_DUP="$dup" -DIMPAIR_CORRUPT="$corrupt"
-            -DIMPAIR_PROTO="$proto")
+            -DIMPAIR_PROTO="$proto" -DIMPAIR_INGRESS=$([[ $direction == ingress ]] && echo 1 || echo 0))
+        object="${object%.o}-$direction.o"
         _netns_log "impair_attach: no bpftool, rates compiled in and counters unavailable"
     fi
     if [[ ! -f "$object" ]]; then
@@ -436,12 +450,13 @@ impair_attach() {
     fi
     impair_detach "$iface" >/dev/null 2>&1 || true
     _netns_in "$ns" tc qdisc add dev "$iface" clsact || return 1
-    _NETNS_IMPAIRED+=("$ns|$iface")
-    _netns_in "$ns" tc filter add dev "$iface" egress bpf da obj "$object" sec tc || return 1
+    _NETNS_IMPAIRED+=("$ns|$iface|$direction")
+    _netns_in "$ns" tc filter add dev "$iface" "$direction" bpf da obj "$object" sec tc ||
+        return 1
     if command -v bpftool >/dev/null 2>&1; then
         impair_set "$iface" "$loss" "$dup" "$corrupt" "${5:-6}" || return 1
     fi
-    _netns_log "impair $iface: loss ${loss}‰ duplicate ${dup}‰ corrupt ${corrupt}‰ (IP protocol ${5:-6})"
+    _netns_log "impair $iface $direction: loss ${loss}‰ duplicate ${dup}‰ corrupt ${corrupt}‰ (IP protocol ${5:-6})"
 }
 
 # impair_detach [IFACE]  removes the filter (and clsact qdisc) from IFACE, or from every
@@ -452,6 +467,7 @@ impair_detach() {
     for entry in "${_NETNS_IMPAIRED[@]}"; do
         ns="${entry%%|*}"
         iface="${entry#*|}"
+        iface="${iface%|*}"
         if [[ -n "$target" && "$iface" != "$target" ]]; then
             kept+=("$entry")
             continue
