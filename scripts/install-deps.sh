@@ -17,6 +17,10 @@ MTCP_APT_PACKAGES=(
     git ca-certificates
     # Shared libraries the Swift 6.3 toolchain's own binaries load (swift-build, lldb, ...).
     libcurl4 libxml2 libsqlite3-0 libncurses6 libedit2 libpython3.11 zlib1g-dev tzdata
+    # Interop harness (tests/interop): namespaces, veths and tc; offloads; the tc eBPF
+    # impairment's headers (linux/bpf.h: linux-libc-dev, via libc6-dev) and map access; kernel-side
+    # peers of the self-test. Its compiler is the Swift toolchain's clang (BPF target built in).
+    iproute2 ethtool libbpf-dev bpftool iputils-ping netcat-openbsd
 )
 
 # The Swift release the package is written for (InlineArray, typed throws, `swift format`).
