@@ -51,7 +51,8 @@ public final class TAPDevice: PacketIO {
         let mtu: Int
         let actualName: String
         do throws(PacketIOError) {
-            try InterfaceQuery.check(mtcp_shim_tun_set_iff(fd, name, flags, &actual), "ioctl(TUNSETIFF)", interface: name)
+            try InterfaceQuery.check(
+                mtcp_shim_tun_set_iff(fd, name, flags, &actual), "ioctl(TUNSETIFF)", interface: name)
             actualName = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             guard mtcp_shim_set_nonblocking(fd) == 0 else {
                 throw .system(call: "fcntl(O_NONBLOCK)", errno: mtcp_shim_errno())
