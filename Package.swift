@@ -30,6 +30,6 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
-        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
     ]
 )

@@ -71,6 +71,8 @@ final class ImpairmentStage {
                 hold(source, due: 0, releaseAfter: .max, counter: nil)
             }
         }
+        // Frames this one overtook may now be due.
+        if held.count > 0 { releaseReady(now: now, emit) }
     }
 
     private func hold(
