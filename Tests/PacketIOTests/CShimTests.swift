@@ -45,3 +45,13 @@ import Testing
         close(pipeEnds[1])
     }
 }
+
+@Suite struct CShimRingLayoutTests {
+    @Test func ringOffsetsMatchTheKernelABI() {
+        #expect(mtcp_shim_tpacket_align(1) == 16)
+        #expect(mtcp_shim_tpacket_align(32) == 32)
+        // tpacket3_hdr is 48 bytes and tpacket2_hdr 32 on every architecture Linux has.
+        #expect(mtcp_shim_v3_sockaddr_offset() == 48)
+        #expect(mtcp_shim_v2_tx_data_offset() == 32)
+    }
+}

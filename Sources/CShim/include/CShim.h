@@ -90,6 +90,11 @@ void *mtcp_shim_mmap_shared(int fd, size_t length, int extra_flags);
 // The kernel and user space hand blocks back and forth through block_status: acquire on
 // reading it, release on returning it, so the frame bytes are ordered with the flag.
 
+/// TPACKET_ALIGN: rounds a ring offset up to the ring's 16-byte alignment.
+static inline size_t mtcp_shim_tpacket_align(size_t offset) { return TPACKET_ALIGN(offset); }
+/// Bytes from a TPACKET_V3 frame header to its sockaddr_ll.
+static inline size_t mtcp_shim_v3_sockaddr_offset(void) { return TPACKET_ALIGN(sizeof(struct tpacket3_hdr)); }
+
 static inline uint32_t mtcp_shim_v3_block_status(const void *block) {
     const struct tpacket_block_desc *b = (const struct tpacket_block_desc *)block;
     return __atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
@@ -126,7 +131,7 @@ static inline uint32_t mtcp_shim_v3_frame_rxhash(const void *frame) {
 /// aligned header.
 static inline uint8_t mtcp_shim_v3_frame_pkttype(const void *frame) {
     const struct sockaddr_ll *sll =
-        (const struct sockaddr_ll *)((const uint8_t *)frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+        (const struct sockaddr_ll *)((const uint8_t *)frame + mtcp_shim_v3_sockaddr_offset());
     return sll->sll_pkttype;
 }
 
