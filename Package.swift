@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, lowest first; a target depends only on targets above it in this list.
 //   Wire       zero-copy views and builders for Ethernet, ARP, IPv4, ICMP, TCP
 //   TCP        the protocol as a pure state machine driven by an injected clock
+//   CShim      C declarations Swift's Glibc lacks (if_packet.h, epoll, ioctl wrappers)
 //   PacketIO   batched frame I/O: AF_PACKET rings, TAP, in-memory links, impairment
 //   Simulation a deterministic, seeded network simulator for tests and the demo
 let hotPath: [SwiftSetting] = [
@@ -22,12 +23,13 @@ let package = Package(
     targets: [
         .target(name: "Wire", swiftSettings: hotPath),
         .target(name: "TCP", dependencies: ["Wire"], swiftSettings: hotPath),
-        .target(name: "PacketIO", dependencies: ["Wire"], swiftSettings: hotPath),
+        .target(name: "CShim"),
+        .target(name: "PacketIO", dependencies: ["Wire", "CShim"], swiftSettings: hotPath),
         .target(name: "Simulation", dependencies: ["Wire", "TCP"]),
         .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
-        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
     ]
 )

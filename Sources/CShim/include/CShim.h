@@ -1,0 +1,164 @@
+// CShim: the Linux interfaces Swift's Glibc module does not show (epoll, eventfd, timerfd,
+// linux/if_packet.h, TUN ioctls) and thin non-variadic wrappers for what Swift cannot call
+// (ioctl, fcntl, errno, function-like macros). Shared by PacketIO and the layers above it.
+#ifndef MTCP_CSHIM_H
+#define MTCP_CSHIM_H
+
+// _GNU_SOURCE is defined by the .c file only: defining it here would make Swift parse the
+// libc headers under other feature macros than its Glibc module (fd_set then conflicts when
+// a file imports both). Nothing declared here needs it.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+// MARK: errno and descriptors
+
+/// The calling thread's errno (Swift cannot read the TLS macro reliably across modules).
+static inline int mtcp_shim_errno(void) { return errno; }
+/// Sets the calling thread's errno.
+static inline void mtcp_shim_set_errno(int value) { errno = value; }
+
+/// Adds O_NONBLOCK to a descriptor; 0 or -1 with errno.
+int mtcp_shim_set_nonblocking(int fd);
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC).
+static inline uint64_t mtcp_shim_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// MARK: interface ioctls (fd: any socket)
+
+/// The interface index of `name`, or -1 with errno (ENODEV when there is none).
+int mtcp_shim_if_index(int fd, const char *name);
+/// Copies the interface's 6-byte hardware address into `out`; 0 or -1 with errno.
+int mtcp_shim_if_hwaddr(int fd, const char *name, uint8_t out[6]);
+/// The interface MTU, or -1 with errno.
+int mtcp_shim_if_mtu(int fd, const char *name);
+/// The interface flags (IFF_UP...), or -1 with errno.
+int mtcp_shim_if_flags(int fd, const char *name);
+/// Sets the interface flags; 0 or -1 with errno.
+int mtcp_shim_if_set_flags(int fd, const char *name, int flags);
+
+/// TUNSETIFF on an open /dev/net/tun: attaches to (or creates) `name` with `flags`
+/// (IFF_TAP | IFF_NO_PI ...). The kernel's chosen name is written to `actual_name`
+/// (IFNAMSIZ bytes) when it is not NULL. 0 or -1 with errno.
+int mtcp_shim_tun_set_iff(int fd, const char *name, int flags, char *actual_name);
+
+// MARK: AF_PACKET sockets
+
+/// socket(AF_PACKET, SOCK_RAW, htons(protocol)); protocol in host order (0: receive nothing).
+int mtcp_shim_packet_socket(int protocol);
+/// Binds a packet socket to an interface and protocol (host order); 0 or -1 with errno.
+int mtcp_shim_packet_bind(int fd, int ifindex, int protocol);
+/// setsockopt(fd, level, name, &value, sizeof(int)); 0 or -1 with errno.
+int mtcp_shim_setsockopt_int(int fd, int level, int name, int value);
+/// Sets PACKET_VERSION TPACKET_V3 and a PACKET_RX_RING; 0 or -1 with errno.
+int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_count, unsigned frame_size,
+                                unsigned retire_timeout_ms);
+/// Sets PACKET_VERSION TPACKET_V2 and a PACKET_TX_RING; 0 or -1 with errno.
+int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
+/// Joins fanout `group` with `mode` (PACKET_FANOUT_* | flags); 0 or -1 with errno.
+int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode);
+/// Reads and resets PACKET_STATISTICS of a TPACKET_V3 socket; 0 or -1 with errno.
+int mtcp_shim_packet_statistics_v3(int fd, uint32_t *packets, uint32_t *drops);
+/// Kicks a TX ring: send(fd, NULL, 0, MSG_DONTWAIT). Returns bytes queued or -1 with errno.
+long mtcp_shim_packet_kick(int fd);
+
+/// mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | extra_flags, fd, 0), or NULL.
+void *mtcp_shim_mmap_shared(int fd, size_t length, int extra_flags);
+
+// MARK: TPACKET_V3 receive blocks and frames
+// The kernel and user space hand blocks back and forth through block_status: acquire on
+// reading it, release on returning it, so the frame bytes are ordered with the flag.
+
+/// TPACKET_ALIGN: rounds a ring offset up to the ring's 16-byte alignment.
+static inline size_t mtcp_shim_tpacket_align(size_t offset) { return TPACKET_ALIGN(offset); }
+/// Bytes from a TPACKET_V3 frame header to its sockaddr_ll.
+static inline size_t mtcp_shim_v3_sockaddr_offset(void) { return TPACKET_ALIGN(sizeof(struct tpacket3_hdr)); }
+
+static inline uint32_t mtcp_shim_v3_block_status(const void *block) {
+    const struct tpacket_block_desc *b = (const struct tpacket_block_desc *)block;
+    return __atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+}
+static inline void mtcp_shim_v3_block_release(void *block) {
+    struct tpacket_block_desc *b = (struct tpacket_block_desc *)block;
+    __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+static inline uint32_t mtcp_shim_v3_block_packets(const void *block) {
+    return ((const struct tpacket_block_desc *)block)->hdr.bh1.num_pkts;
+}
+static inline uint32_t mtcp_shim_v3_block_first_offset(const void *block) {
+    return ((const struct tpacket_block_desc *)block)->hdr.bh1.offset_to_first_pkt;
+}
+static inline uint32_t mtcp_shim_v3_frame_next_offset(const void *frame) {
+    return ((const struct tpacket3_hdr *)frame)->tp_next_offset;
+}
+static inline uint32_t mtcp_shim_v3_frame_status(const void *frame) {
+    return ((const struct tpacket3_hdr *)frame)->tp_status;
+}
+static inline uint32_t mtcp_shim_v3_frame_snaplen(const void *frame) {
+    return ((const struct tpacket3_hdr *)frame)->tp_snaplen;
+}
+static inline uint32_t mtcp_shim_v3_frame_len(const void *frame) {
+    return ((const struct tpacket3_hdr *)frame)->tp_len;
+}
+static inline uint32_t mtcp_shim_v3_frame_mac_offset(const void *frame) {
+    return ((const struct tpacket3_hdr *)frame)->tp_mac;
+}
+static inline uint32_t mtcp_shim_v3_frame_rxhash(const void *frame) {
+    return ((const struct tpacket3_hdr *)frame)->hv1.tp_rxhash;
+}
+/// The frame's sll_pkttype (PACKET_HOST, PACKET_OUTGOING...): the sockaddr_ll follows the
+/// aligned header.
+static inline uint8_t mtcp_shim_v3_frame_pkttype(const void *frame) {
+    const struct sockaddr_ll *sll =
+        (const struct sockaddr_ll *)((const uint8_t *)frame + mtcp_shim_v3_sockaddr_offset());
+    return sll->sll_pkttype;
+}
+
+// MARK: TPACKET_V2 transmit frames
+
+/// Where frame data starts in a TX frame (without PACKET_TX_HAS_OFF).
+static inline size_t mtcp_shim_v2_tx_data_offset(void) { return TPACKET_ALIGN(sizeof(struct tpacket2_hdr)); }
+static inline uint32_t mtcp_shim_v2_frame_status(const void *frame) {
+    return __atomic_load_n(&((const struct tpacket2_hdr *)frame)->tp_status, __ATOMIC_ACQUIRE);
+}
+static inline void mtcp_shim_v2_frame_set_status(void *frame, uint32_t status) {
+    __atomic_store_n(&((struct tpacket2_hdr *)frame)->tp_status, status, __ATOMIC_RELEASE);
+}
+/// Sets the frame length and hands the frame to the kernel (TP_STATUS_SEND_REQUEST).
+static inline void mtcp_shim_v2_frame_send_request(void *frame, uint32_t length) {
+    struct tpacket2_hdr *h = (struct tpacket2_hdr *)frame;
+    h->tp_len = length;
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+}
+
+// MARK: event descriptors (for the layers above)
+
+/// epoll_ctl with a 64-bit user value; 0 or -1 with errno.
+int mtcp_shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// timerfd_settime with a one-shot or periodic relative time in nanoseconds (0: disarm).
+int mtcp_shim_timerfd_set_ns(int fd, uint64_t initial_ns, uint64_t interval_ns);
+/// Pins the calling thread to one CPU; 0 or -1 with errno.
+int mtcp_shim_pin_to_cpu(int cpu);
+
+#endif

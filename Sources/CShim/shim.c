@@ -1,0 +1,153 @@
+// Out-of-line wrappers for variadic calls (ioctl, fcntl) and struct-heavy setup calls.
+#define _GNU_SOURCE
+#include "CShim.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+int mtcp_shim_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL, 0);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// Fills an ifreq with a name, refusing names that do not fit.
+static int fill_ifreq(struct ifreq *req, const char *name) {
+    memset(req, 0, sizeof(*req));
+    size_t length = strlen(name);
+    if (length >= IFNAMSIZ) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(req->ifr_name, name, length);
+    return 0;
+}
+
+int mtcp_shim_if_index(int fd, const char *name) {
+    struct ifreq req;
+    if (fill_ifreq(&req, name) < 0 || ioctl(fd, SIOCGIFINDEX, &req) < 0) return -1;
+    return req.ifr_ifindex;
+}
+
+int mtcp_shim_if_hwaddr(int fd, const char *name, uint8_t out[6]) {
+    struct ifreq req;
+    if (fill_ifreq(&req, name) < 0 || ioctl(fd, SIOCGIFHWADDR, &req) < 0) return -1;
+    memcpy(out, req.ifr_hwaddr.sa_data, 6);
+    return 0;
+}
+
+int mtcp_shim_if_mtu(int fd, const char *name) {
+    struct ifreq req;
+    if (fill_ifreq(&req, name) < 0 || ioctl(fd, SIOCGIFMTU, &req) < 0) return -1;
+    return req.ifr_mtu;
+}
+
+int mtcp_shim_if_flags(int fd, const char *name) {
+    struct ifreq req;
+    if (fill_ifreq(&req, name) < 0 || ioctl(fd, SIOCGIFFLAGS, &req) < 0) return -1;
+    return req.ifr_flags & 0xffff;
+}
+
+int mtcp_shim_if_set_flags(int fd, const char *name, int flags) {
+    struct ifreq req;
+    if (fill_ifreq(&req, name) < 0) return -1;
+    req.ifr_flags = (short)flags;
+    return ioctl(fd, SIOCSIFFLAGS, &req);
+}
+
+int mtcp_shim_tun_set_iff(int fd, const char *name, int flags, char *actual_name) {
+    struct ifreq req;
+    if (fill_ifreq(&req, name) < 0) return -1;
+    req.ifr_flags = (short)flags;
+    if (ioctl(fd, TUNSETIFF, &req) < 0) return -1;
+    if (actual_name) memcpy(actual_name, req.ifr_name, IFNAMSIZ);
+    return 0;
+}
+
+int mtcp_shim_packet_socket(int protocol) {
+    return socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons((uint16_t)protocol));
+}
+
+int mtcp_shim_packet_bind(int fd, int ifindex, int protocol) {
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons((uint16_t)protocol);
+    address.sll_ifindex = ifindex;
+    return bind(fd, (struct sockaddr *)&address, sizeof(address));
+}
+
+int mtcp_shim_setsockopt_int(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_count, unsigned frame_size,
+                                unsigned retire_timeout_ms) {
+    if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3) < 0) return -1;
+    struct tpacket_req3 req;
+    memset(&req, 0, sizeof(req));
+    req.tp_block_size = block_size;
+    req.tp_block_nr = block_count;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = (block_size / frame_size) * block_count;
+    req.tp_retire_blk_tov = retire_timeout_ms;
+    req.tp_feature_req_word = TP_FT_REQ_FILL_RXHASH;
+    return setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req));
+}
+
+int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size) {
+    if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2) < 0) return -1;
+    struct tpacket_req req;
+    memset(&req, 0, sizeof(req));
+    req.tp_block_size = block_size;
+    req.tp_block_nr = block_count;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = (block_size / frame_size) * block_count;
+    return setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req));
+}
+
+int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode) {
+    return mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_FANOUT, (int)((uint32_t)group | ((uint32_t)mode << 16)));
+}
+
+int mtcp_shim_packet_statistics_v3(int fd, uint32_t *packets, uint32_t *drops) {
+    struct tpacket_stats_v3 stats;
+    memset(&stats, 0, sizeof(stats));
+    socklen_t length = sizeof(stats);
+    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &stats, &length) < 0) return -1;
+    if (packets) *packets = stats.tp_packets;
+    if (drops) *drops = stats.tp_drops;
+    return 0;
+}
+
+long mtcp_shim_packet_kick(int fd) { return (long)send(fd, NULL, 0, MSG_DONTWAIT); }
+
+void *mtcp_shim_mmap_shared(int fd, size_t length, int extra_flags) {
+    void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | extra_flags, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int mtcp_shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof(event));
+    event.events = events;
+    event.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int mtcp_shim_timerfd_set_ns(int fd, uint64_t initial_ns, uint64_t interval_ns) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.it_value.tv_sec = (time_t)(initial_ns / 1000000000ull);
+    spec.it_value.tv_nsec = (long)(initial_ns % 1000000000ull);
+    spec.it_interval.tv_sec = (time_t)(interval_ns / 1000000000ull);
+    spec.it_interval.tv_nsec = (long)(interval_ns % 1000000000ull);
+    return timerfd_settime(fd, 0, &spec, NULL);
+}
+
+int mtcp_shim_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set);
+}

@@ -1,0 +1,175 @@
+import CShim
+import Glibc
+import Wire
+
+/// Frame I/O on one Linux interface through AF_PACKET memory-mapped rings.
+///
+/// Receive: a TPACKET_V3 ring of large blocks the kernel fills and retires (after the
+/// configured timeout at the latest); `receive` walks the frames of each retired block and
+/// hands the block back once it is consumed. Transmit: a second socket with a TPACKET_V2
+/// ring, bound to protocol 0 so it receives nothing. A separate socket because the packet
+/// version is per socket, V3 gives no benefit for TX (its TX ring is fixed frames like V2),
+/// and keeping TX off the RX socket lets it bypass the qdisc without affecting receive.
+/// `flush` kicks the ring once with `send(fd, NULL, 0, MSG_DONTWAIT)`.
+///
+/// Frames this host sends (PACKET_OUTGOING) are not delivered, so the stack never sees its
+/// own frames. With a `fanoutGroup`, instances opened on the same interface share its
+/// traffic by flow hash (PACKET_FANOUT_HASH, defragmenting first), like RSS queues.
+///
+/// On a veth the kernel peer hands over frames with TCP/UDP checksums left to "hardware"
+/// (TP_STATUS_CSUMNOTREADY) and GSO frames above the MTU. The ring completes IPv4 TCP/UDP
+/// checksums in place (counted in `checksumsCompleted`) and its blocks hold 64 KiB frames;
+/// the test harness also turns the peer's offloads off with `ethtool -K`.
+public final class AFPacketRing: PacketIO {
+    /// The interface's hardware address.
+    public let macAddress: MACAddress
+    /// The interface's MTU.
+    public let mtu: Int
+    /// The interface name.
+    public let interface: String
+    /// The kernel's index for the interface.
+    public let interfaceIndex: Int32
+    /// The receive socket: readable (POLLIN) when a block is ready.
+    public var waitDescriptor: Int32 { rxSocket }
+    /// Counters, with the kernel's receive drops (PACKET_STATISTICS) folded in when read.
+    public var statistics: PacketIOStatistics {
+        refreshKernelDrops()
+        return counters
+    }
+    /// Frames whose L4 checksum was completed in software (TP_STATUS_CSUMNOTREADY).
+    public internal(set) var checksumsCompleted = 0
+    /// Frames seen on receive that this host sent, skipped.
+    public internal(set) var outgoingSkipped = 0
+
+    let rxSocket: Int32
+    let txSocket: Int32
+    let rxRing: UnsafeMutableRawPointer
+    let blockSize: Int
+    let blockCount: Int
+    let txRing: UnsafeMutableRawPointer
+    let txFrameSize: Int
+    let txFrameCount: Int
+    let txDataOffset: Int
+    let completeChecksums: Bool
+
+    /// The block being read (or to read next), and where its next frame is.
+    var blockIndex = 0
+    var blockHeld = false
+    var framesLeftInBlock = 0
+    var nextFrame: UnsafeMutableRawPointer
+    /// The next transmit frame to fill, and whether committed frames await a kick.
+    var txHead = 0
+    var txNeedsKick = false
+    var counters = PacketIOStatistics()
+
+    /// Opens both rings on `interface`, joining fanout group `fanoutGroup` when given.
+    public init(
+        interface: String, fanoutGroup: UInt16? = nil, configuration: Configuration = Configuration()
+    ) throws(PacketIOError) {
+        try configuration.validate()
+        var sockets = SocketPair()
+        defer { sockets.closeUnclaimed() }
+
+        // Protocol 0 until the ring is ready: no frames from other interfaces slip in.
+        sockets.rx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)")
+        let rx = sockets.rx
+        let index = try InterfaceQuery.index(socket: rx, interface: interface)
+        let mtu = try InterfaceQuery.mtu(socket: rx, interface: interface)
+        let mac = try InterfaceQuery.hardwareAddress(socket: rx, interface: interface)
+
+        let rxLength = configuration.blockSize * configuration.blockCount
+        try Self.check(
+            mtcp_shim_packet_rx_ring_v3(
+                rx, UInt32(configuration.blockSize), UInt32(configuration.blockCount), 2048,
+                UInt32(configuration.retireTimeoutMilliseconds)), "setsockopt(PACKET_RX_RING)")
+        // Older kernels lack PACKET_IGNORE_OUTGOING; the per-frame pkttype check covers them.
+        _ = mtcp_shim_setsockopt_int(rx, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        guard let rxRing = mtcp_shim_mmap_shared(rx, rxLength, MAP_POPULATE) else {
+            throw .system(call: "mmap(rx ring)", errno: mtcp_shim_errno())
+        }
+        sockets.rxMapping = (rxRing, rxLength)
+        try Self.check(mtcp_shim_packet_bind(rx, index, ETH_P_ALL), "bind(rx)")
+        if let group = fanoutGroup {
+            let mode = UInt16(PACKET_FANOUT_HASH) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
+            try Self.check(mtcp_shim_packet_fanout(rx, group, mode), "setsockopt(PACKET_FANOUT)")
+        }
+
+        sockets.tx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)")
+        let tx = sockets.tx
+        let dataOffset = Int(mtcp_shim_v2_tx_data_offset())
+        var frameSize = 2048
+        while frameSize < mtu + 14 + dataOffset { frameSize <<= 1 }
+        let txBlockSize = max(frameSize, 1 << 16)
+        let framesPerBlock = txBlockSize / frameSize
+        let txBlocks = (configuration.transmitFrameCount + framesPerBlock - 1) / framesPerBlock
+        let txLength = txBlockSize * txBlocks
+        if configuration.qdiscBypass {
+            try Self.check(
+                mtcp_shim_setsockopt_int(tx, SOL_PACKET, PACKET_QDISC_BYPASS, 1), "setsockopt(PACKET_QDISC_BYPASS)")
+        }
+        try Self.check(
+            mtcp_shim_packet_tx_ring_v2(tx, UInt32(txBlockSize), UInt32(txBlocks), UInt32(frameSize)),
+            "setsockopt(PACKET_TX_RING)")
+        guard let txRing = mtcp_shim_mmap_shared(tx, txLength, MAP_POPULATE) else {
+            throw .system(call: "mmap(tx ring)", errno: mtcp_shim_errno())
+        }
+        sockets.txMapping = (txRing, txLength)
+        try Self.check(mtcp_shim_packet_bind(tx, index, 0), "bind(tx)")
+
+        sockets.claimed = true
+        self.interface = interface
+        self.interfaceIndex = index
+        self.mtu = mtu
+        self.macAddress = mac
+        self.rxSocket = rx
+        self.txSocket = tx
+        self.rxRing = rxRing
+        self.blockSize = configuration.blockSize
+        self.blockCount = configuration.blockCount
+        self.txRing = txRing
+        self.txFrameSize = frameSize
+        self.txFrameCount = framesPerBlock * txBlocks
+        self.txDataOffset = dataOffset
+        self.completeChecksums = configuration.completeChecksums
+        self.nextFrame = rxRing
+    }
+
+    deinit {
+        munmap(rxRing, blockSize * blockCount)
+        munmap(txRing, txFrameSize * txFrameCount)
+        close(rxSocket)
+        close(txSocket)
+    }
+
+    /// Adds the kernel's receive drops since the last read (reading resets them).
+    func refreshKernelDrops() {
+        var packets: UInt32 = 0
+        var drops: UInt32 = 0
+        if mtcp_shim_packet_statistics_v3(rxSocket, &packets, &drops) == 0 {
+            counters.receiveDrops += Int(drops)
+        }
+    }
+
+    @discardableResult
+    static func check(_ result: Int32, _ call: String) throws(PacketIOError) -> Int32 {
+        guard result >= 0 else { throw .system(call: call, errno: mtcp_shim_errno()) }
+        return result
+    }
+}
+
+/// Descriptors and mappings opened so far by `AFPacketRing.init`, released if it throws.
+private struct SocketPair {
+    var rx: Int32 = -1
+    var tx: Int32 = -1
+    var rxMapping: (UnsafeMutableRawPointer, Int)?
+    var txMapping: (UnsafeMutableRawPointer, Int)?
+    var claimed = false
+
+    func closeUnclaimed() {
+        guard !claimed else { return }
+        if let (pointer, length) = rxMapping { munmap(pointer, length) }
+        if let (pointer, length) = txMapping { munmap(pointer, length) }
+        if rx >= 0 { close(rx) }
+        if tx >= 0 { close(tx) }
+    }
+}

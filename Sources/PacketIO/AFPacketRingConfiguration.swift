@@ -1,0 +1,39 @@
+extension AFPacketRing {
+    /// Ring sizes and switches for an `AFPacketRing`.
+    public struct Configuration: Sendable, Hashable {
+        /// Bytes per TPACKET_V3 receive block (a power of two, at least 64 KiB): large enough
+        /// for a 64 KiB GSO frame the kernel peer may hand over.
+        public var blockSize = 1 << 20
+        /// Receive blocks in the ring.
+        public var blockCount = 16
+        /// Milliseconds after which the kernel hands over a partly filled block, so a
+        /// lone frame is not held back.
+        public var retireTimeoutMilliseconds = 1
+        /// Frames in the transmit ring (rounded up to whole blocks).
+        public var transmitFrameCount = 1024
+        /// Sends skip the interface's qdisc (PACKET_QDISC_BYPASS): faster, but no tc shaping.
+        public var qdiscBypass = true
+        /// Finishes TCP/UDP checksums of frames marked TP_STATUS_CSUMNOTREADY before
+        /// handing them over.
+        public var completeChecksums = true
+
+        /// The defaults: 16 blocks of 1 MiB, 1 ms retire timeout, 1024 transmit frames.
+        public init() {}
+
+        /// Throws `.invalidConfiguration` when the kernel would refuse these sizes.
+        func validate() throws(PacketIOError) {
+            guard blockSize >= 1 << 16, blockSize & (blockSize - 1) == 0, blockSize <= 1 << 30 else {
+                throw .invalidConfiguration("blockSize must be a power of two from 64 KiB to 1 GiB")
+            }
+            guard blockCount >= 1, blockCount <= 1 << 16 else {
+                throw .invalidConfiguration("blockCount must be 1...65536")
+            }
+            guard retireTimeoutMilliseconds >= 1, retireTimeoutMilliseconds <= 1000 else {
+                throw .invalidConfiguration("retireTimeoutMilliseconds must be 1...1000")
+            }
+            guard transmitFrameCount >= 1, transmitFrameCount <= 1 << 20 else {
+                throw .invalidConfiguration("transmitFrameCount must be 1...1048576")
+            }
+        }
+    }
+}
