@@ -61,9 +61,8 @@ extension NetworkStack {
         let range = Self.bindEphemeralPorts
         let span = Int(range.upperBound - range.lowerBound) + 1
         for _ in 0..<span {
-            let port = nextEphemeralPort
+            let port = range.contains(nextEphemeralPort) ? nextEphemeralPort : range.lowerBound
             nextEphemeralPort = port >= range.upperBound ? range.lowerBound : port + 1
-            if port < range.lowerBound { continue }
             if boundPorts[port, default: 0] == 0 && !endpoint.isListening(port: port) { return port }
         }
         return nil

@@ -32,7 +32,7 @@ public final class NetworkStack<IO: PacketIO> {
     var boundPorts: [UInt16: Int] = [:]
     /// The socket holding each endpoint slot's connection, -1 for none.
     var ownerBySlot: [Int32] = []
-    var nextEphemeralPort: UInt16 = 49152
+    var nextEphemeralPort: UInt16 = 61000
     var epolls: [EventPollSet?] = []
     var freeEpolls: [Int32] = []
     var loggedOptions: Set<Int64> = []
