@@ -2,14 +2,20 @@
 import PackageDescription
 
 // Layers, lowest first; a target depends only on targets above it in this list.
-//   Wire       zero-copy views and builders for Ethernet, ARP, IPv4, ICMP, TCP
-//   TCP        the protocol as a pure state machine driven by an injected clock
-//   CShim      C declarations Swift's Glibc lacks (if_packet.h, epoll, ioctl wrappers)
-//   PacketIO   batched frame I/O: AF_PACKET rings, TAP, in-memory links, impairment
-//   Simulation a deterministic, seeded network simulator for tests and the demo
+//   Wire         zero-copy views and builders for Ethernet, ARP, IPv4, ICMP, TCP
+//   TCP          the protocol as a pure state machine driven by an injected clock
+//   CShim        C declarations Swift's Glibc lacks (if_packet.h, epoll, ioctl wrappers)
+//   PacketIO     batched frame I/O: AF_PACKET rings, TAP, in-memory links, impairment
+//   Stack        per-core instance: ARP, routes, ICMP echo, sockets and epoll over a PacketIO
+//   StackRuntime options (flags and MTCP_* variables), backends and one thread per instance
+//   Simulation   a deterministic, seeded network simulator for tests and the demo
+// Executables: the simulation demo and the example programs on the stack's own API.
 let hotPath: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"])
 ]
+// The example programs share state between instance threads through Mutex and keep the
+// Swift 5 language mode's lighter Sendable checking for their closures.
+let example: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "mtcp-swift",
@@ -18,7 +24,11 @@ let package = Package(
         .library(name: "TCP", targets: ["TCP"]),
         .library(name: "PacketIO", targets: ["PacketIO"]),
         .library(name: "Simulation", targets: ["Simulation"]),
+        .library(name: "Stack", targets: ["Stack"]),
         .executable(name: "mtcp-sim-demo", targets: ["SimDemo"]),
+        .executable(name: "mtcp-echo", targets: ["EchoServer"]),
+        .executable(name: "mtcp-httpd", targets: ["HTTPServer"]),
+        .executable(name: "mtcp-load", targets: ["LoadGenerator"]),
     ],
     targets: [
         .target(name: "Wire", swiftSettings: hotPath),
@@ -26,10 +36,20 @@ let package = Package(
         .target(name: "CShim"),
         .target(name: "PacketIO", dependencies: ["Wire", "CShim"], swiftSettings: hotPath),
         .target(name: "Simulation", dependencies: ["Wire", "TCP"]),
+        .target(name: "Stack", dependencies: ["Wire", "TCP", "PacketIO"], swiftSettings: hotPath),
+        .target(name: "StackRuntime", dependencies: ["Stack", "PacketIO", "TCP", "Wire"], swiftSettings: example),
         .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
+        .executableTarget(
+            name: "EchoServer", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP"], swiftSettings: example),
+        .executableTarget(
+            name: "HTTPServer", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP"], swiftSettings: example),
+        .executableTarget(
+            name: "LoadGenerator", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP", "Wire"],
+            swiftSettings: example),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
+        .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire"]),
     ]
 )

@@ -1,0 +1,142 @@
+import PacketIO
+import TCP
+import Wire
+
+/// Builds a TCP segment's Ethernet, IPv4 and TCP headers straight into the transmit ring.
+struct FrameSink<IO: PacketIO>: TCPEndpointSink {
+    unowned(unsafe) let stack: NetworkStack<IO>
+
+    @inline(__always)
+    mutating func send(_ segment: TCPSegment, flow: TCPFlow) {
+        stack.transmit(segment, flow: flow)
+    }
+}
+
+/// The send path: route, resolve, and write frames in place.
+extension NetworkStack {
+    static var ipOffset: Int { EthernetHeader.length }
+    static var tcpOffset: Int { EthernetHeader.length + IPv4Header.minimumLength }
+
+    func transmit(_ segment: TCPSegment, flow: TCPFlow) {
+        let hop: IPv4Address
+        do {
+            hop = try route(to: flow.remoteAddress)
+        } catch {
+            statistics.noRoute += 1
+            return
+        }
+        if let mac = arp.lookup(hop) {
+            guard let buffer = io.nextTransmitBuffer() else {
+                statistics.transmitRingFull += 1
+                return
+            }
+            let length = writeFrame(segment, flow: flow, destinationMAC: mac, into: buffer)
+            guard length > 0 else { return }
+            io.commitTransmit(length: length)
+            statistics.framesSent += 1
+            statistics.tcpSegmentsSent += 1
+            return
+        }
+        // The MAC is unknown: the frame waits in the ARP pool, its destination patched later.
+        let result = arp.enqueue(for: hop, now: now) { buffer in
+            writeFrame(segment, flow: flow, destinationMAC: .zero, into: buffer)
+        }
+        switch result {
+        case .queued(let start):
+            statistics.tcpSegmentsSent += 1
+            if start { sendARPRequest(for: hop) }
+        case .overflow:
+            statistics.pendingQueueOverflow += 1
+        case .cacheFull:
+            statistics.arpCacheFull += 1
+        }
+    }
+
+    /// Writes one whole frame; returns its length, 0 if it does not fit.
+    func writeFrame(
+        _ segment: TCPSegment, flow: TCPFlow, destinationMAC: MACAddress, into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        guard buffer.count > Self.tcpOffset else { return 0 }
+        let tcpLength = TCPHeader.write(
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.tcpOffset...]), sourcePort: flow.localPort,
+            destinationPort: flow.remotePort, sequenceNumber: segment.sequenceNumber.rawValue,
+            acknowledgmentNumber: segment.acknowledgmentNumber.rawValue, flags: segment.flags,
+            window: segment.window, options: segment.options, payload: segment.payload, segment.payloadTail,
+            source: flow.localAddress, destination: flow.remoteAddress)
+        guard tcpLength > 0 else { return 0 }
+        identification &+= 1
+        IPv4Header.write(
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: flow.localAddress,
+            destination: flow.remoteAddress, protocol: IPProtocol.tcp, payloadLength: tcpLength,
+            identification: identification)
+        EthernetHeader(destination: destinationMAC, source: macAddress, etherType: EtherType.ipv4).write(to: buffer)
+        return Self.tcpOffset + tcpLength
+    }
+
+    /// Sends a frame that waited for ARP, now that its next hop answered at `mac`.
+    func flushPending(_ frame: UnsafeMutableRawBufferPointer, to mac: MACAddress) {
+        EthernetHeader(destination: mac, source: macAddress, etherType: EtherType.ipv4).write(to: frame)
+        guard let buffer = io.nextTransmitBuffer() else {
+            statistics.transmitRingFull += 1
+            return
+        }
+        guard buffer.count >= frame.count else { return }
+        buffer.copyMemory(from: UnsafeRawBufferPointer(frame))
+        io.commitTransmit(length: frame.count)
+        statistics.framesSent += 1
+        statistics.pendingFlushed += 1
+    }
+
+    func sendARPRequest(for address: IPv4Address) {
+        statistics.arpRequestsSent += 1
+        sendARP(
+            ARPPacket(
+                operation: ARPPacket.request, senderMAC: macAddress, senderIP: configuration.address,
+                targetMAC: .zero, targetIP: address), to: .broadcast)
+    }
+
+    func replyARP(to request: ARPPacket) {
+        statistics.arpRepliesSent += 1
+        sendARP(
+            ARPPacket(
+                operation: ARPPacket.reply, senderMAC: macAddress, senderIP: configuration.address,
+                targetMAC: request.senderMAC, targetIP: request.senderIP), to: request.senderMAC)
+    }
+
+    func sendARP(_ packet: ARPPacket, to destination: MACAddress) {
+        guard let buffer = io.nextTransmitBuffer() else {
+            statistics.transmitRingFull += 1
+            return
+        }
+        EthernetHeader(destination: destination, source: macAddress, etherType: EtherType.arp).write(to: buffer)
+        packet.write(to: UnsafeMutableRawBufferPointer(rebasing: buffer[EthernetHeader.length...]))
+        // Pad to Ethernet's 60-byte minimum.
+        let length = EthernetHeader.length + ARPPacket.length
+        let padded = max(length, 60)
+        if padded > length {
+            UnsafeMutableRawBufferPointer(rebasing: buffer[length..<padded]).initializeMemory(
+                as: UInt8.self, repeating: 0)
+        }
+        io.commitTransmit(length: padded)
+        statistics.framesSent += 1
+    }
+
+    func sendEchoReply(to address: IPv4Address, mac: MACAddress, request: ICMPEcho, data: UnsafeRawBufferPointer) {
+        guard let buffer = io.nextTransmitBuffer() else {
+            statistics.transmitRingFull += 1
+            return
+        }
+        let icmpOffset = Self.tcpOffset
+        let icmpLength = ICMPEcho.writeReply(
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[icmpOffset...]), for: request, payload: data)
+        guard icmpLength > 0 else { return }
+        identification &+= 1
+        IPv4Header.write(
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: configuration.address,
+            destination: address, protocol: IPProtocol.icmp, payloadLength: icmpLength, identification: identification)
+        EthernetHeader(destination: mac, source: macAddress, etherType: EtherType.ipv4).write(to: buffer)
+        io.commitTransmit(length: icmpOffset + icmpLength)
+        statistics.framesSent += 1
+        statistics.icmpEchoRepliesSent += 1
+    }
+}

@@ -1,0 +1,429 @@
+import PacketIO
+import TCP
+import Wire
+
+/// The BSD-style socket calls programs use, with Linux's errno values.
+extension NetworkStack {
+    /// Ports `bind(port: 0)` and `listen` on an unbound socket pick from.
+    public static var bindEphemeralPorts: ClosedRange<UInt16> { 61000...65535 }
+
+    func socketIndex(_ id: Int32) throws(Errno) -> Int {
+        guard sockets.contains(id) else { throw .EBADF }
+        return Int(id)
+    }
+
+    /// Sockets open.
+    public var socketCount: Int { sockets.count }
+
+    /// socket(AF_INET, SOCK_STREAM, 0): a new unbound, blocking socket.
+    public func socket() throws(Errno) -> Int32 {
+        guard let id = sockets.allocate(Socket()) else { throw .EMFILE }
+        return id
+    }
+
+    /// Sets or clears the non-blocking flag (O_NONBLOCK, mtcp_setsock_nonblock).
+    public func setNonBlocking(_ id: Int32, _ nonBlocking: Bool = true) throws(Errno) {
+        let i = try socketIndex(id)
+        sockets.slots[i]!.nonBlocking = nonBlocking
+    }
+
+    /// bind(2): `address` is ours or 0.0.0.0; port 0 picks a free port.
+    public func bind(_ id: Int32, address: IPv4Address, port: UInt16) throws(Errno) {
+        let i = try socketIndex(id)
+        guard sockets.slots[i]!.phase == .fresh, !sockets.slots[i]!.boundExplicitly else { throw .EINVAL }
+        guard address == .any || address == configuration.address else { throw .EADDRNOTAVAIL }
+        let chosen: UInt16
+        if port == 0 {
+            guard let free = pickBindPort() else { throw .EADDRINUSE }
+            chosen = free
+        } else {
+            guard portIsFree(port, for: i) else { throw .EADDRINUSE }
+            chosen = port
+        }
+        sockets.slots[i]!.localAddress = address
+        sockets.slots[i]!.localPort = chosen
+        sockets.slots[i]!.boundExplicitly = true
+        sockets.slots[i]!.phase = .bound
+        boundPorts[chosen, default: 0] += 1
+    }
+
+    /// A port may be shared only by sockets that all set SO_REUSEPORT.
+    func portIsFree(_ port: UInt16, for i: Int) -> Bool {
+        guard boundPorts[port, default: 0] > 0 else { return true }
+        guard sockets.slots[i]!.options.reusePort else { return false }
+        for case let other? in sockets.slots where other.boundExplicitly && other.localPort == port {
+            if !other.options.reusePort { return false }
+        }
+        return true
+    }
+
+    func pickBindPort() -> UInt16? {
+        let range = Self.bindEphemeralPorts
+        let span = Int(range.upperBound - range.lowerBound) + 1
+        for _ in 0..<span {
+            let port = range.contains(nextEphemeralPort) ? nextEphemeralPort : range.lowerBound
+            nextEphemeralPort = port >= range.upperBound ? range.lowerBound : port + 1
+            if boundPorts[port, default: 0] == 0 && !endpoint.isListening(port: port) { return port }
+        }
+        return nil
+    }
+
+    /// listen(2); an unbound socket is bound to a free port first.
+    public func listen(_ id: Int32, backlog: Int) throws(Errno) {
+        let i = try socketIndex(id)
+        switch sockets.slots[i]!.phase {
+        case .fresh: try bind(id, address: .any, port: 0)
+        case .bound: break
+        case .listening: return
+        case .connecting, .connected: throw .EINVAL
+        }
+        let port = sockets.slots[i]!.localPort
+        do {
+            try endpoint.listen(address: sockets.slots[i]!.localAddress, port: port, backlog: max(backlog, 1))
+        } catch {
+            throw .EADDRINUSE
+        }
+        listenerByPort[port] = id
+        sockets.slots[i]!.phase = .listening
+    }
+
+    /// accept(2): the next established connection as a new socket, with the peer's address.
+    public func accept(_ id: Int32) throws(Errno) -> (socket: Int32, address: IPv4Address, port: UInt16) {
+        let i = try socketIndex(id)
+        guard sockets.slots[i]!.phase == .listening else { throw .EINVAL }
+        let deadline = deadline(after: sockets.slots[i]!.options.receiveTimeout)
+        while true {
+            if let accepted = try acceptOne(i) { return accepted }
+            if sockets.slots[i]!.nonBlocking { throw .EAGAIN }
+            let port = sockets.slots[i]!.localPort
+            let ready = try block(until: deadline) { endpoint.pendingAccepts(port: port) > 0 }
+            if !ready { throw .EAGAIN }
+            guard sockets.contains(id) else { throw .EBADF }
+        }
+    }
+
+    func acceptOne(_ i: Int) throws(Errno) -> (socket: Int32, address: IPv4Address, port: UInt16)? {
+        let listener = sockets.slots[i]!
+        guard let connection = endpoint.accept(port: listener.localPort) else { return nil }
+        guard let flow = endpoint.flow(connection) else { return nil }
+        var socket = Socket()
+        socket.phase = .connected
+        socket.connection = connection
+        socket.localAddress = flow.localAddress
+        socket.localPort = flow.localPort
+        socket.remoteAddress = flow.remoteAddress
+        socket.remotePort = flow.remotePort
+        socket.options = listener.options
+        socket.options.lingerOn = false
+        guard let id = sockets.allocate(socket) else {
+            endpoint.abort(connection, now: clock())
+            throw .EMFILE
+        }
+        setOwner(of: connection, to: id)
+        // Options set on the listener carry over (Linux inherits them on accept).
+        let options = socket.options
+        let now = clock()
+        endpoint.withConnection(connection) {
+            $0.setNoDelay(options.noDelay)
+            if options.keepAlive {
+                $0.setKeepAlive(
+                    true, idle: .seconds(UInt64(options.keepIdleSeconds)),
+                    interval: .seconds(UInt64(options.keepIntervalSeconds)), count: options.keepCount, now: now)
+            }
+        }
+        return (id, flow.remoteAddress, flow.remotePort)
+    }
+
+    func setOwner(of connection: ConnectionID, to id: Int32) {
+        let slot = Int(connection.slot)
+        if slot >= ownerBySlot.count {
+            ownerBySlot.append(contentsOf: repeatElement(-1, count: slot + 1 - ownerBySlot.count))
+        }
+        ownerBySlot[slot] = id
+    }
+
+    func clearOwner(of connection: ConnectionID) {
+        let slot = Int(connection.slot)
+        if slot < ownerBySlot.count { ownerBySlot[slot] = -1 }
+    }
+
+    /// connect(2). Non-blocking sockets get EINPROGRESS and learn the outcome from writability
+    /// and SO_ERROR; blocking ones wait (SO_SNDTIMEO bounds the wait, then EINPROGRESS).
+    public func connect(_ id: Int32, address: IPv4Address, port: UInt16) throws(Errno) {
+        let i = try socketIndex(id)
+        switch sockets.slots[i]!.phase {
+        case .listening, .connected: throw .EISCONN
+        case .connecting:
+            if sockets.slots[i]!.nonBlocking { throw .EALREADY }
+        case .fresh, .bound:
+            if let error = sockets.slots[i]!.pendingError {
+                // The outcome of an earlier non-blocking connect.
+                sockets.slots[i]!.pendingError = nil
+                throw error
+            }
+            try startConnect(i, address: address, port: port)
+            if sockets.slots[i]!.nonBlocking { throw .EINPROGRESS }
+        }
+        let deadline = deadline(after: sockets.slots[i]!.options.sendTimeout)
+        let done = try block(until: deadline) { sockets.slots[i]?.phase != .connecting }
+        guard sockets.contains(id) else { throw .EBADF }
+        if !done { throw .EINPROGRESS }
+        if sockets.slots[i]!.phase == .connected { return }
+        let error = sockets.slots[i]!.pendingError ?? .ECONNREFUSED
+        sockets.slots[i]!.pendingError = nil
+        throw error
+    }
+
+    func startConnect(_ i: Int, address: IPv4Address, port: UInt16) throws(Errno) {
+        guard port != 0, address != .any, address != .broadcast else { throw .EINVAL }
+        _ = try route(to: address)
+        let socket = sockets.slots[i]!
+        let saved = endpoint.configuration
+        endpoint.configuration = socket.options.apply(to: saved)
+        defer { endpoint.configuration = saved }
+        let connection: ConnectionID
+        do {
+            connection = try endpoint.connect(
+                from: configuration.address, localPort: socket.boundExplicitly ? socket.localPort : nil,
+                to: address, port: port, now: clock())
+        } catch {
+            throw Errno(rawValue: error.errno)
+        }
+        let flow = endpoint.flow(connection)!
+        sockets.slots[i]!.connection = connection
+        sockets.slots[i]!.phase = .connecting
+        sockets.slots[i]!.localAddress = flow.localAddress
+        sockets.slots[i]!.localPort = flow.localPort
+        sockets.slots[i]!.remoteAddress = address
+        sockets.slots[i]!.remotePort = port
+        setOwner(of: connection, to: Int32(i))
+    }
+
+    /// A connect that failed: the socket becomes unconnected again, with SO_ERROR set.
+    func connectFailed(_ i: Int, error: Errno) {
+        if let connection = sockets.slots[i]!.connection {
+            clearOwner(of: connection)
+            endpoint.close(connection, now: now)
+        }
+        sockets.slots[i]!.connection = nil
+        sockets.slots[i]!.pendingError = error
+        sockets.slots[i]!.remoteAddress = .any
+        sockets.slots[i]!.remotePort = 0
+        if sockets.slots[i]!.boundExplicitly {
+            sockets.slots[i]!.phase = .bound
+        } else {
+            sockets.slots[i]!.phase = .fresh
+            sockets.slots[i]!.localAddress = .any
+            sockets.slots[i]!.localPort = 0
+        }
+    }
+
+    // MARK: Data
+
+    /// read(2): bytes read, 0 at end of stream.
+    public func read(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let i = try socketIndex(id)
+        return try read(i, into: buffer, mayBlock: !sockets.slots[i]!.nonBlocking)
+    }
+
+    /// readv(2): fills the buffers in order; stops at the first short read.
+    public func readv(_ id: Int32, _ buffers: [UnsafeMutableRawBufferPointer]) throws(Errno) -> Int {
+        let i = try socketIndex(id)
+        var total = 0
+        for buffer in buffers where buffer.count > 0 {
+            let n: Int
+            do {
+                n = try read(i, into: buffer, mayBlock: total == 0 && !sockets.slots[i]!.nonBlocking)
+            } catch {
+                if total > 0 { return total }
+                throw error
+            }
+            total += n
+            if n < buffer.count { break }
+        }
+        return total
+    }
+
+    func read(_ i: Int, into buffer: UnsafeMutableRawBufferPointer, mayBlock: Bool) throws(Errno) -> Int {
+        let deadline = deadline(after: sockets.slots[i]!.options.receiveTimeout)
+        while true {
+            let socket = sockets.slots[i]!
+            switch socket.phase {
+            case .connected:
+                if socket.readShut { return 0 }
+                switch endpoint.read(socket.connection!, into: buffer, now: clock()) {
+                case .bytes(let n): return n
+                case .endOfStream: return 0
+                case .failed(let error):
+                    sockets.slots[i]!.pendingError = nil
+                    throw Errno(rawValue: error.errno)
+                case .wouldBlock: break
+                }
+            case .connecting: break
+            case .fresh, .bound, .listening:
+                if let error = socket.pendingError {
+                    sockets.slots[i]!.pendingError = nil
+                    throw error
+                }
+                throw .ENOTCONN
+            }
+            guard mayBlock else { throw .EAGAIN }
+            let ready = try block(until: deadline) {
+                readiness(i) & (EpollFlags.EPOLLIN | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP) != 0
+            }
+            if !ready { throw .EAGAIN }
+        }
+    }
+
+    /// write(2): blocking sockets wait until every byte is queued; non-blocking ones queue
+    /// what fits (EAGAIN when nothing does).
+    public func write(_ id: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        let i = try socketIndex(id)
+        return try write(i, bytes, mayBlock: !sockets.slots[i]!.nonBlocking)
+    }
+
+    /// writev(2): writes the buffers in order; stops when the send buffer fills.
+    public func writev(_ id: Int32, _ buffers: [UnsafeRawBufferPointer]) throws(Errno) -> Int {
+        let i = try socketIndex(id)
+        var total = 0
+        for buffer in buffers where buffer.count > 0 {
+            let n: Int
+            do {
+                n = try write(i, buffer, mayBlock: !sockets.slots[i]!.nonBlocking)
+            } catch {
+                if total > 0 { return total }
+                throw error
+            }
+            total += n
+            if n < buffer.count { break }
+        }
+        return total
+    }
+
+    func write(_ i: Int, _ bytes: UnsafeRawBufferPointer, mayBlock: Bool) throws(Errno) -> Int {
+        let deadline = deadline(after: sockets.slots[i]!.options.sendTimeout)
+        var written = 0
+        while true {
+            let socket = sockets.slots[i]!
+            switch socket.phase {
+            case .connected:
+                if socket.writeShut { throw .EPIPE }
+                if bytes.count == 0 { return 0 }
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[written...])
+                switch endpoint.write(socket.connection!, rest, now: clock()) {
+                case .bytes(let n):
+                    written += n
+                    if written == bytes.count || !mayBlock { return written }
+                case .wouldBlock:
+                    if !mayBlock {
+                        if written > 0 { return written }
+                        throw .EAGAIN
+                    }
+                case .failed(let error):
+                    if written > 0 { return written }
+                    sockets.slots[i]!.pendingError = nil
+                    throw Errno(rawValue: error.errno)
+                }
+            case .connecting:
+                if !mayBlock { throw .EAGAIN }
+            case .fresh, .bound, .listening:
+                if let error = socket.pendingError {
+                    sockets.slots[i]!.pendingError = nil
+                    throw error
+                }
+                throw written > 0 ? .EPIPE : .ENOTCONN
+            }
+            let ready = try block(until: deadline) {
+                readiness(i) & (EpollFlags.EPOLLOUT | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP) != 0
+            }
+            if !ready {
+                if written > 0 { return written }
+                throw .EAGAIN
+            }
+        }
+    }
+
+    // MARK: Teardown
+
+    /// shutdown(2) with SHUT_RD, SHUT_WR or SHUT_RDWR.
+    public func shutdown(_ id: Int32, how: Int32) throws(Errno) {
+        let i = try socketIndex(id)
+        guard (0...2).contains(how) else { throw .EINVAL }
+        guard sockets.slots[i]!.phase == .connected, let connection = sockets.slots[i]!.connection else {
+            throw .ENOTCONN
+        }
+        if how == SocketConstant.SHUT_RD || how == SocketConstant.SHUT_RDWR {
+            sockets.slots[i]!.readShut = true
+        }
+        if how == SocketConstant.SHUT_WR || how == SocketConstant.SHUT_RDWR {
+            sockets.slots[i]!.writeShut = true
+            endpoint.shutdownWrite(connection, now: clock())
+        }
+        notify(Int32(i), edges: EpollFlags.EPOLLIN | EpollFlags.EPOLLRDHUP | EpollFlags.EPOLLHUP | EpollFlags.EPOLLOUT)
+    }
+
+    /// close(2). SO_LINGER with a zero timeout resets the connection instead of closing it.
+    public func close(_ id: Int32) throws(Errno) {
+        let i = try socketIndex(id)
+        let socket = sockets.slots[i]!
+        for epfd in socket.watchers { epolls[Int(epfd)]?.forget(id) }
+        if socket.phase == .listening {
+            endpoint.stopListening(port: socket.localPort, now: clock())
+            if listenerByPort[socket.localPort] == id { listenerByPort.removeValue(forKey: socket.localPort) }
+        }
+        if let connection = socket.connection {
+            clearOwner(of: connection)
+            if socket.options.lingerOn && socket.options.lingerSeconds == 0 {
+                endpoint.abort(connection, now: clock())
+            } else {
+                endpoint.close(connection, now: clock())
+            }
+        }
+        if socket.boundExplicitly {
+            let port = socket.localPort
+            let left = boundPorts[port, default: 1] - 1
+            if left > 0 { boundPorts[port] = left } else { boundPorts.removeValue(forKey: port) }
+        }
+        sockets.release(id)
+    }
+
+    // MARK: Names and control
+
+    /// getsockname(2).
+    public func getsockname(_ id: Int32) throws(Errno) -> (address: IPv4Address, port: UInt16) {
+        let i = try socketIndex(id)
+        return (sockets.slots[i]!.localAddress, sockets.slots[i]!.localPort)
+    }
+
+    /// getpeername(2): ENOTCONN until connected.
+    public func getpeername(_ id: Int32) throws(Errno) -> (address: IPv4Address, port: UInt16) {
+        let i = try socketIndex(id)
+        guard sockets.slots[i]!.phase == .connected else { throw .ENOTCONN }
+        return (sockets.slots[i]!.remoteAddress, sockets.slots[i]!.remotePort)
+    }
+
+    /// ioctl(2): FIONREAD (bytes readable) and FIONBIO (set non-blocking from `value`).
+    public func ioctl(_ id: Int32, request: UInt, _ value: inout Int32) throws(Errno) {
+        let i = try socketIndex(id)
+        switch request {
+        case SocketConstant.FIONREAD:
+            let socket = sockets.slots[i]!
+            if socket.phase == .listening { throw .EINVAL }
+            if let connection = socket.connection, socket.phase == .connected {
+                value = Int32(clamping: endpoint.connection(connection)?.readableBytes ?? 0)
+            } else {
+                value = 0
+            }
+        case SocketConstant.FIONBIO:
+            sockets.slots[i]!.nonBlocking = value != 0
+        default:
+            throw .ENOTTY
+        }
+    }
+
+    /// The TCP state of the socket's connection, for diagnostics; nil without one.
+    public func tcpState(_ id: Int32) -> TCPState? {
+        guard sockets.contains(id), let connection = sockets.slots[Int(id)]!.connection else { return nil }
+        return endpoint.connection(connection)?.state
+    }
+}

@@ -1,0 +1,96 @@
+import PacketIO
+import TCP
+import Wire
+
+/// One per-core TCP/IP stack instance over one `PacketIO` queue: ARP, routes, ICMP echo, the
+/// TCP flow table, and the socket and epoll API. Only its owning thread may touch it.
+///
+/// Each `poll(now:)` runs one loop round: a receive burst, every frame processed, TCP output
+/// built straight into transmit buffers, ARP timers, one flush.
+public final class NetworkStack<IO: PacketIO> {
+    public let io: IO
+    public let configuration: StackConfiguration
+    public let endpoint: TCPEndpoint
+    public let arp: ARPCache
+    public internal(set) var statistics = StackStatistics()
+    /// The injected clock (CLOCK_MONOTONIC by default; tests drive simulated time).
+    public let clock: () -> Instant
+    /// When set, blocking calls call this instead of sleeping in poll(2), with the instant
+    /// they would sleep until; tests use it to run the peer and advance simulated time.
+    public var waitHook: ((Instant) -> Void)?
+    /// Where the stack writes its rare diagnostic lines (one per unknown socket option).
+    public var log: (String) -> Void = { print("mtcp-stack: \($0)") }
+
+    /// The time of the current loop round.
+    var now = Instant.zero
+    var identification: UInt16 = 0
+    let macAddress: MACAddress
+
+    var sockets = SocketTable()
+    var listenerByPort: [UInt16: Int32] = [:]
+    /// Bound sockets per local port, for EADDRINUSE.
+    var boundPorts: [UInt16: Int] = [:]
+    /// The socket holding each endpoint slot's connection, -1 for none.
+    var ownerBySlot: [Int32] = []
+    var nextEphemeralPort: UInt16 = 61000
+    var epolls: [EventPollSet?] = []
+    var freeEpolls: [Int32] = []
+    var loggedOptions: Set<Int64> = []
+
+    /// A stack on `io` with `configuration`; `secret` keys ISNs and SYN cookies (random when nil).
+    public init(
+        io: IO, configuration: StackConfiguration, secret: (UInt64, UInt64)? = nil,
+        clock: @escaping () -> Instant = MonotonicClock.now
+    ) {
+        self.io = io
+        var configuration = configuration
+        // A segment plus IPv4 and TCP headers (with timestamps) must fit in one frame.
+        configuration.tcp.maximumSegmentSize = min(configuration.tcp.maximumSegmentSize, io.mtu - 40)
+        self.configuration = configuration
+        macAddress = io.macAddress
+        let key = secret ?? (UInt64.random(in: 0...UInt64.max), UInt64.random(in: 0...UInt64.max))
+        endpoint = TCPEndpoint(configuration: configuration.tcp, secret: key)
+        arp = ARPCache(
+            lifetime: configuration.arpEntryLifetime, retryInterval: configuration.arpRetryInterval,
+            retries: configuration.arpRetries, pendingPerAddress: configuration.pendingPacketsPerAddress,
+            poolSize: configuration.pendingPoolSize, capacity: configuration.arpCacheCapacity,
+            frameCapacity: io.mtu + EthernetHeader.length)
+        self.clock = clock
+        now = clock()
+    }
+
+    /// One loop round at the injected clock's time.
+    public func poll() { poll(now: clock()) }
+
+    /// One loop round: receive burst → process → TCP output → ARP timers → one flush → events.
+    public func poll(now: Instant) {
+        self.now = now
+        _ = io.receive(limit: configuration.receiveBurst) { frame in receiveFrame(frame) }
+        var sink = FrameSink(stack: self)
+        endpoint.poll(now: now, into: &sink)
+        let dropped = arp.expire(now: now) { address in sendARPRequest(for: address) }
+        statistics.arpResolutionFailures += dropped
+        io.flush()
+        endpoint.drainEvents { event in dispatch(event) }
+    }
+
+    /// The next instant a loop round has timer work (`.zero`: now; `.never`: only on input).
+    public var nextDeadline: Instant { min(endpoint.nextDeadline, arp.nextDeadline) }
+
+    /// The next hop for `destination`: itself when on-link, else the gateway.
+    public func route(to destination: IPv4Address) throws(Errno) -> IPv4Address {
+        if configuration.isOnLink(destination) { return destination }
+        guard let gateway = configuration.gateway else { throw .ENETUNREACH }
+        guard configuration.isOnLink(gateway) else { throw .EHOSTUNREACH }
+        return gateway
+    }
+
+    /// Announces our address with a gratuitous ARP request (e.g. after start-up).
+    public func announce() {
+        sendARP(
+            ARPPacket(
+                operation: ARPPacket.request, senderMAC: macAddress, senderIP: configuration.address,
+                targetMAC: .zero, targetIP: configuration.address), to: .broadcast)
+        io.flush()
+    }
+}

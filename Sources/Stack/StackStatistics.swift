@@ -1,0 +1,78 @@
+import Wire
+
+/// How many packets one layer refused, by `WireError`.
+public struct WireErrorCounts: Hashable, Sendable {
+    public var truncated = 0
+    public var badLength = 0
+    public var badVersion = 0
+    public var badChecksum = 0
+    public var fragmented = 0
+    public var badOption = 0
+    public var unsupported = 0
+    public init() {}
+
+    /// Counts one refusal.
+    public mutating func count(_ error: WireError) {
+        switch error {
+        case .truncated: truncated += 1
+        case .badLength: badLength += 1
+        case .badVersion: badVersion += 1
+        case .badChecksum: badChecksum += 1
+        case .fragmented: fragmented += 1
+        case .badOption: badOption += 1
+        case .unsupported: unsupported += 1
+        }
+    }
+
+    /// All refusals together.
+    public var total: Int { truncated + badLength + badVersion + badChecksum + fragmented + badOption + unsupported }
+}
+
+/// Counters of one stack instance: what it received, sent, answered and every reason it dropped.
+public struct StackStatistics: Hashable, Sendable {
+    public var framesReceived = 0
+    public var framesSent = 0
+    /// Ethernet frames refused by the parser (short, VLAN-tagged, 802.3 length field).
+    public var ethernetErrors = WireErrorCounts()
+    /// Frames addressed to another unicast MAC.
+    public var notOurMAC = 0
+    /// EtherTypes other than IPv4 and ARP.
+    public var unknownEtherType = 0
+    public var arpErrors = WireErrorCounts()
+    public var ipv4Errors = WireErrorCounts()
+    public var tcpErrors = WireErrorCounts()
+    public var icmpErrors = WireErrorCounts()
+    /// IPv4 packets for an address other than ours (broadcast included).
+    public var notOurAddress = 0
+    /// IP protocols other than TCP and ICMP.
+    public var unknownIPProtocol = 0
+    public var tcpSegmentsReceived = 0
+    public var tcpSegmentsSent = 0
+    public var icmpEchoRequests = 0
+    public var icmpEchoRepliesSent = 0
+    /// ICMP messages other than echo requests (counted, not acted on).
+    public var icmpOther = 0
+    public var arpRequestsReceived = 0
+    public var arpRepliesReceived = 0
+    public var arpRepliesSent = 0
+    public var arpRequestsSent = 0
+    /// ARP packets neither for us nor about a neighbour we know.
+    public var arpIgnored = 0
+    /// Gratuitous ARP packets seen (sender address == target address).
+    public var arpGratuitous = 0
+    /// ARP packets from another host claiming our address.
+    public var arpConflicts = 0
+    /// Packets that waited for ARP and went out once the address resolved.
+    public var pendingFlushed = 0
+    /// Packets dropped because their next hop never answered ARP.
+    public var arpResolutionFailures = 0
+    /// Packets dropped because the pending queue (per address or pool) was full.
+    public var pendingQueueOverflow = 0
+    /// Packets dropped because the ARP cache had no room for another neighbour.
+    public var arpCacheFull = 0
+    /// Packets with no route to their destination.
+    public var noRoute = 0
+    /// Frames dropped because the transmit ring was full.
+    public var transmitRingFull = 0
+    public init() {}
+}
