@@ -146,6 +146,11 @@ public final class ARPCache {
         return .queued(startResolution: start)
     }
 
+    /// Calls `body` with every address that has packets waiting for resolution.
+    public func forEachUnresolved(_ body: (IPv4Address) -> Void) {
+        for entry in entries where entry.live && entry.pendingCount > 0 { body(entry.address) }
+    }
+
     /// Records `address` at `mac` (from a reply or a request for us). With `create` false only
     /// an existing entry is updated (RFC 826's merge for packets not aimed at us). Waiting frames
     /// are handed to `flush` in order, then freed. Returns true when the address was known or added.

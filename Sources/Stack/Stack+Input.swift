@@ -108,6 +108,7 @@ extension NetworkStack {
         let known = arp.learn(packet.senderIP, mac: packet.senderMAC, now: now, create: forUs) { frame in
             flushPending(frame, to: packet.senderMAC)
         }
+        if known { sharedNeighbours?.publish(packet.senderIP, packet.senderMAC) }
         if packet.operation == ARPPacket.request && forUs {
             replyARP(to: packet)
         } else if !known {

@@ -37,6 +37,12 @@ extension NetworkStack {
             statistics.tcpSegmentsSent += 1
             return
         }
+        if let shared = sharedNeighbours, let mac = shared.lookup(hop) {
+            // A sibling instance knows it: adopt the entry and send at once.
+            arp.learn(hop, mac: mac, now: now, create: true) { frame in flushPending(frame, to: mac) }
+            transmit(segment, flow: flow)
+            return
+        }
         // The MAC is unknown: the frame waits in the ARP pool, its destination patched later.
         let result = arp.enqueue(for: hop, now: now) { buffer in
             writeFrame(segment, flow: flow, destinationMAC: .zero, into: buffer)

@@ -36,6 +36,9 @@ public final class NetworkStack<IO: PacketIO> {
     var epolls: [EventPollSet?] = []
     var freeEpolls: [Int32] = []
     var loggedOptions: Set<Int64> = []
+    /// Neighbours shared with the process's other instances (nil: this instance is alone).
+    public var sharedNeighbours: SharedNeighbours?
+    var sharedNeighboursSeen: UInt64 = 0
 
     /// A stack on `io` with `configuration`; `secret` keys ISNs and SYN cookies (random when nil).
     public init(
@@ -68,6 +71,9 @@ public final class NetworkStack<IO: PacketIO> {
         _ = io.receive(limit: configuration.receiveBurst) { frame in receiveFrame(frame) }
         var sink = FrameSink(stack: self)
         endpoint.poll(now: now, into: &sink)
+        if let shared = sharedNeighbours, arp.pendingFrames > 0, shared.version != sharedNeighboursSeen {
+            adoptSharedNeighbours(shared)
+        }
         let dropped = arp.expire(now: now) { address in sendARPRequest(for: address) }
         statistics.arpResolutionFailures += dropped
         io.flush()
@@ -92,5 +98,17 @@ public final class NetworkStack<IO: PacketIO> {
                 operation: ARPPacket.request, senderMAC: macAddress, senderIP: configuration.address,
                 targetMAC: .zero, targetIP: configuration.address), to: .broadcast)
         io.flush()
+    }
+
+    /// Resolves waiting addresses that a sibling instance has learned meanwhile.
+    func adoptSharedNeighbours(_ shared: SharedNeighbours) {
+        sharedNeighboursSeen = shared.version
+        var resolved: [(IPv4Address, MACAddress)] = []
+        arp.forEachUnresolved { address in
+            if let mac = shared.lookup(address) { resolved.append((address, mac)) }
+        }
+        for (address, mac) in resolved {
+            arp.learn(address, mac: mac, now: now, create: false) { frame in flushPending(frame, to: mac) }
+        }
     }
 }

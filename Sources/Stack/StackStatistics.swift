@@ -76,3 +76,28 @@ public struct StackStatistics: Hashable, Sendable {
     public var transmitRingFull = 0
     public init() {}
 }
+
+extension StackStatistics {
+    /// Frames refused as malformed at any layer.
+    public var malformed: Int {
+        ethernetErrors.total + arpErrors.total + ipv4Errors.total + tcpErrors.total + icmpErrors.total
+    }
+
+    /// Everything received and not used, for whatever reason.
+    public var dropped: Int {
+        malformed + notOurMAC + unknownEtherType + notOurAddress + unknownIPProtocol + arpIgnored
+    }
+
+    /// One line of `key=value` pairs for logs and test scripts.
+    public var summary: String {
+        "frames_in=\(framesReceived) frames_out=\(framesSent) tcp_in=\(tcpSegmentsReceived) tcp_out=\(tcpSegmentsSent)"
+            + " dropped=\(dropped) malformed=\(malformed) ethernet_errors=\(ethernetErrors.total)"
+            + " ipv4_errors=\(ipv4Errors.total) ipv4_bad_checksum=\(ipv4Errors.badChecksum)"
+            + " ipv4_fragments=\(ipv4Errors.fragmented) tcp_errors=\(tcpErrors.total)"
+            + " tcp_bad_checksum=\(tcpErrors.badChecksum) tcp_bad_option=\(tcpErrors.badOption)"
+            + " unknown_protocol=\(unknownIPProtocol) not_our_mac=\(notOurMAC) not_our_address=\(notOurAddress)"
+            + " icmp_echo_replies=\(icmpEchoRepliesSent) arp_requests_in=\(arpRequestsReceived)"
+            + " arp_replies_sent=\(arpRepliesSent) arp_pending_flushed=\(pendingFlushed)"
+            + " arp_failures=\(arpResolutionFailures) no_route=\(noRoute) tx_ring_full=\(transmitRingFull)"
+    }
+}

@@ -1,0 +1,172 @@
+// mtcp-echo: an epoll echo server on the user-level stack, one instance per core (like
+// mTCP's epserver, minus HTTP). Every byte read is written back.
+//
+//   mtcp-echo --iface IF --addr A/N [--cores N] [--port 7] [--duration SECONDS]
+import Glibc
+import PacketIO
+import Stack
+import StackRuntime
+import Synchronization
+import TCP
+
+final class EchoServer: StackApplication {
+    let port: UInt16
+    let duration: Int?
+    let report = Mutex<[String]>([])
+
+    init(port: UInt16, duration: Int?) {
+        self.port = port
+        self.duration = duration
+    }
+
+    func run<IO: PacketIO>(stack: NetworkStack<IO>, instance: Int, count: Int) {
+        var accepted = 0
+        var bytes = 0
+        var closed = 0
+        var resets = 0
+        let listener: Int32
+        do {
+            listener = try stack.socket()
+            try stack.setNonBlocking(listener)
+            try stack.setsockopt(listener, level: SOL_SOCKET, name: SO_REUSEADDR, 1)
+            try stack.bind(listener, address: .any, port: port)
+            try stack.listen(listener, backlog: 4096)
+        } catch {
+            say("mtcp-echo[\(instance)]: cannot listen on port \(port): \(error)")
+            StopSignal.request()
+            return
+        }
+        let epfd = stack.epollCreate()
+        try? stack.epollControl(epfd, op: .add, socket: listener, events: EpollFlags.EPOLLIN, data: UInt64(listener))
+        say("mtcp-echo[\(instance)]: listening on \(stack.configuration.address):\(port)")
+        let events = UnsafeMutableBufferPointer<EpollEvent>.allocate(capacity: 256)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer {
+            events.deallocate()
+            buffer.deallocate()
+        }
+        // Bytes read but not yet written back, per socket (when the send buffer was full).
+        var backlog: [Int32: [UInt8]] = [:]
+        let end = duration.map { MonotonicClock.now() + .seconds(UInt64($0)) } ?? .never
+
+        func close(_ socket: Int32) {
+            try? stack.epollControl(epfd, op: .delete, socket: socket)
+            try? stack.close(socket)
+            backlog[socket] = nil
+            closed += 1
+        }
+
+        /// Writes `bytes` back; keeps what does not fit. Returns false when the socket failed.
+        func send(_ socket: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+            var offset = 0
+            while offset < bytes.count {
+                do {
+                    offset += try stack.write(socket, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+                } catch .EAGAIN {
+                    backlog[socket, default: []].append(contentsOf: bytes[offset...])
+                    try? stack.epollControl(
+                        epfd, op: .modify, socket: socket,
+                        events: EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLRDHUP, data: UInt64(socket))
+                    return true
+                } catch {
+                    return false
+                }
+            }
+            return true
+        }
+
+        while !StopSignal.requested && MonotonicClock.now() < end {
+            let n: Int
+            do { n = try stack.epollWait(epfd, into: events, timeout: 100) } catch { continue }
+            for event in events[0..<n] {
+                let socket = Int32(truncatingIfNeeded: event.data)
+                if socket == listener {
+                    while let (client, _, _) = try? stack.accept(listener) {
+                        try? stack.setNonBlocking(client)
+                        try? stack.epollControl(
+                            epfd, op: .add, socket: client, events: EpollFlags.EPOLLIN | EpollFlags.EPOLLRDHUP,
+                            data: UInt64(client))
+                        accepted += 1
+                    }
+                    continue
+                }
+                if event.events & EpollFlags.EPOLLOUT != 0, var pending = backlog[socket] {
+                    backlog[socket] = nil
+                    let ok = pending.withUnsafeBytes { send(socket, $0) }
+                    pending.removeAll()
+                    if !ok {
+                        close(socket)
+                        continue
+                    }
+                    if backlog[socket] == nil {
+                        try? stack.epollControl(
+                            epfd, op: .modify, socket: socket, events: EpollFlags.EPOLLIN | EpollFlags.EPOLLRDHUP,
+                            data: UInt64(socket))
+                    }
+                }
+                // Read only while nothing waits to be written, so a slow reader holds the sender back.
+                var finished = false
+                while backlog[socket] == nil {
+                    do {
+                        let got = try stack.read(socket, into: buffer)
+                        if got == 0 {
+                            finished = true
+                            break
+                        }
+                        bytes += got
+                        if !send(socket, UnsafeRawBufferPointer(rebasing: buffer[0..<got])) {
+                            finished = true
+                            resets += 1
+                            break
+                        }
+                    } catch .EAGAIN {
+                        break
+                    } catch {
+                        finished = true
+                        resets += 1
+                        break
+                    }
+                }
+                if finished
+                    || (event.events & (EpollFlags.EPOLLHUP | EpollFlags.EPOLLERR) != 0 && backlog[socket] == nil)
+                {
+                    close(socket)
+                }
+            }
+        }
+        let s = stack.statistics
+        let line =
+            "mtcp-echo[\(instance)]: accepted=\(accepted) closed=\(closed) resets=\(resets) echoed_bytes=\(bytes) \(s.summary)"
+        report.withLock { $0.append(line) }
+        say(line)
+    }
+}
+
+StopSignal.install()
+var arguments = Array(CommandLine.arguments.dropFirst())
+do {
+    let options = try StackOptions.parse(&arguments)
+    var port: UInt16 = 7
+    var duration: Int?
+    var index = 0
+    while index < arguments.count {
+        switch arguments[index] {
+        case "--port" where index + 1 < arguments.count:
+            guard let p = UInt16(arguments[index + 1]) else { throw OptionsError("bad port") }
+            port = p
+            index += 2
+        case "--duration" where index + 1 < arguments.count:
+            guard let d = Int(arguments[index + 1]) else { throw OptionsError("bad duration") }
+            duration = d
+            index += 2
+        default:
+            throw OptionsError(
+                "unknown argument \(arguments[index])\nusage: mtcp-echo [--port P] [--duration S]\n\(StackOptions.usage)"
+            )
+        }
+    }
+    try StackLauncher.run(options, EchoServer(port: port, duration: duration))
+} catch {
+    say("mtcp-echo: \(error)")
+    exit(2)
+}

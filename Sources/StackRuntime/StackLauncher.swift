@@ -1,0 +1,122 @@
+import Glibc
+import PacketIO
+import Stack
+import Synchronization
+import Wire
+
+/// A program that runs on every stack instance, each on its own thread.
+public protocol StackApplication: AnyObject {
+    /// Runs on instance `instance` (0..<count) until `StopSignal.requested` or its own end.
+    func run<IO: PacketIO>(stack: NetworkStack<IO>, instance: Int, count: Int)
+}
+
+/// Opens the backend queues, builds one `NetworkStack` per core and runs an application
+/// on each in its own thread (run-to-completion: the thread that owns an instance drives it).
+public enum StackLauncher {
+    public static func run(_ options: StackOptions, _ application: StackApplication) throws(OptionsError) {
+        switch options.backend {
+        case .afpacket:
+            // Instances of one process share a fanout group, so the kernel spreads flows.
+            let group = UInt16(truncatingIfNeeded: getpid())
+            var rings: [AFPacketRing] = []
+            for _ in 0..<options.cores {
+                do {
+                    rings.append(
+                        try AFPacketRing(interface: options.interface, fanoutGroup: options.cores > 1 ? group : nil))
+                } catch {
+                    throw OptionsError("cannot open \(options.interface): \(error)")
+                }
+            }
+            try launch(rings, options, application)
+        case .tap:
+            var queues: [TAPDevice] = []
+            do {
+                queues =
+                    options.cores > 1
+                    ? try TAPDevice.openQueues(name: options.interface, count: options.cores)
+                    : [try TAPDevice(name: options.interface)]
+            } catch {
+                throw OptionsError("cannot open TAP \(options.interface): \(error)")
+            }
+            try launch(queues, options, application)
+        }
+    }
+
+    static func launch<IO: PacketIO>(
+        _ queues: [IO], _ options: StackOptions, _ application: StackApplication
+    ) throws(OptionsError) {
+        if let spec = options.impairment {
+            let impairment = Impairment(
+                lossRate: spec.loss, duplicateRate: spec.duplicate, reorderRate: spec.reorder,
+                corruptRate: spec.corrupt, delay: spec.delayMicroseconds * 1000)
+            let wrapped = queues.enumerated().map { index, io in
+                ImpairedPacketIO(
+                    base: io, receive: impairment, transmit: impairment, seed: spec.seed &+ UInt64(index))
+            }
+            start(wrapped, options, application)
+        } else {
+            start(queues, options, application)
+        }
+    }
+
+    static func start<IO: PacketIO>(_ queues: [IO], _ options: StackOptions, _ application: StackApplication) {
+        let count = queues.count
+        let neighbours = count > 1 ? SharedNeighbours() : nil
+        var threads: [pthread_t] = []
+        for (index, io) in queues.enumerated() {
+            let body = {
+                let stack = NetworkStack(io: io, configuration: options.stackConfiguration)
+                stack.sharedNeighbours = neighbours
+                stack.announce()
+                application.run(stack: stack, instance: index, count: count)
+            }
+            if count == 1 {
+                body()
+                return
+            }
+            threads.append(spawnThread(body))
+        }
+        for thread in threads { pthread_join(thread, nil) }
+    }
+}
+
+final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// Starts a POSIX thread running `body` (no Foundation in this layer).
+func spawnThread(_ body: @escaping () -> Void) -> pthread_t {
+    let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(
+        &thread, nil,
+        { raw in
+            let box = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+            box.run()
+            return nil
+        }, context)
+    precondition(result == 0, "pthread_create failed: \(result)")
+    return thread
+}
+
+/// SIGINT/SIGTERM set a flag that the applications' loops check.
+public enum StopSignal {
+    static let flag = Atomic<Bool>(false)
+
+    public static var requested: Bool { flag.load(ordering: .relaxed) }
+
+    public static func request() { flag.store(true, ordering: .relaxed) }
+
+    public static func install() {
+        let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.flag.store(true, ordering: .relaxed) }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+    }
+}
+
+/// Writes a line to stdout at once (the programs run under test scripts that read it).
+public func say(_ line: String) {
+    print(line)
+    fflush(stdout)
+}
