@@ -28,6 +28,14 @@ public protocol PacketIO: AnyObject {
 
     /// Makes queued frames leave (one kick for the whole burst).
     func flush()
+
+    /// When the backend itself must be called again although no frame arrives (e.g. frames an
+    /// impairment layer holds back), in CLOCK_MONOTONIC nanoseconds; nil when never.
+    var nextReleaseTime: UInt64? { get }
+}
+
+extension PacketIO {
+    public var nextReleaseTime: UInt64? { nil }
 }
 
 /// Counters every backend keeps.

@@ -81,7 +81,11 @@ public final class NetworkStack<IO: PacketIO> {
     }
 
     /// The next instant a loop round has timer work (`.zero`: now; `.never`: only on input).
-    public var nextDeadline: Instant { min(endpoint.nextDeadline, arp.nextDeadline) }
+    public var nextDeadline: Instant {
+        let stack = min(endpoint.nextDeadline, arp.nextDeadline)
+        guard let release = io.nextReleaseTime else { return stack }
+        return min(stack, Instant(nanoseconds: release))
+    }
 
     /// The next hop for `destination`: itself when on-link, else the gateway.
     public func route(to destination: IPv4Address) throws(Errno) -> IPv4Address {

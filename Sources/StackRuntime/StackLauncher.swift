@@ -45,18 +45,24 @@ public enum StackLauncher {
     static func launch<IO: PacketIO>(
         _ queues: [IO], _ options: StackOptions, _ application: StackApplication
     ) throws(OptionsError) {
-        if let spec = options.impairment {
-            let impairment = Impairment(
-                lossRate: spec.loss, duplicateRate: spec.duplicate, reorderRate: spec.reorder,
-                corruptRate: spec.corrupt, delay: spec.delayMicroseconds * 1000)
-            let wrapped = queues.enumerated().map { index, io in
-                ImpairedPacketIO(
-                    base: io, receive: impairment, transmit: impairment, seed: spec.seed &+ UInt64(index))
-            }
-            start(wrapped, options, application)
-        } else {
+        guard options.impairTransmit != nil || options.impairReceive != nil else {
             start(queues, options, application)
+            return
         }
+        let seed = options.impairTransmit?.seed ?? options.impairReceive?.seed ?? 1
+        let wrapped = queues.enumerated().map { index, io in
+            ImpairedPacketIO(
+                base: io, receive: impairment(options.impairReceive), transmit: impairment(options.impairTransmit),
+                seed: seed &+ UInt64(index))
+        }
+        start(wrapped, options, application)
+    }
+
+    static func impairment(_ spec: ImpairmentSpec?) -> Impairment {
+        guard let spec else { return .none }
+        return Impairment(
+            lossRate: spec.loss, duplicateRate: spec.duplicate, reorderRate: spec.reorder, corruptRate: spec.corrupt,
+            delay: spec.delayMicroseconds * 1000)
     }
 
     static func start<IO: PacketIO>(_ queues: [IO], _ options: StackOptions, _ application: StackApplication) {

@@ -13,6 +13,8 @@ import Wire
 ///     --cores N         MTCP_CORES     stack instances, one thread each (fanout shares flows)
 ///     --impair SPEC     MTCP_IMPAIR    seeded impairment in both directions, e.g.
 ///                                      loss=0.02,dup=0.01,reorder=0.05,corrupt=0.001,delay-us=100,seed=7
+///     --impair-tx SPEC  MTCP_IMPAIR_TX only on frames the stack sends
+///     --impair-rx SPEC  MTCP_IMPAIR_RX only on frames the stack receives
 public struct StackOptions: Sendable {
     public enum Backend: String, Sendable { case afpacket, tap }
 
@@ -22,13 +24,16 @@ public struct StackOptions: Sendable {
     public var gateway: IPv4Address?
     public var backend = Backend.afpacket
     public var cores = 1
-    public var impairment: ImpairmentSpec?
+    /// Impairment of frames the stack sends and of frames it receives.
+    public var impairTransmit: ImpairmentSpec?
+    public var impairReceive: ImpairmentSpec?
     public var tcp = TCPConfiguration()
 
     public static let usage = """
         stack options: --iface IF --addr A/N [--gateway G] [--backend afpacket|tap] [--cores N]
-                       [--impair loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N] [--cc reno|cubic]
-        (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_IMPAIR)
+                       [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
+                       [--cc reno|cubic]
+        (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
         """
 
     /// Reads the environment, then removes the stack flags from `arguments` (the rest stays
@@ -41,11 +46,15 @@ public struct StackOptions: Sendable {
         try options.apply(name: "--backend", value: environment("MTCP_BACKEND"))
         try options.apply(name: "--cores", value: environment("MTCP_CORES"))
         try options.apply(name: "--impair", value: environment("MTCP_IMPAIR"))
+        try options.apply(name: "--impair-tx", value: environment("MTCP_IMPAIR_TX"))
+        try options.apply(name: "--impair-rx", value: environment("MTCP_IMPAIR_RX"))
         var rest: [String] = []
         var index = 0
         while index < arguments.count {
             let flag = arguments[index]
-            if ["--iface", "--addr", "--gateway", "--backend", "--cores", "--impair", "--cc"].contains(flag) {
+            if [
+                "--iface", "--addr", "--gateway", "--backend", "--cores", "--impair", "--impair-tx", "--impair-rx", "--cc",
+            ].contains(flag) {
                 guard index + 1 < arguments.count else { throw OptionsError("missing value for \(flag)") }
                 try options.apply(name: flag, value: arguments[index + 1])
                 index += 2
@@ -87,7 +96,12 @@ public struct StackOptions: Sendable {
             guard let n = Int(value), (1...64).contains(n) else { throw OptionsError("bad core count \(value)") }
             cores = n
         case "--impair":
-            impairment = try ImpairmentSpec(parsing: value)
+            impairTransmit = try ImpairmentSpec(parsing: value)
+            impairReceive = impairTransmit
+        case "--impair-tx":
+            impairTransmit = try ImpairmentSpec(parsing: value)
+        case "--impair-rx":
+            impairReceive = try ImpairmentSpec(parsing: value)
         case "--cc":
             guard let a = CongestionAlgorithm(rawValue: value) else { throw OptionsError("unknown --cc \(value)") }
             tcp.congestionAlgorithm = a

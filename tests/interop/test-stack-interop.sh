@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The stack against real Linux peers over a veth (issue 3's acceptance tests):
+#   ping        the kernel pings the stack's address
+#   bulk        64 MiB each way to our echo server, byte-exact
+#   impaired    64 MiB each way with 2% loss, 5% reordering, 1% duplication both ways (tc eBPF on
+#               the kernel's egress + the stack's seeded impairment layer), and again with the
+#               kernel's SACK, timestamps and window scaling each switched off
+#   concurrent  2,000 connections at once from the kernel to our echo server
+#   sequential  20,000 short connections in a row, none lost
+#   httpd       kernel curl fetches small and 10 MiB files from mtcp-httpd, byte-exact
+#   load        our load generator fetches from a kernel nginx
+#   cores       two per-core instances on one interface share the connections
+#   garbage     malformed frames at the stack are counted and dropped during a transfer
+# Usage: bash tests/interop/test-stack-interop.sh [TEST...]   (MTCP_INTEROP_QUICK=1: smaller sizes)
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/interop/lib/netns.sh
+source "$HERE/lib/netns.sh"
+BIN="${MTCP_BIN:-$ROOT/.build/release}"
+CHECK="$HERE/tools/tcpcheck.py"
+QUICK="${MTCP_INTEROP_QUICK:-0}"
+BULK=$((64 << 20))
+CONCURRENT=2000
+SEQUENTIAL=20000
+if [[ "$QUICK" == 1 ]]; then BULK=$((4 << 20)); CONCURRENT=200; SEQUENTIAL=500; fi
+WORK="$(mktemp -d /tmp/mtcp-interop.XXXXXX)"
+NETNS_CLEANUP_HOOKS+=("rm -rf '$WORK'")
+PASSED=0
+FAILED=0
+FAILURES=()
+SERVER_PID=""
+
+for tool in "$BIN/mtcp-echo" "$BIN/mtcp-httpd" "$BIN/mtcp-load"; do
+    [[ -x "$tool" ]] || { echo "interop: $tool is missing; build with: swift build -c release" >&2; exit 2; }
+done
+
+log() { printf '%s\n' "interop: $*"; }
+
+# start_stack LOGNAME PROGRAM ARGS...: runs one of our programs on the stack's interface.
+start_stack() {
+    local name="$1"
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    netns_track_pid "$SERVER_PID"
+    local i
+    for i in $(seq 1 100); do
+        grep -q "listening on\|serving" "$WORK/$name.log" 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$WORK/$name.log" >&2
+    return 1
+}
+
+# stop_stack LOGNAME: ends the program (SIGTERM) and shows its closing counters.
+stop_stack() {
+    local name="$1"
+    if [[ -n "$SERVER_PID" ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+    sed 's/^/    /' "$WORK/$name.log"
+}
+
+peer() { timeout "${PEER_TIMEOUT:-300}" ip netns exec "$PEER_NS" "$@"; }
+
+run_test() {
+    local name="$1"
+    log "=== $name"
+    local start=$SECONDS
+    if ( set -euo pipefail; "test_$name" ); then
+        PASSED=$((PASSED + 1))
+        log "--- $name passed ($((SECONDS - start)) s)"
+    else
+        FAILED=$((FAILED + 1))
+        FAILURES+=("$name")
+        log "--- $name FAILED ($((SECONDS - start)) s)"
+    fi
+    if [[ -n "$SERVER_PID" ]]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; fi
+}
+
+echo_server() {
+    start_stack echo "$BIN/mtcp-echo" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --duration 900 "$@"
+}
+
+test_ping() {
+    echo_server
+    peer ping -c 5 -i 0.2 -W 2 "$STACK_ADDR" | tee "$WORK/ping.txt"
+    grep -q " 5 received" "$WORK/ping.txt"
+    stop_stack echo | tee "$WORK/echo-ping.txt"
+    grep -q "icmp_echo_replies=5" "$WORK/echo-ping.txt"
+}
+
+test_bulk() {
+    echo_server
+    peer python3 "$CHECK" bulk --host "$STACK_ADDR" --bytes "$BULK"
+    stop_stack echo
+}
+
+test_impaired() {
+    # Kernel -> stack: loss and duplication on the kernel's egress (tc eBPF), reordering in the
+    # stack's receive path. Stack -> kernel: all three in the stack's transmit path.
+    impair_attach "$PEER_IF" 20 10 0
+    echo_server --impair-tx loss=0.02,dup=0.01,reorder=0.05,seed=3 --impair-rx reorder=0.05,seed=4
+    local variant
+    for variant in "all on" net.ipv4.tcp_sack net.ipv4.tcp_timestamps net.ipv4.tcp_window_scaling; do
+        if [[ "$variant" != "all on" ]]; then netns_set_sysctl "$variant" 0; fi
+        log "impaired bulk transfer, kernel peer: ${variant/#net.ipv4./} ${variant:+off}"
+        peer python3 "$CHECK" bulk --host "$STACK_ADDR" --bytes "$BULK" --timeout 60 --deadline 400
+        if [[ "$variant" != "all on" ]]; then netns_set_sysctl "$variant" 1; fi
+    done
+    impair_counters "$PEER_IF"
+    [[ "$(impair_counter "$PEER_IF" dropped)" -gt 0 ]]
+    [[ "$(impair_counter "$PEER_IF" duplicated)" -gt 0 ]]
+    impair_detach "$PEER_IF"
+    stop_stack echo
+}
+
+test_concurrent() {
+    echo_server
+    peer python3 "$CHECK" concurrent --host "$STACK_ADDR" --connections "$CONCURRENT" --deadline 120
+    stop_stack echo
+}
+
+test_sequential() {
+    echo_server
+    peer python3 "$CHECK" sequential --host "$STACK_ADDR" --count "$SEQUENTIAL" --deadline 600
+    stop_stack echo | tee "$WORK/echo-seq.txt"
+    grep -q "accepted=$SEQUENTIAL " "$WORK/echo-seq.txt"
+}
+
+test_httpd() {
+    mkdir -p "$WORK/www"
+    echo "hello from the user-level stack" >"$WORK/www/index.html"
+    head -c 1024 /dev/urandom >"$WORK/www/small.bin"
+    head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
+    start_stack httpd "$BIN/mtcp-httpd" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --root "$WORK/www" \
+        --port 80 --duration 600
+    local file
+    for file in index.html small.bin big.bin; do
+        peer curl -sS --fail --max-time 60 -o "$WORK/got-$file" "http://$STACK_ADDR/$file"
+        cmp "$WORK/www/$file" "$WORK/got-$file"
+        log "curl fetched $file ($(stat -c %s "$WORK/got-$file") bytes), byte-exact"
+    done
+    # Keep-alive: several requests on one connection.
+    peer curl -sS --fail --max-time 60 -o /dev/null -o /dev/null -o /dev/null \
+        "http://$STACK_ADDR/small.bin" "http://$STACK_ADDR/index.html" "http://$STACK_ADDR/big.bin"
+    if peer curl -sS --fail --max-time 10 -o /dev/null "http://$STACK_ADDR/missing"; then return 1; fi
+    stop_stack httpd
+}
+
+test_load() {
+    command -v nginx >/dev/null || { log "nginx is not installed"; return 1; }
+    mkdir -p "$WORK/nginx/www" "$WORK/nginx/tmp"
+    head -c 64 /dev/urandom >"$WORK/nginx/www/64.bin"
+    cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp;
+    proxy_temp_path $WORK/nginx/tmp;
+    fastcgi_temp_path $WORK/nginx/tmp;
+    uwsgi_temp_path $WORK/nginx/tmp;
+    scgi_temp_path $WORK/nginx/tmp;
+    keepalive_requests 100000;
+    server { listen $PEER_ADDR:8080 backlog=4096; root $WORK/nginx/www; }
+}
+CONF
+    netns_spawn nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+    netns_wait_for 50 peer curl -s -o /dev/null "http://$PEER_ADDR:8080/64.bin"
+    local count=$((CONCURRENT * 2))
+    "$BIN/mtcp-load" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
+        --path /64.bin --connections "$count" --concurrency 50 --duration 120 | tee "$WORK/load.txt"
+    grep -q "mtcp-load: completed=$count non2xx=0 errors=0" "$WORK/load.txt"
+    "$BIN/mtcp-load" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
+        --path /64.bin --connections 20 --concurrency 20 --requests-per-connection 200 --duration 120 \
+        | tee "$WORK/load-keepalive.txt"
+    grep -q "mtcp-load: completed=4000 non2xx=0 errors=0" "$WORK/load-keepalive.txt"
+}
+
+test_cores() {
+    echo_server --cores 2
+    peer python3 "$CHECK" concurrent --host "$STACK_ADDR" --connections 400 --deadline 60
+    stop_stack echo | tee "$WORK/echo-cores.txt"
+    local a b
+    a="$(sed -n 's/^mtcp-echo\[0\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/echo-cores.txt")"
+    b="$(sed -n 's/^mtcp-echo\[1\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/echo-cores.txt")"
+    log "instance 0 accepted $a connections, instance 1 accepted $b"
+    [[ -n "$a" && -n "$b" && "$a" -gt 0 && "$b" -gt 0 && $((a + b)) -eq 400 ]]
+}
+
+test_garbage() {
+    echo_server
+    peer python3 "$CHECK" bulk --host "$STACK_ADDR" --bytes "$BULK" --deadline 200 &
+    local transfer=$!
+    peer python3 "$CHECK" garbage --iface "$PEER_IF" --dst-mac "$STACK_MAC" --src-ip "$PEER_ADDR" \
+        --dst-ip "$STACK_ADDR" --count 1400 --interval 0.0005
+    wait "$transfer"
+    stop_stack echo | tee "$WORK/echo-garbage.txt"
+    local malformed
+    malformed="$(sed -n 's/.* malformed=\([0-9]*\) .*/\1/p' "$WORK/echo-garbage.txt")"
+    log "the stack counted $malformed malformed frames"
+    [[ "$malformed" -ge 1000 ]]
+    grep -q "tcp_bad_checksum=[1-9]" "$WORK/echo-garbage.txt"
+    grep -q "ipv4_bad_checksum=[1-9]" "$WORK/echo-garbage.txt"
+    grep -q "ipv4_fragments=[1-9]" "$WORK/echo-garbage.txt"
+    grep -q "tcp_bad_option=[1-9]" "$WORK/echo-garbage.txt"
+}
+
+ALL=(ping bulk impaired concurrent sequential httpd load cores garbage)
+TESTS=("$@")
+((${#TESTS[@]} > 0)) || TESTS=("${ALL[@]}")
+ulimit -n 65536 2>/dev/null || true
+netns_setup interop
+log "stack $STACK_IF ($STACK_ADDR, $STACK_MAC) <-> kernel $PEER_IF in $PEER_NS ($PEER_ADDR)"
+for t in "${TESTS[@]}"; do run_test "$t"; done
+echo
+if ((FAILED > 0)); then log "failed: ${FAILURES[*]}"; fi
+echo "interop: $PASSED passed, $FAILED failed"
+((FAILED == 0))
