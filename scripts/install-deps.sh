@@ -21,6 +21,8 @@ MTCP_APT_PACKAGES=(
     # impairment's headers (linux/bpf.h: linux-libc-dev, via libc6-dev) and map access; kernel-side
     # peers of the self-test. Its compiler is the Swift toolchain's clang (BPF target built in).
     iproute2 ethtool libbpf-dev bpftool iputils-ping netcat-openbsd
+    # Kernel-side peers of the interop tests: curl and nginx, and python3 for tcpcheck.py.
+    curl nginx python3
 )
 
 # The Swift release the package is written for (InlineArray, typed throws, `swift format`).

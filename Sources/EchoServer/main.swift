@@ -64,9 +64,10 @@ final class EchoServer: StackApplication {
                     offset += try stack.write(socket, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
                 } catch .EAGAIN {
                     backlog[socket, default: []].append(contentsOf: bytes[offset...])
+                    // Stop reading until the peer takes what we owe it: wait for EPOLLOUT only,
+                    // or level-triggered EPOLLIN would wake the loop for data we will not read.
                     try? stack.epollControl(
-                        epfd, op: .modify, socket: socket,
-                        events: EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLRDHUP, data: UInt64(socket))
+                        epfd, op: .modify, socket: socket, events: EpollFlags.EPOLLOUT, data: UInt64(socket))
                     return true
                 } catch {
                     return false
@@ -136,7 +137,7 @@ final class EchoServer: StackApplication {
         }
         let s = stack.statistics
         let line =
-            "mtcp-echo[\(instance)]: accepted=\(accepted) closed=\(closed) resets=\(resets) echoed_bytes=\(bytes) \(s.summary)"
+            "mtcp-echo[\(instance)]: accepted=\(accepted) closed=\(closed) resets=\(resets) echoed_bytes=\(bytes) \(s.summary) \(stack.endpoint.releasedConnectionTotals.summary)"
         report.withLock { $0.append(line) }
         say(line)
     }

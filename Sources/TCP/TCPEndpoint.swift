@@ -8,6 +8,8 @@ import Wire
 public final class TCPEndpoint {
     public var configuration: TCPConfiguration
     public private(set) var statistics = TCPEndpointStatistics()
+    /// Counters of every connection released so far, added up.
+    public private(set) var releasedConnectionTotals = TCPConnectionStatistics()
     public let maximumConnections: Int
     let isnGenerator: ISNGenerator
     let cookies: SYNCookieCodec
@@ -484,6 +486,7 @@ public final class TCPEndpoint {
         if let port = slots[index].listenerPort, !slots[index].inAcceptQueue {
             listeners[port]?.embryonic -= 1
         }
+        releasedConnectionTotals.add(slots[index].connection!.statistics)
         slots[index].connection!.deallocate()
         slots[index].connection = nil
         flows.removeValue(forKey: slots[index].flow)

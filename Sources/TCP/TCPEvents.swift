@@ -37,3 +37,31 @@ public struct TCPConnectionStatistics: Hashable, Sendable {
     public var rttSamples = 0
     public init() {}
 }
+
+extension TCPConnectionStatistics {
+    /// Adds another connection's counters (the endpoint keeps totals of released connections).
+    public mutating func add(_ other: TCPConnectionStatistics) {
+        segmentsReceived += other.segmentsReceived
+        segmentsSent += other.segmentsSent
+        bytesReceived += other.bytesReceived
+        bytesSent += other.bytesSent
+        retransmittedSegments += other.retransmittedSegments
+        fastRetransmits += other.fastRetransmits
+        retransmissionTimeouts += other.retransmissionTimeouts
+        duplicateAcks += other.duplicateAcks
+        outOfOrderSegments += other.outOfOrderSegments
+        unacceptableSegments += other.unacceptableSegments
+        pawsRejected += other.pawsRejected
+        challengeAcks += other.challengeAcks
+        windowProbes += other.windowProbes
+        keepAliveProbes += other.keepAliveProbes
+        rttSamples += other.rttSamples
+    }
+
+    /// One line of `key=value` pairs.
+    public var summary: String {
+        "tcp_retransmits=\(retransmittedSegments) tcp_fast_retransmits=\(fastRetransmits) tcp_timeouts=\(retransmissionTimeouts)"
+            + " tcp_dup_acks=\(duplicateAcks) tcp_out_of_order=\(outOfOrderSegments) tcp_paws=\(pawsRejected)"
+            + " tcp_challenge_acks=\(challengeAcks) tcp_window_probes=\(windowProbes)"
+    }
+}

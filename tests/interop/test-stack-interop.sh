@@ -108,7 +108,7 @@ test_impaired() {
     local variant
     for variant in "all on" net.ipv4.tcp_sack net.ipv4.tcp_timestamps net.ipv4.tcp_window_scaling; do
         if [[ "$variant" != "all on" ]]; then netns_set_sysctl "$variant" 0; fi
-        log "impaired bulk transfer, kernel peer: ${variant/#net.ipv4./} ${variant:+off}"
+        if [[ "$variant" == "all on" ]]; then log "impaired bulk transfer, kernel peer with SACK, timestamps, window scaling on"; else log "impaired bulk transfer, kernel peer with ${variant#net.ipv4.} off"; fi
         peer python3 "$CHECK" bulk --host "$STACK_ADDR" --bytes "$BULK" --timeout 60 --deadline 400
         if [[ "$variant" != "all on" ]]; then netns_set_sysctl "$variant" 1; fi
     done
