@@ -25,10 +25,11 @@ esac
 
 # The swift test output, kept to count the tests for the final line.
 TEST_LOG="$(mktemp)"
+INTEROP_LOG="$(mktemp)"
 CURRENT_STEP="start"
 finish() {
     local status=$?
-    rm -f "$TEST_LOG"
+    rm -f "$TEST_LOG" "$INTEROP_LOG"
     if ((status != 0)); then echo "test.sh: FAILED in step '$CURRENT_STEP' (exit status $status)" >&2; fi
 }
 trap finish EXIT
@@ -57,11 +58,23 @@ step_unit_tests() {
     swift test --skip-build -c "$CONFIGURATION" </dev/null 2>&1 | tee "$TEST_LOG"
 }
 
+# Interop against the Linux kernel over veths in network namespaces (needs root, as CI runs).
+step_interop_harness() {
+    bash "$ROOT/tests/interop/test-harness-selftest.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
+step_interop_stack() {
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+        bash "$ROOT/tests/interop/test-stack-interop.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 STEPS=(
     "dependencies:step_dependencies"
     "format lint:step_format_lint"
     "build ($CONFIGURATION):step_build"
     "unit tests ($CONFIGURATION):step_unit_tests"
+    "interop harness self-test:step_interop_harness"
+    "interop with the Linux kernel over a veth:step_interop_stack"
 )
 
 for entry in "${STEPS[@]}"; do
@@ -73,7 +86,9 @@ done
 # Swift Testing ends with "Test run with N tests ... passed"; XCTest with "Executed N tests".
 passed="$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$TEST_LOG" | tail -n 1)"
 xctest="$(sed -n 's/.*Executed \([0-9][0-9]*\) tests\{0,1\}, with 0 failures.*/\1/p' "$TEST_LOG" | tail -n 1)"
-total=$((${passed:-0} + ${xctest:-0}))
+# The interop scripts end with "N passed, N failed" lines of their own.
+interop="$(sed -n 's/.* \([0-9][0-9]*\) passed, 0 failed$/\1/p' "$INTEROP_LOG" | awk '{s += $1} END {print s + 0}')"
+total=$((${passed:-0} + ${xctest:-0} + ${interop:-0}))
 if ((total == 0)); then
     echo "test.sh: FAILED: swift test ran no test" >&2
     exit 1

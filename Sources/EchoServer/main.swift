@@ -53,6 +53,7 @@ final class EchoServer: StackApplication {
             try? stack.epollControl(epfd, op: .delete, socket: socket)
             try? stack.close(socket)
             backlog[socket] = nil
+            clients.remove(socket)
             closed += 1
         }
 
@@ -76,7 +77,25 @@ final class EchoServer: StackApplication {
             return true
         }
 
+        let debug = getenv("MTCP_DEBUG") != nil
+        var nextReport = MonotonicClock.now() + .seconds(1)
+        var clients: Set<Int32> = []
         while !StopSignal.requested && MonotonicClock.now() < end {
+            if debug && MonotonicClock.now() >= nextReport {
+                nextReport = MonotonicClock.now() + .seconds(1)
+                for c in clients {
+                    var readable: Int32 = 0
+                    try? stack.ioctl(c, request: SocketConstant.FIONREAD, &readable)
+                    say(
+                        "debug: socket \(c) state \(String(describing: stack.tcpState(c))) backlog \(backlog[c]?.count ?? -1) readable \(readable) readiness \(stack.readinessMask(c))"
+                    )
+                    if let k = stack.connectionSnapshot(c) {
+                        say(
+                            "debug:   una \(k.sendUnacknowledged) nxt \(k.sendNext) max \(k.sendMax) wnd \(k.sendWindow) cwnd \(k.congestionWindow) unacked \(k.unacknowledgedBytes) writable \(k.writableBytes) rcvnxt \(k.receiveNext) deadline \(k.nextDeadline.nanoseconds) now \(MonotonicClock.now().nanoseconds) rto \(k.retransmissionTimeout)"
+                        )
+                    }
+                }
+            }
             let n: Int
             do { n = try stack.epollWait(epfd, into: events, timeout: 100) } catch { continue }
             for event in events[0..<n] {
@@ -88,6 +107,7 @@ final class EchoServer: StackApplication {
                             epfd, op: .add, socket: client, events: EpollFlags.EPOLLIN | EpollFlags.EPOLLRDHUP,
                             data: UInt64(client))
                         accepted += 1
+                        clients.insert(client)
                     }
                     continue
                 }

@@ -421,6 +421,18 @@ extension NetworkStack {
         }
     }
 
+    /// A copy of the socket's connection, for diagnostics; nil without one.
+    public func connectionSnapshot(_ id: Int32) -> TCPConnection? {
+        guard sockets.contains(id), let connection = sockets.slots[Int(id)]!.connection else { return nil }
+        return endpoint.connection(connection)
+    }
+
+    /// The socket's epoll readiness bits now, for diagnostics.
+    public func readinessMask(_ id: Int32) -> UInt32 {
+        guard sockets.contains(id) else { return 0 }
+        return readiness(Int(id))
+    }
+
     /// The TCP state of the socket's connection, for diagnostics; nil without one.
     public func tcpState(_ id: Int32) -> TCPState? {
         guard sockets.contains(id), let connection = sockets.slots[Int(id)]!.connection else { return nil }

@@ -53,7 +53,8 @@ public struct StackOptions: Sendable {
         while index < arguments.count {
             let flag = arguments[index]
             if [
-                "--iface", "--addr", "--gateway", "--backend", "--cores", "--impair", "--impair-tx", "--impair-rx", "--cc",
+                "--iface", "--addr", "--gateway", "--backend", "--cores", "--impair", "--impair-tx", "--impair-rx",
+                "--cc",
             ].contains(flag) {
                 guard index + 1 < arguments.count else { throw OptionsError("missing value for \(flag)") }
                 try options.apply(name: flag, value: arguments[index + 1])

@@ -97,7 +97,9 @@ extension TCPConnection {
         let seq = segment.sequenceNumber
         if length == 0 {
             if window == 0 { return seq == receiveNext }
-            return !(seq < receiveNext) && seq < receiveNext + window
+            // Inclusive right edge, as Linux: a peer whose window probe filled the window sends
+            // its ACKs with SEG.SEQ at the edge, and those ACKs must not be lost.
+            return !(seq < receiveNext) && !(receiveNext + window < seq)
         }
         if window == 0 {
             // Nothing fits, but the ACK, RST and window fields of a segment at RCV.NXT still count.
@@ -173,7 +175,7 @@ extension TCPConnection {
         // Windows in SYN segments are never scaled (RFC 7323 2.2).
         sendWindow = Int(syn.window)
         maxSendWindow = sendWindow
-        advertisedRightEdge = receiveNext + min(receiveBuffer.freeWindow, 65535)
+        advertisedRightEdge = receiveNext + min(advertisableSpace, 65535)
         // A retransmitted SYN means a lossy path: start with one segment (RFC 6298 5.7).
         let segments = retransmitCount > 0 ? 1 : configuration.initialWindowSegments
         congestion = CongestionController(

@@ -315,7 +315,7 @@ extension TCPConnection {
             options.timestamp = TCPTimestampOption(
                 value: now.milliseconds32 &+ timestampOffset, echoReply: answering ? recentTimestamp : 0)
         }
-        let window = min(receiveBuffer.freeWindow, 65535)
+        let window = min(advertisableSpace, 65535)
         let segment = TCPSegment(
             sequenceNumber: initialSendSequence, acknowledgmentNumber: answering ? receiveNext : SequenceNumber(0),
             flags: answering ? [.syn, .ack] : .syn, window: UInt16(window), options: options)
@@ -400,7 +400,7 @@ extension TCPConnection {
     /// and opens only by min(buffer/2, MSS) or more (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
     mutating func windowField(now: Instant) -> UInt16 {
         let current = max(advertisedRightEdge - receiveNext, 0)
-        let free = receiveBuffer.freeWindow
+        let free = advertisableSpace
         let threshold = min(receiveBuffer.capacity / 2, configuration.maximumSegmentSize)
         var window = free - current >= threshold ? free : current
         let shift = Int(receiveWindowShift)
@@ -411,13 +411,13 @@ extension TCPConnection {
     }
 
     /// The window we could offer now, before SWS rounding.
-    func receiveWindowCandidate() -> Int { receiveBuffer.freeWindow }
+    func receiveWindowCandidate() -> Int { advertisableSpace }
 
     /// After the application reads: send a window update if the window grew enough to matter.
     mutating func considerWindowUpdate(previousCandidate: Int) {
         guard state.acceptsData else { return }
         let current = max(advertisedRightEdge - receiveNext, 0)
-        let possible = receiveBuffer.freeWindow
+        let possible = advertisableSpace
         let threshold = min(receiveBuffer.capacity / 2, 2 * configuration.maximumSegmentSize)
         if possible - current >= threshold && possible >= 2 * current {
             requestImmediateAck()

@@ -58,6 +58,8 @@ public struct TCPConnection {
     // Buffers.
     var sendBuffer: SendBuffer
     var receiveBuffer: ReceiveBuffer
+    /// Bytes of receive buffer beyond what we ever advertise (see `init`).
+    let receiveSlack: Int
 
     // Closing.
     /// The application asked for FIN (shutdown(SHUT_WR) or close).
@@ -189,7 +191,11 @@ public struct TCPConnection {
         highRetransmitted = initialSequence
         windowProbeEnd = initialSequence
         sendBuffer = SendBuffer(capacity: max(configuration.sendBufferSize, 1))
-        receiveBuffer = ReceiveBuffer(capacity: max(configuration.receiveBufferSize, 1))
+        // The window field counts in units of 2^shift, and a window that must not shrink is
+        // rounded up: one unit of slack beyond what we advertise keeps every byte we promise
+        // storable (a promised byte dropped for lack of room can deadlock both ends).
+        receiveSlack = 1 << Int(Self.windowShift(forBufferSize: configuration.receiveBufferSize))
+        receiveBuffer = ReceiveBuffer(capacity: max(configuration.receiveBufferSize, 1) + receiveSlack)
         receiveWindowShift =
             configuration.windowScaling ? Self.windowShift(forBufferSize: configuration.receiveBufferSize) : 0
         rttEstimator = RTTEstimator(
@@ -205,6 +211,11 @@ public struct TCPConnection {
             initialWindow: Self.initialWindow(
                 mss: mss,
                 segments: configuration.initialWindowSegments))
+    }
+
+    /// Receive space we may offer the peer: the free buffer less the rounding slack.
+    var advertisableSpace: Int {
+        max(receiveBuffer.freeWindow - receiveSlack, 0)
     }
 
     /// Frees the buffers. The connection must not be used afterwards.
