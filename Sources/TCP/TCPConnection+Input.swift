@@ -92,7 +92,7 @@ extension TCPConnection {
 
     /// RFC 9293 3.10.7.4 first step: the four-case acceptability test against the window we offered.
     func isAcceptable(_ segment: TCPSegment) -> Bool {
-        let window = max(advertisedRightEdge - receiveNext, 0)
+        let window = max(promisedRightEdge - receiveNext, 0)
         let length = segment.sequenceLength
         let seq = segment.sequenceNumber
         if length == 0 {
@@ -176,6 +176,7 @@ extension TCPConnection {
         sendWindow = Int(syn.window)
         maxSendWindow = sendWindow
         advertisedRightEdge = receiveNext + min(advertisableSpace, 65535)
+        promisedRightEdge = advertisedRightEdge
         // A retransmitted SYN means a lossy path: start with one segment (RFC 6298 5.7).
         let segments = retransmitCount > 0 ? 1 : configuration.initialWindowSegments
         congestion = CongestionController(
@@ -391,7 +392,7 @@ extension TCPConnection {
                 if state == .timeWait { timeWaitDeadline = now + configuration.timeWaitDuration }
             } else if state.acceptsData || state == .synReceived {
                 let finAt = seq + length
-                if !(finAt < receiveNext) && finAt - receiveNext <= max(advertisedRightEdge - receiveNext, 0) {
+                if !(finAt < receiveNext) && finAt - receiveNext <= max(promisedRightEdge - receiveNext, 0) {
                     peerFinSequence = finAt
                 }
             }
@@ -433,6 +434,19 @@ extension TCPConnection {
             tail = UnsafeRawBufferPointer(rebasing: tail[fromTail...])
             offset = 0
         }
+        // Keep only what falls inside the window we offered (RFC 9293 3.10.7.4 trimming); the
+        // buffer's slack beyond it exists only for the rounding of that window.
+        let room = max(promisedRightEdge - receiveNext, 0) - offset
+        if room < head.count + tail.count {
+            let keep = max(room, 0)
+            if keep <= head.count {
+                head = UnsafeRawBufferPointer(rebasing: head[..<keep])
+                tail = UnsafeRawBufferPointer(start: nil, count: 0)
+            } else {
+                tail = UnsafeRawBufferPointer(rebasing: tail[..<(keep - head.count)])
+            }
+            statistics.outOfWindowBytes += segment.payloadLength - keep
+        }
         if head.count + tail.count == 0 {
             requestImmediateAck()
             return
@@ -451,7 +465,7 @@ extension TCPConnection {
             statistics.outOfOrderSegments += 1
             noteOutOfOrder(offset: offset)
             requestImmediateAck()
-        } else if hadHoles || advanced < head.count + tail.count {
+        } else if hadHoles || advanced < head.count + tail.count || room < segment.payloadLength {
             // Filled (part of) a gap, or ran out of buffer: tell the sender at once (RFC 5681 4.2).
             requestImmediateAck()
         } else {

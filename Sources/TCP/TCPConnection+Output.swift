@@ -320,7 +320,10 @@ extension TCPConnection {
             sequenceNumber: initialSendSequence, acknowledgmentNumber: answering ? receiveNext : SequenceNumber(0),
             flags: answering ? [.syn, .ack] : .syn, window: UInt16(window), options: options)
         sink.send(segment)
-        if answering { advertisedRightEdge = receiveNext + window }
+        if answering {
+            advertisedRightEdge = receiveNext + window
+            promisedRightEdge = advertisedRightEdge
+        }
         noteSent(now: now)
         if retransmitCount > 0 {
             statistics.retransmittedSegments += 1
@@ -406,7 +409,9 @@ extension TCPConnection {
         let shift = Int(receiveWindowShift)
         window = min(window, 65535 << shift)
         let field = min((window + (1 << shift) - 1) >> shift, 65535)
-        advertisedRightEdge = receiveNext + (field << shift)
+        advertisedRightEdge = receiveNext + window
+        let promised = receiveNext + (field << shift)
+        if promisedRightEdge < promised { promisedRightEdge = promised }
         return UInt16(field)
     }
 

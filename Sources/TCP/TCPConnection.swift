@@ -39,6 +39,10 @@ public struct TCPConnection {
     public internal(set) var receiveNext = SequenceNumber(0)
     /// RCV.NXT + the window in the last segment we sent; never moves left.
     var advertisedRightEdge = SequenceNumber(0)
+    /// The edge the peer was told: `advertisedRightEdge` rounded up to the window-scale unit,
+    /// at most one unit further (the receive buffer's slack covers it). Acceptability and
+    /// trimming use this one; window arithmetic uses the exact edge, so rounding never compounds.
+    var promisedRightEdge = SequenceNumber(0)
 
     // Negotiated options.
     public internal(set) var windowScalingEnabled = false
@@ -149,6 +153,7 @@ public struct TCPConnection {
         initialReceiveSequence = ack.sequenceNumber - 1
         receiveNext = ack.sequenceNumber
         advertisedRightEdge = receiveNext + Int(min(configuration.receiveBufferSize, 65535))
+        promisedRightEdge = advertisedRightEdge
         self.peerMSS = peerMSS
         if let shift = peerWindowShift, configuration.windowScaling {
             windowScalingEnabled = true

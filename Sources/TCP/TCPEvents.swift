@@ -35,6 +35,8 @@ public struct TCPConnectionStatistics: Hashable, Sendable {
     public var windowProbes = 0
     public var keepAliveProbes = 0
     public var rttSamples = 0
+    /// Payload bytes that arrived beyond the window we offered and were trimmed away.
+    public var outOfWindowBytes = 0
     public init() {}
 }
 
@@ -56,6 +58,7 @@ extension TCPConnectionStatistics {
         windowProbes += other.windowProbes
         keepAliveProbes += other.keepAliveProbes
         rttSamples += other.rttSamples
+        outOfWindowBytes += other.outOfWindowBytes
     }
 
     /// One line of `key=value` pairs.
