@@ -87,7 +87,7 @@ done
 passed="$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$TEST_LOG" | tail -n 1)"
 xctest="$(sed -n 's/.*Executed \([0-9][0-9]*\) tests\{0,1\}, with 0 failures.*/\1/p' "$TEST_LOG" | tail -n 1)"
 # The interop scripts end with "N passed, N failed" lines of their own.
-interop="$(sed -n 's/.* \([0-9][0-9]*\) passed, 0 failed$/\1/p' "$INTEROP_LOG" | awk '{s += $1} END {print s + 0}')"
+interop="$(sed -n 's/^\(.* \)\{0,1\}\([0-9][0-9]*\) passed, 0 failed$/\2/p' "$INTEROP_LOG" | awk '{s += $1} END {print s + 0}')"
 total=$((${passed:-0} + ${xctest:-0} + ${interop:-0}))
 if ((total == 0)); then
     echo "test.sh: FAILED: swift test ran no test" >&2

@@ -25,19 +25,14 @@ final class EchoServer: StackApplication {
         var closed = 0
         var resets = 0
         let listener: Int32
+        let epfd: Int32
         do {
-            listener = try stack.socket()
-            try stack.setNonBlocking(listener)
-            try stack.setsockopt(listener, level: SOL_SOCKET, name: SO_REUSEADDR, 1)
-            try stack.bind(listener, address: .any, port: port)
-            try stack.listen(listener, backlog: 4096)
+            (listener, epfd) = try stack.openListener(port: port)
         } catch {
             say("mtcp-echo[\(instance)]: cannot listen on port \(port): \(error)")
             StopSignal.request()
             return
         }
-        let epfd = stack.epollCreate()
-        try? stack.epollControl(epfd, op: .add, socket: listener, events: EpollFlags.EPOLLIN, data: UInt64(listener))
         say("mtcp-echo[\(instance)]: listening on \(stack.configuration.address):\(port)")
         let events = UnsafeMutableBufferPointer<EpollEvent>.allocate(capacity: 256)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)

@@ -62,19 +62,14 @@ final class HTTPServer: StackApplication {
         var notFound = 0
         var accepted = 0
         let listener: Int32
+        let epfd: Int32
         do {
-            listener = try stack.socket()
-            try stack.setNonBlocking(listener)
-            try stack.setsockopt(listener, level: SOL_SOCKET, name: SO_REUSEADDR, 1)
-            try stack.bind(listener, address: .any, port: port)
-            try stack.listen(listener, backlog: 4096)
+            (listener, epfd) = try stack.openListener(port: port)
         } catch {
             say("mtcp-httpd[\(instance)]: cannot listen on port \(port): \(error)")
             StopSignal.request()
             return
         }
-        let epfd = stack.epollCreate()
-        try? stack.epollControl(epfd, op: .add, socket: listener, events: EpollFlags.EPOLLIN, data: UInt64(listener))
         say("mtcp-httpd[\(instance)]: serving \(root) on \(stack.configuration.address):\(port)")
         let events = UnsafeMutableBufferPointer<EpollEvent>.allocate(capacity: 256)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
@@ -126,7 +121,7 @@ final class HTTPServer: StackApplication {
         /// Answers every complete request in the buffer (pipelining is served in order).
         func answer(_ socket: Int32) -> Bool {
             while var client = clients[socket], !client.sending,
-                let end = headerEnd(client.request)
+                let end = httpHeaderEnd(client.request)
             {
                 let head = String(decoding: client.request[..<end], as: UTF8.self)
                 client.request.removeFirst(end + 4)
@@ -215,16 +210,6 @@ final class HTTPServer: StackApplication {
         let s = stack.statistics
         say("mtcp-httpd[\(instance)]: accepted=\(accepted) served=\(served) not_found=\(notFound) \(s.summary)")
     }
-}
-
-/// Offset of "\r\n\r\n" in `bytes`, if present.
-func headerEnd(_ bytes: [UInt8]) -> Int? {
-    guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4)
-    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-        return i
-    }
-    return nil
 }
 
 StopSignal.install()

@@ -116,7 +116,7 @@ final class LoadGenerator: StackApplication {
 
         /// Parses what arrived; returns true when a whole response is in.
         func complete(_ flow: inout Flow) -> Bool {
-            if flow.expected == nil, let end = headerEnd(flow.response) {
+            if flow.expected == nil, let end = httpHeaderEnd(flow.response) {
                 let head = String(decoding: flow.response[..<end], as: UTF8.self)
                 let lines = head.split(separator: "\r\n")
                 let statusParts = lines.first?.split(separator: " ") ?? []
@@ -218,15 +218,6 @@ final class LoadGenerator: StackApplication {
             for (k, v) in local.errorKinds { t.errorKinds[k, default: 0] += v }
         }
     }
-}
-
-func headerEnd(_ bytes: [UInt8]) -> Int? {
-    guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4)
-    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-        return i
-    }
-    return nil
 }
 
 StopSignal.install()

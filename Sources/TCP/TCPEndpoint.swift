@@ -44,6 +44,7 @@ public final class TCPEndpoint {
     var earliestDeadline = Instant.never
     var pendingControl: [(flow: TCPFlow, segment: TCPSegment)] = []
     var readyEvents: [TCPEndpointEvent] = []
+    var drainingEvents: [TCPEndpointEvent] = []
     var nextEphemeralPort: UInt16 = 32768
     /// When this endpoint last answered a SYN with a cookie (`.zero`: never).
     var lastCookieSent = Instant.zero
@@ -187,11 +188,14 @@ public final class TCPEndpoint {
     }
 
     /// Hands over the events gathered since the last call, in the order they happened.
+    /// Events that `body` causes (it may call back into the endpoint) wait for the next call.
     public func drainEvents(_ body: (TCPEndpointEvent) -> Void) {
         guard !readyEvents.isEmpty else { return }
-        let batch = readyEvents
-        readyEvents.removeAll(keepingCapacity: true)
-        for event in batch { body(event) }
+        // Swap in the spare array instead of copying, so a round allocates nothing once both
+        // arrays have grown to the burst size.
+        swap(&readyEvents, &drainingEvents)
+        for event in drainingEvents { body(event) }
+        drainingEvents.removeAll(keepingCapacity: true)
     }
 
     /// Connections in the table, in any state.

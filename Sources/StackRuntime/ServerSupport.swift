@@ -1,0 +1,28 @@
+import Glibc
+import PacketIO
+import Stack
+
+extension NetworkStack {
+    /// A non-blocking listening socket on `port` (any local address, SO_REUSEADDR) registered
+    /// for EPOLLIN in a new epoll set, its data the listener's id: how the example servers start.
+    public func openListener(port: UInt16, backlog: Int = 4096) throws(Errno) -> (listener: Int32, epoll: Int32) {
+        let listener = try socket()
+        try setNonBlocking(listener)
+        try setsockopt(listener, level: SOL_SOCKET, name: SO_REUSEADDR, 1)
+        try bind(listener, address: .any, port: port)
+        try listen(listener, backlog: backlog)
+        let epfd = epollCreate()
+        try epollControl(epfd, op: .add, socket: listener, events: EpollFlags.EPOLLIN, data: UInt64(listener))
+        return (listener, epfd)
+    }
+}
+
+/// Offset of the "\r\n\r\n" that ends an HTTP header block in `bytes`, if it is there yet.
+public func httpHeaderEnd(_ bytes: [UInt8]) -> Int? {
+    guard bytes.count >= 4 else { return nil }
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+        return i
+    }
+    return nil
+}
