@@ -18,7 +18,6 @@ public final class TCPEndpoint {
         var connection: TCPConnection?
         var flow: TCPFlow
         var generation: UInt32 = 0
-        var deadline = Instant.never
         var dirty = false
         /// Passive connections not yet accepted belong to their listener's port.
         var listenerPort: UInt16?
@@ -41,7 +40,8 @@ public final class TCPEndpoint {
     var flows: [TCPFlow: Int32] = [:]
     var listeners: [UInt16: Listener] = [:]
     var dirtyList: [Int32] = []
-    var earliestDeadline = Instant.never
+    /// Connection timers, by slot: only connections whose deadline passed are polled.
+    var timers = TimerWheel()
     var pendingControl: [(flow: TCPFlow, segment: TCPSegment)] = []
     var readyEvents: [TCPEndpointEvent] = []
     var drainingEvents: [TCPEndpointEvent] = []
@@ -387,16 +387,7 @@ public final class TCPEndpoint {
         }
         pendingControl.removeAll(keepingCapacity: true)
         withUnsafeMutablePointer(to: &sink) { base in
-            if now >= earliestDeadline {
-                var earliest = Instant.never
-                for index in slots.indices where slots[index].connection != nil {
-                    if slots[index].deadline <= now || slots[index].dirty {
-                        pollSlot(Int32(index), now: now, sink: base)
-                    }
-                    earliest = min(earliest, slots[index].deadline)
-                }
-                earliestDeadline = earliest
-            }
+            timers.expire(now: now) { slot in markDirty(slot) }
             var cursor = 0
             while cursor < dirtyList.count {
                 let slot = dirtyList[cursor]
@@ -412,7 +403,7 @@ public final class TCPEndpoint {
     /// The next instant `poll` has work, `.zero` when it has work now.
     public var nextDeadline: Instant {
         if !pendingControl.isEmpty || !dirtyList.isEmpty { return .zero }
-        return earliestDeadline
+        return timers.nextDeadline()
     }
 
     struct FlowSink<Base: TCPEndpointSink>: TCPSegmentSink {
@@ -433,9 +424,7 @@ public final class TCPEndpoint {
         slots[index].dirty = false
         afterActivity(slot)
         guard slots[index].connection != nil else { return }
-        let deadline = slots[index].connection!.nextDeadline
-        slots[index].deadline = deadline
-        if deadline < earliestDeadline { earliestDeadline = deadline }
+        timers.schedule(slot, at: slots[index].connection!.nextDeadline)
     }
 
     // MARK: Table management
@@ -475,7 +464,6 @@ public final class TCPEndpoint {
             slots.append(Slot(connection: connection, flow: flow))
         }
         let index = Int(slot)
-        slots[index].deadline = .zero
         slots[index].dirty = false
         slots[index].listenerPort = nil
         slots[index].inAcceptQueue = false
@@ -495,7 +483,7 @@ public final class TCPEndpoint {
         slots[index].connection = nil
         flows.removeValue(forKey: slots[index].flow)
         slots[index].generation &+= 1
-        slots[index].deadline = .never
+        timers.cancel(slot)
         slots[index].listenerPort = nil
         slots[index].inAcceptQueue = false
         slots[index].ownedByApplication = false
