@@ -2,17 +2,6 @@ import TCP
 import Testing
 
 @Suite struct TimerWheelTests {
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func firesAtItsDeadlineAndNotBefore() {
         var wheel = TimerWheel(tick: .milliseconds(1), buckets: 16)
         wheel.schedule(3, at: .zero + .milliseconds(5))
@@ -64,7 +53,7 @@ import Testing
     /// exactly once, at the first expiry at or after its deadline, and nextDeadline is exact.
     @Test(arguments: [UInt64(1), 2, 3])
     func matchesAReferenceModel(seed: UInt64) {
-        var random = SplitMix(state: seed)
+        var random = SplitMix64(seed: seed)
         var wheel = TimerWheel(tick: .milliseconds(1), buckets: 64)
         var model: [Int32: UInt64] = [:]
         var now: UInt64 = 0
