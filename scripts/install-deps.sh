@@ -57,8 +57,17 @@ mtcp_install_apt_packages() {
     echo "install-deps: installing" $missing
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q </dev/null
+    # Packages such as nginx start their service on install; the tests run their own copies in
+    # network namespaces, so keep services from starting (and from failing where no init runs).
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created=1
+    fi
+    local status=0
     # shellcheck disable=SC2086 # one word per package
-    apt-get install -y -q --no-install-recommends $missing </dev/null
+    apt-get install -y -q --no-install-recommends $missing </dev/null || status=$?
+    if ((created)); then rm -f "$policy"; fi
+    return "$status"
 }
 
 # Finds `swift` on PATH or in $MTCP_SWIFT_BIN, checks its version and puts it on PATH.
