@@ -2,7 +2,8 @@
 /// stream positions: the out-of-order data a receiver holds beyond rcv.nxt.
 ///
 /// Absolute 64-bit positions never wrap in practice, so advancing rcv.nxt needs no
-/// update of the stored ranges. Storage is allocated once; call `deallocate()`.
+/// update of the stored ranges. Storage is allocated once (or lent by the caller); call
+/// `deallocate()`.
 public struct ReassemblyRanges {
     /// Interleaved (start, end) pairs; entries `0..<count` are valid.
     private var bounds: UnsafeMutablePointer<UInt64>
@@ -10,17 +11,29 @@ public struct ReassemblyRanges {
     public let capacity: Int
     /// Number of ranges held.
     public private(set) var count: Int
+    /// False when the storage was lent by the caller (a pool), so `deallocate` leaves it alone.
+    public let ownsStorage: Bool
 
     /// Creates an empty table of at most `capacity` ranges.
     public init(capacity: Int = 32) {
         self.capacity = Swift.max(capacity, 1)
         bounds = .allocate(capacity: 2 * self.capacity)
         count = 0
+        ownsStorage = true
     }
 
-    /// Frees the storage; the table must not be used afterwards.
+    /// Creates an empty table of at most `capacity` ranges in caller-owned `storage`, which must
+    /// hold `2 * max(capacity, 1)` values and outlive the table.
+    public init(borrowing storage: UnsafeMutablePointer<UInt64>, capacity: Int) {
+        self.capacity = Swift.max(capacity, 1)
+        bounds = storage
+        count = 0
+        ownsStorage = false
+    }
+
+    /// Frees the storage if the table owns it; the table must not be used afterwards.
     public mutating func deallocate() {
-        bounds.deallocate()
+        if ownsStorage { bounds.deallocate() }
         count = 0
     }
 

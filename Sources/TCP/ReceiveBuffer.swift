@@ -2,7 +2,8 @@
 /// followed by the receive window, where out-of-order data is stored at its offset.
 ///
 /// Offsets given to `write` are relative to rcv.nxt, the first byte not yet received in
-/// order. Memory is allocated once in `init`; the owner must call `deallocate()` once.
+/// order. Memory is allocated once in `init` (or lent by the caller); the owner must call
+/// `deallocate()` once.
 public struct ReceiveBuffer {
     private var storage: UnsafeMutableRawPointer
     /// Ring index of the first unread byte.
@@ -16,6 +17,8 @@ public struct ReceiveBuffer {
     public private(set) var readable: Int
     /// Out-of-order segments dropped because the range table was full.
     public private(set) var droppedOutOfOrderSegments: Int
+    /// False while the byte storage is lent by the caller (a pool), so `deallocate` leaves it alone.
+    public private(set) var ownsStorage: Bool
 
     /// Creates an empty buffer of `capacity` bytes tracking at most `maximumOutOfOrderRanges` holes.
     public init(capacity: Int, maximumOutOfOrderRanges: Int = 32) {
@@ -27,11 +30,29 @@ public struct ReceiveBuffer {
         nextPosition = 0
         readable = 0
         droppedOutOfOrderSegments = 0
+        ownsStorage = true
     }
 
-    /// Frees the storage; the buffer must not be used afterwards.
+    /// Creates an empty buffer in caller-owned memory that must outlive it: `storage` of at
+    /// least `max(capacity, 1)` bytes and `rangeStorage` of `2 * max(maximumOutOfOrderRanges, 1)`
+    /// values for the hole table. `deallocate` frees neither.
+    public init(
+        borrowing storage: UnsafeMutableRawPointer, capacity: Int, rangeStorage: UnsafeMutablePointer<UInt64>,
+        maximumOutOfOrderRanges: Int = 32
+    ) {
+        self.storage = storage
+        ranges = ReassemblyRanges(borrowing: rangeStorage, capacity: maximumOutOfOrderRanges)
+        self.capacity = Swift.max(capacity, 0)
+        head = 0
+        nextPosition = 0
+        readable = 0
+        droppedOutOfOrderSegments = 0
+        ownsStorage = false
+    }
+
+    /// Frees the storage it owns; the buffer must not be used afterwards.
     public mutating func deallocate() {
-        storage.deallocate()
+        if ownsStorage { storage.deallocate() }
         ranges.deallocate()
         capacity = 0
         readable = 0
@@ -151,8 +172,10 @@ public struct ReceiveBuffer {
     public mutating func resize(capacity newCapacity: Int) -> Bool {
         guard readable == 0, ranges.count == 0, newCapacity >= 0 else { return false }
         guard newCapacity != capacity else { return true }
-        storage.deallocate()
+        // Lent storage goes back with its chunk; from here on the buffer owns its bytes.
+        if ownsStorage { storage.deallocate() }
         storage = .allocate(byteCount: Swift.max(newCapacity, 1), alignment: 16)
+        ownsStorage = true
         capacity = newCapacity
         head = 0
         return true

@@ -1,7 +1,7 @@
 /// A byte ring holding data the application wrote that the peer has not acknowledged yet.
 ///
-/// Memory is allocated once in `init` (and again only by `resize`); the owner must call
-/// `deallocate()` exactly once. Offset 0 is the oldest unacknowledged byte (snd.una).
+/// Memory is allocated once in `init` (and again only by `resize`), or lent by the caller;
+/// the owner must call `deallocate()` exactly once. Offset 0 is the oldest unacknowledged byte (snd.una).
 public struct SendBuffer {
     private var storage: UnsafeMutableRawPointer
     /// Ring index of the oldest byte held.
@@ -10,6 +10,8 @@ public struct SendBuffer {
     public private(set) var capacity: Int
     /// Number of bytes held (written by the application, not yet acknowledged).
     public private(set) var count: Int
+    /// False while the storage is lent by the caller (a pool), so `deallocate` leaves it alone.
+    public private(set) var ownsStorage: Bool
 
     /// Creates an empty buffer of `capacity` bytes (negative capacities count as zero).
     public init(capacity: Int) {
@@ -19,11 +21,22 @@ public struct SendBuffer {
         self.capacity = capacity
         head = 0
         count = 0
+        ownsStorage = true
     }
 
-    /// Frees the storage; the buffer must not be used afterwards.
+    /// Creates an empty buffer in caller-owned `storage` of at least `max(capacity, 1)` bytes,
+    /// which must outlive the buffer; `deallocate` does not free it.
+    public init(borrowing storage: UnsafeMutableRawPointer, capacity: Int) {
+        self.storage = storage
+        self.capacity = Swift.max(capacity, 0)
+        head = 0
+        count = 0
+        ownsStorage = false
+    }
+
+    /// Frees the storage if the buffer owns it; the buffer must not be used afterwards.
     public mutating func deallocate() {
-        storage.deallocate()
+        if ownsStorage { storage.deallocate() }
         capacity = 0
         count = 0
         head = 0
@@ -91,8 +104,10 @@ public struct SendBuffer {
         let (first, second) = peek(offset: 0, length: count)
         if let base = first.baseAddress { newStorage.copyMemory(from: base, byteCount: first.count) }
         if let base = second.baseAddress { (newStorage + first.count).copyMemory(from: base, byteCount: second.count) }
-        storage.deallocate()
+        // Lent storage goes back with its chunk; from here on the buffer owns its memory.
+        if ownsStorage { storage.deallocate() }
         storage = newStorage
+        ownsStorage = true
         capacity = newCapacity
         head = 0
         return true

@@ -124,18 +124,26 @@ public struct TCPConnection {
     // MARK: Opening
 
     /// Active open: the connection starts in SYN-SENT and the SYN goes out at the next `poll`.
-    public init(connectingWith configuration: TCPConfiguration, initialSequence: SequenceNumber, now: Instant) {
-        self.init(configuration: configuration, initialSequence: initialSequence, passive: false, now: now)
+    /// `memory` (from a pool) holds the buffers when its layout matches `configuration`.
+    public init(
+        connectingWith configuration: TCPConfiguration, initialSequence: SequenceNumber, now: Instant,
+        memory: ConnectionMemory? = nil
+    ) {
+        self.init(
+            configuration: configuration, initialSequence: initialSequence, passive: false, now: now, memory: memory)
         state = .synSent
     }
 
     /// Passive open from a SYN that reached a listener: the connection starts in SYN-RECEIVED
-    /// and the SYN-ACK goes out at the next `poll`. Returns nil for a segment that is not a SYN.
+    /// and the SYN-ACK goes out at the next `poll`. Returns nil for a segment that is not a SYN
+    /// (the caller keeps `memory` then).
     public init?(
-        acceptingSYN syn: TCPSegment, configuration: TCPConfiguration, initialSequence: SequenceNumber, now: Instant
+        acceptingSYN syn: TCPSegment, configuration: TCPConfiguration, initialSequence: SequenceNumber, now: Instant,
+        memory: ConnectionMemory? = nil
     ) {
         guard syn.flags.contains(.syn), !syn.flags.contains(.ack), !syn.flags.contains(.rst) else { return nil }
-        self.init(configuration: configuration, initialSequence: initialSequence, passive: true, now: now)
+        self.init(
+            configuration: configuration, initialSequence: initialSequence, passive: true, now: now, memory: memory)
         state = .synReceived
         acceptPeerSYN(syn, now: now)
         statistics.segmentsReceived += 1
@@ -146,10 +154,10 @@ public struct TCPConnection {
     /// cookie preserved.
     public init(
         cookieAck ack: TCPSegment, peerMSS: Int, peerWindowShift: UInt8?, sackPermitted: Bool,
-        configuration: TCPConfiguration, now: Instant
+        configuration: TCPConfiguration, now: Instant, memory: ConnectionMemory? = nil
     ) {
         let iss = ack.acknowledgmentNumber - 1
-        self.init(configuration: configuration, initialSequence: iss, passive: true, now: now)
+        self.init(configuration: configuration, initialSequence: iss, passive: true, now: now, memory: memory)
         initialReceiveSequence = ack.sequenceNumber - 1
         receiveNext = ack.sequenceNumber
         advertisedRightEdge = receiveNext + Int(min(configuration.receiveBufferSize, 65535))
@@ -184,7 +192,10 @@ public struct TCPConnection {
         statistics.segmentsReceived += 1
     }
 
-    private init(configuration: TCPConfiguration, initialSequence: SequenceNumber, passive: Bool, now: Instant) {
+    private init(
+        configuration: TCPConfiguration, initialSequence: SequenceNumber, passive: Bool, now: Instant,
+        memory: ConnectionMemory?
+    ) {
         self.configuration = configuration
         self.isPassive = passive
         state = .closed
@@ -195,12 +206,19 @@ public struct TCPConnection {
         recoveryPoint = initialSequence
         highRetransmitted = initialSequence
         windowProbeEnd = initialSequence
-        sendBuffer = SendBuffer(capacity: max(configuration.sendBufferSize, 1))
-        // The window field counts in units of 2^shift, and a window that must not shrink is
-        // rounded up: one unit of slack beyond what we advertise keeps every byte we promise
-        // storable (a promised byte dropped for lack of room can deadlock both ends).
-        receiveSlack = 1 << Int(Self.windowShift(forBufferSize: configuration.receiveBufferSize))
-        receiveBuffer = ReceiveBuffer(capacity: max(configuration.receiveBufferSize, 1) + receiveSlack)
+        // The layout includes one window-scale unit of receive slack (see ConnectionMemoryLayout).
+        let layout = ConnectionMemoryLayout(configuration: configuration)
+        receiveSlack = layout.receiveSlack
+        if let memory, memory.layout == layout {
+            sendBuffer = SendBuffer(borrowing: memory.sendStorage, capacity: layout.sendCapacity)
+            receiveBuffer = ReceiveBuffer(
+                borrowing: memory.receiveStorage, capacity: layout.receiveCapacity, rangeStorage: memory.rangeStorage,
+                maximumOutOfOrderRanges: layout.reassemblyRanges)
+        } else {
+            sendBuffer = SendBuffer(capacity: layout.sendCapacity)
+            receiveBuffer = ReceiveBuffer(
+                capacity: layout.receiveCapacity, maximumOutOfOrderRanges: layout.reassemblyRanges)
+        }
         receiveWindowShift =
             configuration.windowScaling ? Self.windowShift(forBufferSize: configuration.receiveBufferSize) : 0
         rttEstimator = RTTEstimator(
@@ -223,7 +241,8 @@ public struct TCPConnection {
         max(receiveBuffer.freeWindow - receiveSlack, 0)
     }
 
-    /// Frees the buffers. The connection must not be used afterwards.
+    /// Frees the buffers it allocated (pool memory stays with the pool's owner). The connection
+    /// must not be used afterwards.
     public mutating func deallocate() {
         sendBuffer.deallocate()
         receiveBuffer.deallocate()

@@ -13,6 +13,8 @@ public final class TCPEndpoint {
     public let maximumConnections: Int
     let isnGenerator: ISNGenerator
     let cookies: SYNCookieCodec
+    /// Buffer memory for connections made with the configuration given at `init`.
+    let memoryPool: ConnectionMemoryPool
 
     struct Slot {
         var connection: TCPConnection?
@@ -24,6 +26,8 @@ public final class TCPEndpoint {
         var inAcceptQueue = false
         /// The application holds a handle (accepted or actively opened).
         var ownedByApplication = false
+        /// Pool chunk lent to this slot's connection, returned on release.
+        var memory: ConnectionMemory?
     }
 
     struct Listener {
@@ -52,9 +56,15 @@ public final class TCPEndpoint {
 
     /// - Parameter secret: 128 bits for ISNs and SYN cookies; pick it at random once per boot
     ///   (tests pass a fixed value to stay deterministic).
-    public init(configuration: TCPConfiguration, secret: (UInt64, UInt64), maximumConnections: Int = 1 << 20) {
+    /// - Parameter pooledConnections: connections whose buffers are preallocated in one slab;
+    ///   the pool grows by slabs of this size.
+    public init(
+        configuration: TCPConfiguration, secret: (UInt64, UInt64), maximumConnections: Int = 1 << 20,
+        pooledConnections: Int = 64
+    ) {
         self.configuration = configuration
         self.maximumConnections = maximumConnections
+        memoryPool = ConnectionMemoryPool(configuration: configuration, initialConnections: pooledConnections)
         isnGenerator = ISNGenerator(secret: secret)
         cookies = SYNCookieCodec(secret: (secret.1 ^ 0x5bd1_e995_5bd1_e995, secret.0 &+ 0x9e37_79b9_7f4a_7c15))
     }
@@ -105,8 +115,12 @@ public final class TCPEndpoint {
         let iss = isnGenerator.isn(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
-        let connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now)
-        guard let slot = insert(connection, flow: flow) else { throw .noBuffers }
+        let memory = takeMemory()
+        let connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now, memory: memory)
+        guard let slot = insert(connection, flow: flow, memory: memory) else {
+            discard(connection, memory: memory)
+            throw .noBuffers
+        }
         slots[Int(slot)].ownedByApplication = true
         statistics.activeOpens += 1
         markDirty(slot)
@@ -277,13 +291,16 @@ public final class TCPEndpoint {
         let iss = isnGenerator.isn(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
+        let memory = takeMemory()
         guard
             let connection = TCPConnection(
-                acceptingSYN: segment, configuration: configuration, initialSequence: iss, now: now)
-        else { return }
-        guard let slot = insert(connection, flow: flow) else {
-            var copy = connection
-            copy.deallocate()
+                acceptingSYN: segment, configuration: configuration, initialSequence: iss, now: now, memory: memory)
+        else {
+            if let memory { memoryPool.give(back: memory) }
+            return
+        }
+        guard let slot = insert(connection, flow: flow, memory: memory) else {
+            discard(connection, memory: memory)
             return
         }
         slots[Int(slot)].listenerPort = flow.localPort
@@ -361,10 +378,14 @@ public final class TCPEndpoint {
         if let ts = ack.options.timestamp, configuration.timestamps {
             (scale, sack) = cookies.decodeTimestamp(ts.echoReply)
         }
+        let memory = takeMemory()
         let connection = TCPConnection(
             cookieAck: ack, peerMSS: Int(mss), peerWindowShift: scale, sackPermitted: sack,
-            configuration: configuration, now: now)
-        guard let slot = insert(connection, flow: flow) else { return }
+            configuration: configuration, now: now, memory: memory)
+        guard let slot = insert(connection, flow: flow, memory: memory) else {
+            discard(connection, memory: memory)
+            return
+        }
         statistics.synCookiesAccepted += 1
         statistics.passiveOpens += 1
         slots[Int(slot)].listenerPort = flow.localPort
@@ -449,7 +470,23 @@ public final class TCPEndpoint {
         }
     }
 
-    func insert(_ connection: TCPConnection, flow: TCPFlow) -> Int32? {
+    /// Counters of the pool that lends connections their buffer memory.
+    public var memoryPoolStatistics: ConnectionMemoryPoolStatistics { memoryPool.statistics }
+
+    /// A pool chunk for a new connection, or nil when the configuration changed since `init`
+    /// so the connection must allocate buffers of its own sizes.
+    func takeMemory() -> ConnectionMemory? {
+        memoryPool.fits(configuration) ? memoryPool.take() : nil
+    }
+
+    /// Frees a connection that never made it into the table, and its pool chunk.
+    func discard(_ connection: TCPConnection, memory: ConnectionMemory?) {
+        var copy = connection
+        copy.deallocate()
+        if let memory { memoryPool.give(back: memory) }
+    }
+
+    func insert(_ connection: TCPConnection, flow: TCPFlow, memory: ConnectionMemory?) -> Int32? {
         guard flows.count < maximumConnections else {
             statistics.connectionTableFull += 1
             return nil
@@ -468,6 +505,7 @@ public final class TCPEndpoint {
         slots[index].listenerPort = nil
         slots[index].inAcceptQueue = false
         slots[index].ownedByApplication = false
+        slots[index].memory = memory
         flows[flow] = slot
         return slot
     }
@@ -481,6 +519,10 @@ public final class TCPEndpoint {
         releasedConnectionTotals.add(slots[index].connection!.statistics)
         slots[index].connection!.deallocate()
         slots[index].connection = nil
+        if let memory = slots[index].memory {
+            memoryPool.give(back: memory)
+            slots[index].memory = nil
+        }
         flows.removeValue(forKey: slots[index].flow)
         slots[index].generation &+= 1
         timers.cancel(slot)
