@@ -7,7 +7,8 @@ import Wire
 /// `abort`. Nothing here reads a clock, does I/O or allocates after `init`: the owner passes
 /// `now` and calls `poll` again no later than `nextDeadline`.
 ///
-/// The struct owns two buffers allocated once; the owner calls `deallocate()` when it
+/// The struct holds two buffers, allocated once or lent by the endpoint's memory pool, and
+/// given up early in TIME-WAIT (`releaseBuffers`); the owner calls `deallocate()` when it
 /// drops the connection.
 public struct TCPConnection {
     public internal(set) var configuration: TCPConfiguration
@@ -241,6 +242,24 @@ public struct TCPConnection {
         max(receiveBuffer.freeWindow - receiveSlack, 0)
     }
 
+    /// True once `releaseBuffers` gave the data buffers back.
+    public private(set) var buffersReleased = false
+
+    /// Gives up the send and receive buffers of a connection that can no longer use them: in
+    /// TIME-WAIT after the application let go, only ACKs of retransmitted FINs remain to be
+    /// sent, and holding two buffers for 2*MSL would make short-connection servers keep
+    /// gigabytes for nothing. The connection keeps working with empty buffers.
+    public mutating func releaseBuffers() {
+        guard !buffersReleased, state == .timeWait, receiveBuffer.readable == 0 else { return }
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+        sendBuffer = SendBuffer(borrowing: EmptyBufferStorage.bytes, capacity: 0)
+        receiveBuffer = ReceiveBuffer(
+            borrowing: EmptyBufferStorage.bytes, capacity: 0, rangeStorage: EmptyBufferStorage.ranges,
+            maximumOutOfOrderRanges: 1)
+        buffersReleased = true
+    }
+
     /// Frees the buffers it allocated (pool memory stays with the pool's owner). The connection
     /// must not be used afterwards.
     public mutating func deallocate() {
@@ -467,4 +486,11 @@ extension TCPConnection {
 
     /// TS.Recent: the newest timestamp the peer sent (RFC 7323).
     public var peerRecentTimestamp: UInt32 { recentTimestamp }
+}
+
+/// Storage behind zero-capacity buffers of connections that released theirs; never written
+/// (a zero-capacity buffer stores nothing and a TIME-WAIT connection accepts no data).
+enum EmptyBufferStorage {
+    nonisolated(unsafe) static let bytes = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+    nonisolated(unsafe) static let ranges = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
 }

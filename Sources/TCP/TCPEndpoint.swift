@@ -550,6 +550,16 @@ public final class TCPEndpoint {
                 markDirty(slot)
             }
         }
+        if slots[index].connection!.state == .timeWait && !slots[index].connection!.buffersReleased
+            && (!slots[index].ownedByApplication || slots[index].connection!.isReleasedByApplication)
+        {
+            // Nobody will read or write any more: give the buffers back for the 2*MSL wait.
+            slots[index].connection!.releaseBuffers()
+            if slots[index].connection!.buffersReleased, let memory = slots[index].memory {
+                memoryPool.give(back: memory)
+                slots[index].memory = nil
+            }
+        }
         if slots[index].connection!.state == .closed {
             if !slots[index].ownedByApplication || slots[index].connection!.isReleasedByApplication {
                 // Nobody holds a handle: an embryo that failed, an accepted-queue entry that
