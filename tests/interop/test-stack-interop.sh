@@ -11,6 +11,7 @@
 #   load        our load generator fetches from a kernel nginx
 #   cores       two per-core instances on one interface share the connections
 #   garbage     malformed frames at the stack are counted and dropped during a transfer
+#   allocations the packet path allocates nothing: malloc calls do not grow with the traffic
 # Usage: bash tests/interop/test-stack-interop.sh [TEST...]   (MTCP_INTEROP_QUICK=1: smaller sizes)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -219,7 +220,30 @@ test_garbage() {
     grep -q "tcp_bad_option=[1-9]" "$WORK/echo.log"
 }
 
-ALL=(ping bulk impaired concurrent sequential httpd load cores garbage)
+test_allocations() {
+    # The packet path must not allocate: run the echo server under a malloc counter for a small
+    # and an eight times larger transfer; the count may not grow with the packets.
+    gcc -shared -fPIC -O2 -o "$WORK/malloc-count.so" "$HERE/tools/malloc-count.c" -ldl
+    local size count frames
+    local -a counts=() frame_counts=()
+    for size in $((4 << 20)) $((32 << 20)); do
+        LD_PRELOAD="$WORK/malloc-count.so" echo_server
+        peer python3 "$CHECK" bulk --host "$STACK_ADDR" --bytes "$size"
+        stop_stack echo
+        count="$(sed -n 's/^malloc-count: \([0-9]*\)$/\1/p' "$WORK/echo.log")"
+        frames="$(sed -n 's/.* frames_in=\([0-9]*\) .*/\1/p' "$WORK/echo.log" | head -n 1)"
+        counts+=("$count")
+        frame_counts+=("$frames")
+    done
+    log "mallocs: ${counts[0]} for ${frame_counts[0]} frames received, ${counts[1]} for ${frame_counts[1]}"
+    [[ -n "${counts[0]}" && -n "${counts[1]}" ]]
+    # Eight times the traffic (tens of thousands more frames) may cost a few bookkeeping
+    # allocations (hash tables growing), not one per packet.
+    ((counts[1] - counts[0] < 200))
+    ((frame_counts[1] - frame_counts[0] > 20000))
+}
+
+ALL=(ping bulk impaired concurrent sequential httpd load cores garbage allocations)
 TESTS=("$@")
 ((${#TESTS[@]} > 0)) || TESTS=("${ALL[@]}")
 ulimit -n 65536 2>/dev/null || true
