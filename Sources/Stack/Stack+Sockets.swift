@@ -229,19 +229,11 @@ extension NetworkStack {
     /// readv(2): fills the buffers in order; stops at the first short read.
     public func readv(_ id: Int32, _ buffers: [UnsafeMutableRawBufferPointer]) throws(Errno) -> Int {
         let i = try socketIndex(id)
-        var total = 0
-        for buffer in buffers where buffer.count > 0 {
-            let n: Int
-            do {
-                n = try read(i, into: buffer, mayBlock: total == 0 && !sockets.slots[i]!.nonBlocking)
-            } catch {
-                if total > 0 { return total }
-                throw error
-            }
-            total += n
-            if n < buffer.count { break }
+        let blocking = !sockets.slots[i]!.nonBlocking
+        // Only the first buffer may wait; later ones take what is already there.
+        return try eachBuffer(buffers, count: \.count) { buffer, total throws(Errno) in
+            try read(i, into: buffer, mayBlock: total == 0 && blocking)
         }
-        return total
     }
 
     func read(_ i: Int, into buffer: UnsafeMutableRawBufferPointer, mayBlock: Bool) throws(Errno) -> Int {
@@ -285,17 +277,28 @@ extension NetworkStack {
     /// writev(2): writes the buffers in order; stops when the send buffer fills.
     public func writev(_ id: Int32, _ buffers: [UnsafeRawBufferPointer]) throws(Errno) -> Int {
         let i = try socketIndex(id)
+        let blocking = !sockets.slots[i]!.nonBlocking
+        return try eachBuffer(buffers, count: \.count) { buffer, _ throws(Errno) in
+            try write(i, buffer, mayBlock: blocking)
+        }
+    }
+
+    /// readv/writev's loop: moves each non-empty buffer in order, stops at the first one moved
+    /// only in part, and reports an error only when nothing was moved before it.
+    func eachBuffer<Buffer>(
+        _ buffers: [Buffer], count: (Buffer) -> Int, _ move: (Buffer, Int) throws(Errno) -> Int
+    ) throws(Errno) -> Int {
         var total = 0
-        for buffer in buffers where buffer.count > 0 {
+        for buffer in buffers where count(buffer) > 0 {
             let n: Int
             do {
-                n = try write(i, buffer, mayBlock: !sockets.slots[i]!.nonBlocking)
+                n = try move(buffer, total)
             } catch {
                 if total > 0 { return total }
                 throw error
             }
             total += n
-            if n < buffer.count { break }
+            if n < count(buffer) { break }
         }
         return total
     }

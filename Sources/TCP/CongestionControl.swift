@@ -40,6 +40,9 @@ extension CongestionControl {
     /// The "infinite" initial ssthresh: half of Int.max, so that sums of windows cannot overflow.
     public static var infiniteSlowStartThreshold: Int { Int.max / 2 }
 
+    /// True while cwnd is below ssthresh.
+    public var inSlowStart: Bool { congestionWindow < slowStartThreshold }
+
     /// True when the sender is limited by cwnd rather than by the application.
     /// RFC 7661 (in spirit): cwnd grows only if at least half of it was in use, so an
     /// application-limited sender does not build up a window it never validated.

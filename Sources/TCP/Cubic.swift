@@ -43,9 +43,6 @@ public struct Cubic: CongestionControl {
         slowStartThreshold = Self.infiniteSlowStartThreshold
     }
 
-    /// True while cwnd is below ssthresh.
-    public var inSlowStart: Bool { congestionWindow < slowStartThreshold }
-
     /// W_max in bytes (0 before the first congestion event).
     public var maximumWindow: Int { Int(windowMax * Double(mss)) }
 

@@ -20,9 +20,6 @@ public struct NewReno: CongestionControl {
         slowStartThreshold = Self.infiniteSlowStartThreshold
     }
 
-    /// True while cwnd is below ssthresh.
-    public var inSlowStart: Bool { congestionWindow < slowStartThreshold }
-
     public mutating func onAcknowledged(
         bytes: Int, flightSize: Int, now: Instant, smoothedRTT: Interval?, minimumRTT: Interval?
     ) {

@@ -484,8 +484,7 @@ extension TCPConnection {
     /// then the blocks reported most recently.
     mutating func noteOutOfOrder(offset: Int) {
         guard sackEnabled, let range = receiveBuffer.outOfOrderRange(containing: offset) else { return }
-        let newest = SACKBlock(
-            left: (receiveNext + range.lowerBound).rawValue, right: (receiveNext + range.upperBound).rawValue)
+        let newest = sackBlock(for: range)
         var list = SACKBlockList()
         list.append(newest)
         for old in reportedSACK where list.count < SACKBlockList.capacity {

@@ -375,6 +375,11 @@ extension TCPConnection {
         return options
     }
 
+    /// The SACK block for an out-of-order range of the receive buffer (offsets from RCV.NXT).
+    func sackBlock(for range: Range<Int>) -> SACKBlock {
+        SACKBlock(left: (receiveNext + range.lowerBound).rawValue, right: (receiveNext + range.upperBound).rawValue)
+    }
+
     /// The reported SACK blocks, refreshed against what the receive buffer holds now.
     func currentSACKBlocks() -> SACKBlockList {
         var blocks = SACKBlockList()
@@ -383,16 +388,14 @@ extension TCPConnection {
         for reported in reportedSACK where blocks.count < limit {
             let offset = SequenceNumber(reported.left) - receiveNext
             guard offset > 0, let range = receiveBuffer.outOfOrderRange(containing: offset) else { continue }
-            let block = SACKBlock(
-                left: (receiveNext + range.lowerBound).rawValue, right: (receiveNext + range.upperBound).rawValue)
+            let block = sackBlock(for: range)
             if !blocks.contains(block) { blocks.append(block) }
         }
         // Blocks never reported yet (e.g. after a table reset) follow in ascending order.
         var index = 0
         while blocks.count < limit && index < receiveBuffer.outOfOrderRangeCount {
             let range = receiveBuffer.outOfOrderRange(index)
-            let block = SACKBlock(
-                left: (receiveNext + range.lowerBound).rawValue, right: (receiveNext + range.upperBound).rawValue)
+            let block = sackBlock(for: range)
             if !blocks.contains(block) { blocks.append(block) }
             index += 1
         }
