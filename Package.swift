@@ -45,7 +45,10 @@ let package = Package(
         .target(name: "CPreload", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "Preload", dependencies: ["CPreload", "CShim", "Stack", "StackRuntime", "PacketIO", "TCP", "Wire"],
-            swiftSettings: hotPath + example, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+            swiftSettings: hotPath + example,
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=Sources/CPreload/exports.map"])
+            ]),
         .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
         .executableTarget(
             name: "EchoServer", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP"], swiftSettings: example),
