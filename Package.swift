@@ -51,5 +51,6 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire"]),
+        .testTarget(name: "StackRuntimeTests", dependencies: ["StackRuntime", "Stack", "PacketIO", "Wire"]),
     ]
 )
