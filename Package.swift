@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "mtcp-echo", targets: ["EchoServer"]),
         .executable(name: "mtcp-httpd", targets: ["HTTPServer"]),
         .executable(name: "mtcp-load", targets: ["LoadGenerator"]),
+        .executable(name: "mtcp-run", targets: ["MTCPRun"]),
     ],
     targets: [
         .target(name: "Wire", swiftSettings: hotPath),
@@ -46,6 +47,7 @@ let package = Package(
         .executableTarget(
             name: "LoadGenerator", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP", "Wire"],
             swiftSettings: example),
+        .executableTarget(name: "MTCPRun", dependencies: ["StackRuntime"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
