@@ -131,13 +131,19 @@ public struct StackOptions: Sendable {
     }
 
     /// What the preload library runs on: the MTCP_CONFIG file, then the environment (no
-    /// flags). Interface and address are required only when the stack is enabled.
+    /// flags). Interface and address are required only when the stack is enabled;
+    /// MTCP_ENABLE=0 in the environment means pass-through, whatever else is set or broken.
     public static func fromEnvironment() throws(OptionsError) -> StackOptions {
         try fromEnvironment(processEnvironment())
     }
 
     /// `fromEnvironment` with the environment given as a dictionary (for tests).
     public static func fromEnvironment(_ environment: [String: String]) throws(OptionsError) -> StackOptions {
+        if let enable = environment["MTCP_ENABLE"], (try? boolean(enable)) == false {
+            var disabled = StackOptions()
+            disabled.enabled = false
+            return disabled
+        }
         let options = try layered(config: environment["MTCP_CONFIG"], environment: environment)
         if options.enabled { try options.validate() }
         return options

@@ -90,12 +90,30 @@ import Wire
         }
     }
 
+    @Test func disabledInTheEnvironmentIgnoresEverythingElse() throws {
+        let broken = TemporaryFile("this is not a setting\n")
+        let options = try StackOptions.fromEnvironment([
+            "MTCP_ENABLE": "0", "MTCP_CONFIG": broken.path, "MTCP_LOG": "loud",
+        ])
+        #expect(!options.enabled)
+        // Disabled in the file: the file and the variables are still read and checked.
+        let file = TemporaryFile("enable = 0\nlog = debug\n")
+        #expect(try !StackOptions.fromEnvironment(["MTCP_CONFIG": file.path]).enabled)
+        #expect {
+            _ = try StackOptions.fromEnvironment(["MTCP_CONFIG": file.path, "MTCP_LOG": "loud"])
+        } throws: { error in
+            "\(error)".hasPrefix("MTCP_LOG: bad log level loud")
+        }
+    }
+
     @Test(arguments: [
         ("error", StackOptions.LogLevel.error), ("warn", .warn), ("warning", .warn), ("INFO", .info),
         ("debug", .debug), ("0", .error), ("1", .warn), ("2", .info), ("3", .debug),
     ])
     func logLevels(text: String, level: StackOptions.LogLevel) throws {
-        let options = try StackOptions.fromEnvironment(["MTCP_ENABLE": "0", "MTCP_LOG": text])
+        let options = try StackOptions.fromEnvironment([
+            "MTCP_IFACE": "v", "MTCP_ADDR": "10.0.0.2", "MTCP_LOG": text,
+        ])
         #expect(options.logLevel == level)
     }
 
