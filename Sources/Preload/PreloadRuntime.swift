@@ -49,10 +49,10 @@ final class PreloadRuntime {
     var driverStarted = false
     var statisticsRegistered = false
 
-    init(options: StackOptions?, log: PreloadLog, kernelListen: Bool) {
+    init(options: StackOptions?, log: PreloadLog) {
         self.options = options
         self.log = log
-        self.kernelListen = kernelListen
+        kernelListen = options?.kernelListen ?? true
         pid = getpid()
     }
 
@@ -60,22 +60,36 @@ final class PreloadRuntime {
 
     nonisolated(unsafe) static var current: PreloadRuntime?
 
-    /// The runtime, made on first use by a call that may need the stack (lock held).
+    /// The runtime, made on first use from the settings saved when the library loaded (a
+    /// program may clear its environment first, as nginx does for its workers).
     static func obtain() -> PreloadRuntime {
         if let current { return current }
-        let log = PreloadLog(level: PreloadLog.levelFromEnvironment())
         var options: StackOptions?
-        var kernelListen = true
+        var level = PreloadLog.levelFromEnvironment()
         do {
-            var arguments: [String] = []
-            options = try StackOptions.parse(&arguments)
+            let parsed = try StackOptions.fromEnvironment(savedSettings())
+            level = parsed.logLevel.rawValue
+            if parsed.enabled { options = parsed } else { mtcp_enabled = 0 }
         } catch {
-            log.error("bad MTCP_* settings (\(error)); every socket uses the kernel")
+            PreloadLog(level: level).error("bad MTCP_* settings (\(error)); every socket uses the kernel")
         }
-        if let value = getenv("MTCP_KERNEL_LISTEN"), String(cString: value) == "0" { kernelListen = false }
-        let runtime = PreloadRuntime(options: options, log: log, kernelListen: kernelListen)
+        let runtime = PreloadRuntime(options: options, log: PreloadLog(level: level))
         current = runtime
         return runtime
+    }
+
+    /// The saved MTCP_* variables as a dictionary.
+    static func savedSettings() -> [String: String] {
+        var settings: [String: String] = [:]
+        guard var entry = mtcp_saved_settings else { return settings }
+        while let raw = entry.pointee {
+            let text = String(cString: raw)
+            if let equals = text.firstIndex(of: "=") {
+                settings[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return settings
     }
 
     // MARK: Activation
@@ -95,6 +109,9 @@ final class PreloadRuntime {
             switch options.backend {
             case .afpacket: link = PreloadLink(.ring(try AFPacketRing(interface: options.interface)))
             case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
+            case .dpdk:
+                log.error("the dpdk backend is not built in this version; every socket uses the kernel")
+                return false
             }
         } catch {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
@@ -263,13 +280,13 @@ extension PreloadRuntime {
     /// MTCP_STATS=PREFIX: at exit each process that ran a stack writes its counters to
     /// PREFIX.PID (one line of key=value pairs).
     static func registerStatisticsAtExit() {
-        guard getenv("MTCP_STATS") != nil else { return }
+        guard current?.options?.statsPath != nil else { return }
         atexit { PreloadRuntime.current?.writeStatistics() }
     }
 
     func writeStatistics() {
-        guard let prefix = getenv("MTCP_STATS"), let stack else { return }
-        let path = "\(String(cString: prefix)).\(getpid())"
+        guard let prefix = options?.statsPath, let stack else { return }
+        let path = "\(prefix).\(getpid())"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         let io = stack.io.statistics

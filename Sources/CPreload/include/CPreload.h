@@ -33,6 +33,9 @@ static inline int mtcp_fd_set_entry(int fd, int32_t value) {
     return 1;
 }
 
+/// The MTCP_* environment entries ("KEY=value", NULL-terminated) as the program started.
+extern char **mtcp_saved_settings;
+
 /// 1 unless MTCP_ENABLE=0 (then every hook passes straight to libc).
 extern int mtcp_enabled;
 
