@@ -255,6 +255,13 @@ extension NetworkStack {
         return try read(i, into: buffer, mayBlock: !sockets.slots[i]!.nonBlocking)
     }
 
+    /// recv(2) with MSG_PEEK: copies readable bytes and leaves them to the next read. Never
+    /// waits: errors and end of stream as `read` on a non-blocking socket.
+    public func peek(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let i = try socketIndex(id)
+        return try read(i, into: buffer, mayBlock: false, peek: true)
+    }
+
     /// readv(2): fills the buffers in order; stops at the first short read.
     public func readv(_ id: Int32, _ buffers: [UnsafeMutableRawBufferPointer]) throws(Errno) -> Int {
         let i = try socketIndex(id)
@@ -265,14 +272,20 @@ extension NetworkStack {
         }
     }
 
-    func read(_ i: Int, into buffer: UnsafeMutableRawBufferPointer, mayBlock: Bool) throws(Errno) -> Int {
+    func read(
+        _ i: Int, into buffer: UnsafeMutableRawBufferPointer, mayBlock: Bool, peek: Bool = false
+    ) throws(Errno) -> Int {
         let deadline = deadline(after: sockets.slots[i]!.options.receiveTimeout)
         while true {
             let socket = sockets.slots[i]!
             switch socket.phase {
             case .connected:
                 if socket.readShut { return 0 }
-                switch endpoint.read(socket.connection!, into: buffer, now: clock()) {
+                let result =
+                    peek
+                    ? endpoint.peek(socket.connection!, into: buffer)
+                    : endpoint.read(socket.connection!, into: buffer, now: clock())
+                switch result {
                 case .bytes(let n): return n
                 case .endOfStream: return 0
                 case .failed(let error):

@@ -166,6 +166,12 @@ public final class TCPEndpoint {
         withConnection(id) { $0.read(into: buffer, now: now) } ?? .failed(.notConnected)
     }
 
+    /// Copies readable bytes without consuming them (MSG_PEEK).
+    public func peek(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer) -> TCPReadResult {
+        guard let slot = validSlot(id) else { return .failed(.notConnected) }
+        return slots[Int(slot)].connection!.peek(into: buffer)
+    }
+
     public func write(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, now: Instant) -> TCPWriteResult {
         withConnection(id) { $0.write(bytes, now: now) } ?? .failed(.notConnected)
     }
