@@ -151,3 +151,8 @@ int mtcp_shim_pin_to_cpu(int cpu) {
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof(set), &set);
 }
+
+void *mtcp_shim_map_shared_anonymous(size_t length) {
+    void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}

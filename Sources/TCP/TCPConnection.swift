@@ -319,6 +319,15 @@ public struct TCPConnection {
         return .wouldBlock
     }
 
+    /// Copies readable bytes into `buffer` and leaves them in place (MSG_PEEK); the same
+    /// results as `read` otherwise.
+    public func peek(into buffer: UnsafeMutableRawBufferPointer) -> TCPReadResult {
+        if receiveBuffer.readable > 0 { return .bytes(receiveBuffer.peek(into: buffer)) }
+        if let error { return .failed(error) }
+        if peerFinReceived || state == .closed { return .endOfStream }
+        return .wouldBlock
+    }
+
     /// Copies as much of `bytes` into the send buffer as fits; it goes out at the next `poll`.
     public mutating func write(_ bytes: UnsafeRawBufferPointer, now: Instant) -> TCPWriteResult {
         if let error { return .failed(error) }

@@ -96,6 +96,17 @@ public final class TCPEndpoint {
 
     public func isListening(port: UInt16) -> Bool { listeners[port] != nil }
 
+    /// True when `flow` has a connection in the table (in any state).
+    public func hasFlow(_ flow: TCPFlow) -> Bool { flows[flow] != nil }
+
+    /// A free ephemeral port for a connection to `remote`:`remotePort` that `acceptable` agrees
+    /// to (asked last, so it may reserve the port); nil when none is left.
+    public func pickEphemeralPort(
+        local: IPv4Address, remote: IPv4Address, remotePort: UInt16, where acceptable: (UInt16) -> Bool
+    ) -> UInt16? {
+        pickEphemeralFlow(local: local, remote: remote, remotePort: remotePort, acceptable: acceptable)?.localPort
+    }
+
     /// Opens a connection; the SYN goes out at the next `poll`.
     public func connect(
         from localAddress: IPv4Address, localPort: UInt16? = nil, to remoteAddress: IPv4Address,
@@ -153,6 +164,12 @@ public final class TCPEndpoint {
 
     public func read(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer, now: Instant) -> TCPReadResult {
         withConnection(id) { $0.read(into: buffer, now: now) } ?? .failed(.notConnected)
+    }
+
+    /// Copies readable bytes without consuming them (MSG_PEEK).
+    public func peek(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer) -> TCPReadResult {
+        guard let slot = validSlot(id) else { return .failed(.notConnected) }
+        return slots[Int(slot)].connection!.peek(into: buffer)
     }
 
     public func write(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, now: Instant) -> TCPWriteResult {
@@ -574,14 +591,16 @@ public final class TCPEndpoint {
         }
     }
 
-    func pickEphemeralFlow(local: IPv4Address, remote: IPv4Address, remotePort: UInt16) -> TCPFlow? {
+    func pickEphemeralFlow(
+        local: IPv4Address, remote: IPv4Address, remotePort: UInt16, acceptable: (UInt16) -> Bool = { _ in true }
+    ) -> TCPFlow? {
         let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
         for _ in 0..<span {
             let port = nextEphemeralPort
             nextEphemeralPort = port >= Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
             if listeners[port] != nil { continue }
             let flow = TCPFlow(localAddress: local, localPort: port, remoteAddress: remote, remotePort: remotePort)
-            if flows[flow] == nil { return flow }
+            if flows[flow] == nil && acceptable(port) { return flow }
         }
         return nil
     }

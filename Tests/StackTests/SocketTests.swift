@@ -43,6 +43,33 @@ import Wire
         #expect(hosts.a.statistics.noRoute == 0 && hosts.a.statistics.transmitRingFull == 0)
     }
 
+    @Test func peekLeavesBytesForTheNextReadAndNeverBlocks() throws {
+        let hosts = TwoHosts()
+        let (client, server, _) = try hosts.connectedPair()
+        try hosts.b.setNonBlocking(server, false)
+        var buffer = [UInt8](repeating: 0, count: 200)
+        #expect(throws: Errno.EAGAIN) { _ = try buffer.withUnsafeMutableBytes { try hosts.b.peek(server, into: $0) } }
+        let message = pattern(100, seed: 4)
+        _ = try message.withUnsafeBytes { try hosts.a.write(client, $0) }
+        hosts.run(for: .milliseconds(10))
+        for _ in 0..<2 {
+            let n = try buffer.withUnsafeMutableBytes {
+                try hosts.b.peek(server, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<40]))
+            }
+            #expect(n == 40 && Array(buffer[0..<40]) == Array(message[0..<40]))
+        }
+        var available: Int32 = 0
+        try hosts.b.ioctl(server, request: SocketConstant.FIONREAD, &available)
+        #expect(available == 100)
+        #expect(try buffer.withUnsafeMutableBytes { try hosts.b.read(server, into: $0) } == 100)
+        #expect(Array(buffer[0..<100]) == message)
+        try hosts.a.shutdown(client, how: SocketConstant.SHUT_WR)
+        hosts.run(for: .milliseconds(10))
+        #expect(try buffer.withUnsafeMutableBytes { try hosts.b.peek(server, into: $0) } == 0)
+        let fresh = try hosts.b.socket()
+        #expect(throws: Errno.ENOTCONN) { _ = try buffer.withUnsafeMutableBytes { try hosts.b.peek(fresh, into: $0) } }
+    }
+
     @Test func blockingCallsWaitThroughTheHook() throws {
         let hosts = TwoHosts()
         let listener = try hosts.b.socket()

@@ -161,4 +161,26 @@ int mtcp_shim_timerfd_set_ns(int fd, uint64_t initial_ns, uint64_t interval_ns);
 /// Pins the calling thread to one CPU; 0 or -1 with errno.
 int mtcp_shim_pin_to_cpu(int cpu);
 
+// MARK: atomics over shared memory (tables shared by forked processes)
+
+/// Sequentially consistent load of a 32-bit value other processes may change.
+static inline int32_t mtcp_shim_atomic_load_i32(const int32_t *address) {
+    return __atomic_load_n(address, __ATOMIC_SEQ_CST);
+}
+/// Sequentially consistent store.
+static inline void mtcp_shim_atomic_store_i32(int32_t *address, int32_t value) {
+    __atomic_store_n(address, value, __ATOMIC_SEQ_CST);
+}
+/// Replaces `expected` with `desired`; true when it did (the value was `expected`).
+static inline _Bool mtcp_shim_atomic_cas_i32(int32_t *address, int32_t expected, int32_t desired) {
+    return __atomic_compare_exchange_n(address, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+/// Adds `delta`; returns the value before.
+static inline int32_t mtcp_shim_atomic_add_i32(int32_t *address, int32_t delta) {
+    return __atomic_fetch_add(address, delta, __ATOMIC_SEQ_CST);
+}
+/// A zeroed MAP_SHARED|MAP_ANONYMOUS mapping of `length` bytes that fork() children share;
+/// NULL on failure (errno set).
+void *mtcp_shim_map_shared_anonymous(size_t length);
+
 #endif
