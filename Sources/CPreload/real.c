@@ -143,6 +143,12 @@ int mtcp_epoll_add_tagged(int epfd, int fd, uint32_t events, uint64_t tag) {
 
 pid_t mtcp_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
+void mtcp_block_all_signals(void) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
 int mtcp_start_thread(void *(*body)(void *), void *context) {
     pthread_t thread;
     pthread_attr_t attributes;

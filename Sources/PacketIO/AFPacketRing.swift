@@ -63,15 +63,24 @@ public final class AFPacketRing: PacketIO {
     var counters = PacketIOStatistics()
 
     /// Opens both rings on `interface`, joining fanout group `fanoutGroup` when given.
+    /// `preopened` are two packet sockets made earlier with protocol 0 (`openSockets()`), for a
+    /// process that has since dropped the privilege to make them (a forked nginx worker); the
+    /// ring takes them over.
     public init(
-        interface: String, fanoutGroup: UInt16? = nil, configuration: Configuration = Configuration()
+        interface: String, fanoutGroup: UInt16? = nil, configuration: Configuration = Configuration(),
+        preopened: (receive: Int32, transmit: Int32)? = nil
     ) throws(PacketIOError) {
         try configuration.validate()
         var sockets = SocketPair()
         defer { sockets.closeUnclaimed() }
 
         // Protocol 0 until the ring is ready: no frames from other interfaces slip in.
-        sockets.rx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)")
+        if let preopened {
+            sockets.rx = preopened.receive
+            sockets.tx = preopened.transmit
+        } else {
+            sockets.rx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)")
+        }
         let rx = sockets.rx
         let index = try InterfaceQuery.index(socket: rx, interface: interface)
         let mtu = try InterfaceQuery.mtu(socket: rx, interface: interface)
@@ -94,7 +103,7 @@ public final class AFPacketRing: PacketIO {
             try Self.check(mtcp_shim_packet_fanout(rx, group, mode), "setsockopt(PACKET_FANOUT)")
         }
 
-        sockets.tx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)")
+        if sockets.tx < 0 { sockets.tx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)") }
         let tx = sockets.tx
         let dataOffset = Int(mtcp_shim_v2_tx_data_offset())
         var frameSize = 2048
@@ -132,6 +141,19 @@ public final class AFPacketRing: PacketIO {
         self.txDataOffset = dataOffset
         self.completeChecksums = configuration.completeChecksums
         self.nextFrame = rxRing
+    }
+
+    /// Two idle packet sockets (protocol 0, unbound: they receive nothing) for a later `init`
+    /// after privileges are gone; nil when this process may not make them.
+    public static func openSockets() -> (receive: Int32, transmit: Int32)? {
+        let receive = mtcp_shim_packet_socket(0)
+        guard receive >= 0 else { return nil }
+        let transmit = mtcp_shim_packet_socket(0)
+        guard transmit >= 0 else {
+            close(receive)
+            return nil
+        }
+        return (receive, transmit)
     }
 
     deinit {

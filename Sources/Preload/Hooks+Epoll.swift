@@ -93,10 +93,10 @@ extension PreloadRuntime {
                 mtcp_lock()
                 drive()
                 // When both sides have events, they take turns filling the array first.
-                let stackShare = shadow.preferKernel && capacity > 1 ? capacity / 2 : capacity
+                let stackShare = shadow.preferKernel ? capacity / 2 : capacity
                 shadow.preferKernel.toggle()
                 var n = 0
-                if !shadow.inherited, let stack, !shadow.members.isEmpty {
+                if stackShare > 0, !shadow.inherited, let stack, !shadow.members.isEmpty {
                     n =
                         (try? stack.epollReady(
                             shadow.stackEpoll, into: UnsafeMutableBufferPointer(rebasing: collected[0..<stackShare])))
@@ -167,6 +167,7 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
     if epfd == fd { return fail(.EINVAL) }
     guard let shadow = runtime.shadow(of: epfd, create: operation == .add) else { return -1 }
     let record = runtime.records[r]!
+    if record.listening { stack.markInterested(record.stackID) }
     let bits = event.map { mtcp_epoll_event_events($0) } ?? 0
     let data = event.map { mtcp_epoll_event_data($0) } ?? 0
     do {

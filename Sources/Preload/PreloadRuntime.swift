@@ -47,6 +47,11 @@ final class PreloadRuntime {
     let lastDriven = Atomic<UInt64>(0)
     let nextWake = Atomic<UInt64>(UInt64.max)
     var driverStarted = false
+    /// Packet sockets made right after fork, while the child still had the privilege (nginx
+    /// workers drop root before they first touch a socket).
+    var preopenedSockets: (receive: Int32, transmit: Int32)?
+    /// The shared port claims table (kept across fork).
+    var claimsTable: UnsafeMutableRawPointer?
     var statisticsRegistered = false
 
     init(options: StackOptions?, log: PreloadLog) {
@@ -107,7 +112,10 @@ final class PreloadRuntime {
         let link: PreloadLink
         do {
             switch options.backend {
-            case .afpacket: link = PreloadLink(.ring(try AFPacketRing(interface: options.interface)))
+            case .afpacket:
+                let sockets = preopenedSockets
+                preopenedSockets = nil
+                link = PreloadLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
             case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
                 log.error("the dpdk backend is not built in this version; every socket uses the kernel")
@@ -125,6 +133,11 @@ final class PreloadRuntime {
         let stack = NetworkStack(io: link, configuration: options.stackConfiguration)
         let log = self.log
         stack.log = { log.warn($0) }
+        if let memory = claimsMemory(options) {
+            let claims = PortClaims(memory: memory, pid: getpid())
+            claims.activate()
+            stack.portClaims = claims
+        }
         stack.announce()
         self.stack = stack
         activationFailed = false
@@ -137,6 +150,31 @@ final class PreloadRuntime {
             Self.registerStatisticsAtExit()
         }
         return true
+    }
+
+    /// The table of which process answers which port: one per interface in /dev/shm, so
+    /// forked children and unrelated processes on the same interface share it (anonymous
+    /// shared memory, inherited by children only, when /dev/shm is unusable).
+    func claimsMemory(_ options: StackOptions) -> UnsafeMutableRawPointer? {
+        if let claimsTable { return claimsTable }
+        let path = "/dev/shm/mtcp-port-claims-\(options.interface)"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
+        if fd >= 0 {
+            _ = fchmod(fd, 0o666)
+            var memory: UnsafeMutableRawPointer?
+            if ftruncate(fd, off_t(PortClaims.byteCount)) == 0 {
+                let mapped = mmap(nil, PortClaims.byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                if mapped != MAP_FAILED { memory = mapped }
+            }
+            _ = mtcp_real_close(fd)
+            if let memory {
+                claimsTable = memory
+                return memory
+            }
+        }
+        log.warn("cannot share \(path) (errno \(mtcp_errno())): only forked processes share port claims")
+        claimsTable = PortClaims.mapShared()
+        return claimsTable
     }
 
     // MARK: Loop rounds
@@ -196,6 +234,8 @@ final class PreloadRuntime {
 
     /// Drives the stack when nobody else has for a millisecond.
     func driverLoop() {
+        // Signals are the application's: a blocked call must be the one that sees EINTR.
+        mtcp_block_all_signals()
         let myPid = pid
         while true {
             mtcp_lock()
