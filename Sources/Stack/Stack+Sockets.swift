@@ -139,6 +139,7 @@ extension NetworkStack {
         let now = clock()
         endpoint.withConnection(connection) {
             $0.setNoDelay(options.noDelay)
+            $0.setCork(options.cork)
             if options.keepAlive {
                 $0.setKeepAlive(
                     true, idle: .seconds(UInt64(options.keepIdleSeconds)),
