@@ -202,8 +202,14 @@ extension NetworkStack {
         return v
     }
 
-    /// Pushes options that matter to a live connection into it.
+    /// Pushes options that matter to a live connection into it; a listener's options go to
+    /// the connections it accepts later.
     func applyLiveOptions(_ i: Int, level: Int32, name: Int32) {
+        if sockets.slots[i]!.phase == .listening {
+            endpoint.setListenerConfiguration(
+                port: sockets.slots[i]!.localPort, sockets.slots[i]!.options.apply(to: endpoint.configuration))
+            return
+        }
         guard let connection = sockets.slots[i]!.connection else { return }
         let options = sockets.slots[i]!.options
         typealias C = SocketConstant
@@ -221,7 +227,8 @@ extension NetworkStack {
                     interval: .seconds(UInt64(options.keepIntervalSeconds)), count: options.keepCount, now: now)
             }
         default:
-            // Buffer sizes and the congestion algorithm apply to connections opened later.
+            // Buffer sizes and the congestion algorithm apply to connections opened later
+            // (connect, or accept through the listener's configuration).
             break
         }
     }
