@@ -90,7 +90,9 @@ extension NetworkStack {
         }
         let port = sockets.slots[i]!.localPort
         do {
-            try endpoint.listen(address: sockets.slots[i]!.localAddress, port: port, backlog: max(backlog, 1))
+            try endpoint.listen(
+                address: sockets.slots[i]!.localAddress, port: port, backlog: max(backlog, 1),
+                configuration: sockets.slots[i]!.options.apply(to: endpoint.configuration))
         } catch {
             throw .EADDRINUSE
         }
@@ -127,18 +129,20 @@ extension NetworkStack {
         socket.localPort = flow.localPort
         socket.remoteAddress = flow.remoteAddress
         socket.remotePort = flow.remotePort
+        // Every option carries over, SO_LINGER included, as Linux clones the listener.
         socket.options = listener.options
-        socket.options.lingerOn = false
         guard let id = sockets.allocate(socket) else {
             endpoint.abort(connection, now: clock())
             throw .EMFILE
         }
         setOwner(of: connection, to: id)
-        // Options set on the listener carry over (Linux inherits them on accept).
+        // The endpoint made the connection with the listener's options; options set on the
+        // listener after that connection's SYN carry over here.
         let options = socket.options
         let now = clock()
         endpoint.withConnection(connection) {
             $0.setNoDelay(options.noDelay)
+            $0.setCork(options.cork)
             if options.keepAlive {
                 $0.setKeepAlive(
                     true, idle: .seconds(UInt64(options.keepIdleSeconds)),
