@@ -101,6 +101,17 @@ CASES=(
     "fds fd-numbers both"
     "fds fd-fstat both"
     "fds fd-select both"
+    "epoll epoll-level both"
+    "epoll epoll-edge both"
+    "epoll epoll-oneshot both"
+    "epoll epoll-fair both"
+    "epoll epoll-hup both"
+    "epoll epoll-timeout both"
+    "epoll epoll-ctl both"
+    "pollselect poll-mix both"
+    "pollselect poll-hup both"
+    "pollselect poll-timeout both"
+    "pollselect select-mix both"
 )
 
 selected() {
