@@ -112,6 +112,12 @@ CASES=(
     "pollselect poll-hup both"
     "pollselect poll-timeout both"
     "pollselect select-mix both"
+    "blocking block-io both"
+    "blocking block-accept both"
+    "blocking block-rcvtimeo both"
+    "blocking block-eintr both"
+    "nbconnect nb-connect both"
+    "nbconnect nb-refused both"
 )
 
 selected() {
