@@ -37,7 +37,7 @@ static void fail_at(int line, const char *format, ...) {
     fprintf(stderr, " [errno %d %s]\n", saved, strerror(saved));
     va_end(arguments);
     fflush(stderr);
-    _exit(1);
+    exit(1);
 }
 
 // CHECK(condition, "what was expected", ...): the program ends with status 1 when false.

@@ -8,6 +8,7 @@
 #   bash tests/preload/test-preload.sh [CASE...]     # every case, or only those named
 #   MTCP_BIN=DIR            where libmtcp-preload.so is (default .build/release; built if missing)
 #   MTCP_PRELOAD_LOG=debug  runs the library with MTCP_LOG=debug (shown for failing cases)
+#   MTCP_PRELOAD_STATS=PATH writes the library's counters to PATH.CASE.PID (MTCP_STATS)
 #
 # Prints "PASS CASE (stack|kernel)" or "FAIL ..." per run and ends with
 # "test-preload: N passed, M failed"; exits 1 when any run failed. Needs root, gcc, python3.
@@ -44,7 +45,7 @@ done
 
 # --- Two pairs: the library's (no kernel address on the stack side) and the kernel's. -------
 netns_setup --stack-ns pl >/dev/null 2>&1
-S_NS="$STACK_NS" S_IF="$STACK_IF" S_ADDR="$STACK_ADDR" S_PEER_NS="$PEER_NS" S_PEER="$PEER_ADDR"
+S_NS="$STACK_NS" S_IF="$STACK_IF" S_ADDR="$STACK_ADDR" S_PEER_NS="$PEER_NS" S_PEER_IF="$PEER_IF" S_PEER="$PEER_ADDR"
 netns_setup --stack-ns plk >/dev/null 2>&1
 netns_stack_kernel_address
 K_NS="$STACK_NS" K_ADDR="$STACK_ADDR" K_PEER_NS="$PEER_NS" K_PEER="$PEER_ADDR"
@@ -78,6 +79,7 @@ run() {
             environment=(PEER_ADDR="$S_PEER" STACK_ADDR="$S_ADDR" LD_PRELOAD="$LIB" MTCP_IFACE="$S_IF"
                 MTCP_ADDR="$S_ADDR/24")
             [[ -n "${MTCP_PRELOAD_LOG:-}" ]] && environment+=(MTCP_LOG="$MTCP_PRELOAD_LOG")
+            [[ -n "${MTCP_PRELOAD_STATS:-}" ]] && environment+=(MTCP_STATS="$MTCP_PRELOAD_STATS.$name")
             ns="$S_NS"
             ;;
         kernel) environment=(PEER_ADDR="$K_PEER" STACK_ADDR="$K_ADDR") ns="$K_NS" ;;
@@ -96,7 +98,8 @@ run() {
     fi
 }
 
-# Cases: PROGRAM CASE MODES (both = stack and kernel).
+# Cases: PROGRAM CASE MODES (both = stack and kernel). fork-write is the library's own rule:
+# with the kernel, a child's write to an inherited connection goes through.
 CASES=(
     "fds fd-numbers both"
     "fds fd-fstat both"
@@ -118,6 +121,11 @@ CASES=(
     "blocking block-eintr both"
     "nbconnect nb-connect both"
     "nbconnect nb-refused both"
+    "dup dup both"
+    "dup dup2-over both"
+    "fork fork-close both"
+    "fork fork-write stack"
+    "fork fork-listener both"
 )
 
 selected() {
@@ -128,12 +136,19 @@ selected() {
 }
 SELECTION=("$@")
 
+if [[ -n "${MTCP_PRELOAD_TCPDUMP:-}" ]]; then
+    ip netns exec "$S_PEER_NS" tcpdump -U -Z root -n -i "$S_PEER_IF" -w "$MTCP_PRELOAD_TCPDUMP" >/dev/null 2>&1 &
+    netns_track_pid $!
+    sleep 1
+fi
 START=$SECONDS
 for entry in "${CASES[@]}"; do
-    read -r program name modes <<<"$entry"
+    read -r program name modes extra <<<"$entry"
     selected "$name" || continue
-    if [[ "$modes" == both || "$modes" == kernel ]]; then run kernel "$program" "$name"; fi
-    if [[ "$modes" == both || "$modes" == stack ]]; then run stack "$program" "$name"; fi
+    # shellcheck disable=SC2086 # extra is a list of VAR=VALUE words
+    if [[ "$modes" == both || "$modes" == kernel ]]; then run kernel "$program" "$name" $extra; fi
+    # shellcheck disable=SC2086
+    if [[ "$modes" == both || "$modes" == stack ]]; then run stack "$program" "$name" $extra; fi
 done
 
 log "$((SECONDS - START)) s"
