@@ -98,6 +98,38 @@ run() {
     fi
 }
 
+# verdict LABEL OK DETAIL-FILE: counts and prints one result.
+verdict() {
+    if (($2)); then
+        PASSED=$((PASSED + 1))
+        echo "PASS $1"
+    else
+        FAILED=$((FAILED + 1))
+        FAILURES+=("$1")
+        echo "FAIL $1"
+        [[ -f "$3" ]] && sed 's/^/    /' "$3" | tail -n 40
+    fi
+}
+
+# Case 9: with MTCP_ENABLE=0 the program's output and status are those without the library
+# (no kernel address: connecting to the peer fails); with the library on they differ.
+passthrough() {
+    local out="$WORK/passthrough" status
+    run_passthrough() {
+        timeout -k 2 "$CASE_TIMEOUT" ip netns exec "$S_NS" env PEER_PORT="$PEER_PORT" PEER_ADDR="$S_PEER" \
+            STACK_ADDR="$S_ADDR" "$@" "$WORK/passthrough" passthrough 2>&1 </dev/null || echo "exit status $?"
+    }
+    run_passthrough >"$out.plain"
+    run_passthrough LD_PRELOAD="$LIB" MTCP_IFACE="$S_IF" MTCP_ADDR="$S_ADDR/24" MTCP_ENABLE=0 >"$out.disabled"
+    run_passthrough LD_PRELOAD="$LIB" MTCP_IFACE="$S_IF" MTCP_ADDR="$S_ADDR/24" >"$out.enabled"
+    diff -u "$out.plain" "$out.disabled" >"$out.diff" 2>&1 && status=1 || status=0
+    grep -qx "ok passthrough" "$out.plain" || status=0
+    verdict "passthrough (MTCP_ENABLE=0 is the same as no library)" "$status" "$out.diff"
+    cmp -s "$out.plain" "$out.enabled" && status=0 || status=1
+    grep -q "blocking connect to the peer: ok" "$out.enabled" || status=0
+    verdict "passthrough (the library on connects where the kernel cannot)" "$status" "$out.enabled"
+}
+
 # Cases: PROGRAM CASE MODES (both = stack and kernel). fork-write is the library's own rule:
 # with the kernel, a child's write to an inherited connection goes through.
 CASES=(
@@ -126,6 +158,16 @@ CASES=(
     "fork fork-close both"
     "fork fork-write stack"
     "fork fork-listener both"
+    "fallback fallback-kinds both"
+    "fallback listen-any both"
+    "fallback listen-stack-only stack MTCP_KERNEL_LISTEN=0"
+    "passthrough passthrough special"
+    "recvflags recv-dontwait both"
+    "recvflags recv-waitall both"
+    "recvflags recv-peek both"
+    "recvflags iovec both"
+    "recvflags sendfile both"
+    "recvflags epipe both"
 )
 
 selected() {
@@ -145,6 +187,10 @@ START=$SECONDS
 for entry in "${CASES[@]}"; do
     read -r program name modes extra <<<"$entry"
     selected "$name" || continue
+    if [[ "$modes" == special ]]; then
+        "$name"
+        continue
+    fi
     # shellcheck disable=SC2086 # extra is a list of VAR=VALUE words
     if [[ "$modes" == both || "$modes" == kernel ]]; then run kernel "$program" "$name" $extra; fi
     # shellcheck disable=SC2086
