@@ -1,6 +1,7 @@
 // Case 7: fork. A connection belongs to the process that made it: a child's close must not
 // end it, a child's write must not reach it. An inherited listener works in the child.
 #include "lib.h"
+#include <sys/prctl.h>
 
 /// Waits (bounded) for pid; its exit status, or -1.
 static int reap(pid_t pid) {
@@ -44,6 +45,7 @@ static void child_closes(void) {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(a);
         close(l);
         close(control);
@@ -74,6 +76,7 @@ static void child_writes(void) {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         ssize_t n = write(a, "evil", 4);
         _exit(n < 0 ? 0 : 3);
     }
@@ -88,6 +91,7 @@ static void child_accepts(void) {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         struct pollfd p = {.fd = l, .events = POLLIN};
         if (poll(&p, 1, 5000) != 1) exit(4);
         int a = accept(l, NULL, NULL);

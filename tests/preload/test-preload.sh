@@ -65,6 +65,15 @@ start_peer() {
 start_peer "$S_PEER_NS" "$S_ADDR" "$WORK/peer-stack.ready"
 start_peer "$K_PEER_NS" "$K_ADDR" "$WORK/peer-kernel.ready"
 
+# end_leftovers NS: a case's forked children that outlived it must not serve the next case
+# (the stack picks the same first ephemeral port in every process).
+end_leftovers() {
+    local pid
+    for pid in $(ip netns pids "$1" 2>/dev/null); do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
 # run MODE PROGRAM CASE [VAR=VALUE...]: one program case; MODE is
 #   stack     under the library (MTCP_IFACE/MTCP_ADDR set), no kernel address
 #   kernel    without the library, the kernel owning the stack side's address
@@ -87,6 +96,7 @@ run() {
     esac
     timeout -k 2 "$CASE_TIMEOUT" ip netns exec "$ns" env PEER_PORT="$PEER_PORT" "${environment[@]}" "$@" \
         "$WORK/$program" "$name" >"$out" 2>&1 </dev/null || status=$?
+    end_leftovers "$ns"
     if ((status == 0)) && grep -qx "ok $name" "$out"; then
         PASSED=$((PASSED + 1))
         echo "PASS $label"
