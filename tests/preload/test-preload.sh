@@ -45,7 +45,7 @@ done
 
 # --- Two pairs: the library's (no kernel address on the stack side) and the kernel's. -------
 netns_setup --stack-ns pl >/dev/null 2>&1
-S_NS="$STACK_NS" S_IF="$STACK_IF" S_ADDR="$STACK_ADDR" S_PEER_NS="$PEER_NS" S_PEER_IF="$PEER_IF" S_PEER="$PEER_ADDR"
+S_NS="$STACK_NS" S_IF="$STACK_IF" S_ADDR="$STACK_ADDR" S_PEER_NS="$PEER_NS" S_PEER="$PEER_ADDR"
 netns_setup --stack-ns plk >/dev/null 2>&1
 netns_stack_kernel_address
 K_NS="$STACK_NS" K_ADDR="$STACK_ADDR" K_PEER_NS="$PEER_NS" K_PEER="$PEER_ADDR"
@@ -188,11 +188,6 @@ selected() {
 }
 SELECTION=("$@")
 
-if [[ -n "${MTCP_PRELOAD_TCPDUMP:-}" ]]; then
-    ip netns exec "$S_PEER_NS" tcpdump -U -Z root -n -i "$S_PEER_IF" -w "$MTCP_PRELOAD_TCPDUMP" >/dev/null 2>&1 &
-    netns_track_pid $!
-    sleep 1
-fi
 START=$SECONDS
 for entry in "${CASES[@]}"; do
     read -r program name modes extra <<<"$entry"
