@@ -82,10 +82,11 @@ extension PreloadRuntime {
     }
 
     /// Compacts kernel events at `from..<from+count`: drops the library's own descriptors and
-    /// folds a kernel listener's event into the stack event with the same data (among the
-    /// first `stackCount`). Returns the new end and whether an own descriptor was seen.
+    /// folds an event into an earlier one with the same data among the first `foldAgainst`
+    /// (a kernel listener's half of a stack listener, or a level-triggered event seen again).
+    /// Returns the new end and whether an own descriptor was seen.
     func keepApplicationEvents(
-        _ events: UnsafeMutablePointer<epoll_event>, stackCount: Int, from: Int, count: Int
+        _ events: UnsafeMutablePointer<epoll_event>, foldAgainst stackCount: Int, from: Int, count: Int
     ) -> (Int, Bool) {
         var write = from
         var sawOwn = false
@@ -152,7 +153,9 @@ extension PreloadRuntime {
                             if total > 0 { return Int32(total) }
                             return -1
                         }
-                        let (kept, sawOwn) = keepApplicationEvents(events, stackCount: n, from: total, count: Int(k))
+                        // A second look sees level-triggered kernel events again: fold those too.
+                        let (kept, sawOwn) = keepApplicationEvents(
+                            events, foldAgainst: attempt == 0 ? n : total, from: total, count: Int(k))
                         total = kept
                         if !sawOwn || total >= max { break }
                     }
