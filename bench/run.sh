@@ -114,13 +114,9 @@ bench_machine >"$WORK/machine.txt"
 bench_topology
 bench_files
 
-wanted nginx && suite_nginx
-wanted both && suite_both
-wanted redis && suite_redis
-wanted httpd && suite_httpd
-wanted bulk && suite_bulk
-wanted memory && suite_memory
-wanted micro && suite_micro
+for suite in nginx both redis httpd bulk memory micro; do
+    if wanted "$suite"; then run_suite "$suite"; fi
+done
 
 netns_cleanup
 ELAPSED=$(($(date +%s) - START_TIME))

@@ -78,6 +78,16 @@ step_preload() {
         bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# The benchmark harness on its tiniest setting: proves it runs, measures nothing
+# (MTCP_SKIP_BENCH=1 skips; the real run is `bash bench/run.sh`).
+step_bench_quick() {
+    if [[ "${MTCP_SKIP_BENCH:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_BENCH=1)"
+        return 0
+    fi
+    bash "$ROOT/bench/run.sh" --quick </dev/null
+}
+
 STEPS=(
     "dependencies:step_dependencies"
     "format lint:step_format_lint"
@@ -86,6 +96,7 @@ STEPS=(
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
     "preload library against the kernel:step_preload"
+    "bench --quick:step_bench_quick"
 )
 
 for entry in "${STEPS[@]}"; do

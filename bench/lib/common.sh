@@ -13,7 +13,7 @@ bench_descendants() {
     local root="$1" stat pid ppid rest
     local -A children=()
     for stat in /proc/[0-9]*/stat; do
-        read -r rest <"$stat" 2>/dev/null || continue
+        read -r rest 2>/dev/null <"$stat" || continue
         pid="${rest%% *}"
         rest="${rest##*) }"
         ppid="$(cut -d' ' -f2 <<<"$rest")"
@@ -35,7 +35,7 @@ bench_descendants() {
 bench_cpu_ticks() {
     local total=0 pid rest fields
     while read -r pid; do
-        read -r rest <"/proc/$pid/stat" 2>/dev/null || continue
+        read -r rest 2>/dev/null <"/proc/$pid/stat" || continue
         rest="${rest##*) }"
         read -r -a fields <<<"$rest"
         # After ') ': state(0) ppid(1) ... utime(11) stime(12).
@@ -71,10 +71,13 @@ bench_timed() {
         timeout --kill-after=5 "$limit" "$@" >"$out" 2>&1 </dev/null
         code=$?
         # The second line of `times`: user and system time of this subshell's children.
-        times | sed -n '2p' | awk '{
+        # (A builtin with a redirection runs in this shell: a pipe would fork and see none.)
+        times >"$cpufile.times"
+        sed -n '2p' "$cpufile.times" | awk '{
             n = split($1 " " $2, parts, " "); total = 0
             for (i = 1; i <= n; i++) { split(parts[i], ms, "m"); sub("s", "", ms[2]); total += ms[1] * 60 + ms[2] }
             printf "%.3f\n", total }' >"$cpufile"
+        rm -f "$cpufile.times"
         exit "$code"
     ) || status=$?
     return "$status"

@@ -4,6 +4,34 @@
 # up for a suite (an idle stack sleeps in poll: it takes no CPU from the other side's run).
 # Uses: BIN, WWW, BENCH_TMP, DURATION, ROUNDS and the K_/S_/B_ topology (topology.sh).
 
+# --- Running a suite. ----------------------------------------------------------------------
+
+# Servers a suite started; run_suite stops whatever is left when the suite ends.
+SUITE_PIDS=()
+
+# run_suite NAME  runs suite_NAME; a suite that cannot run (a server that does not start)
+# is recorded as a failure and the next suite runs.
+run_suite() {
+    local name="$1" status=0
+    SUITE_PIDS=()
+    "suite_$name" || status=$?
+    local pid
+    for pid in "${SUITE_PIDS[@]}"; do bench_stop "$pid" 20; done
+    SUITE_PIDS=()
+    if ((status != 0)); then
+        bench_record "$name" "(suite did not run)" stack 1 0 0 NA "-" 0 NA NA 1 "suite_$name failed (status $status)"
+    fi
+}
+
+# server_failed WHAT PID FILES...  says that a server did not answer, with its logs; fails.
+server_failed() {
+    local what="$1" pid="$2"
+    shift 2
+    bench_log "$what did not answer$(kill -0 "$pid" 2>/dev/null || echo ' (it exited)'); its output:"
+    cat "$@" >&2 2>/dev/null || true
+    return 1
+}
+
 # --- Servers. ------------------------------------------------------------------------------
 
 # mtcp-run's arguments for interface IF with address ADDR.
@@ -22,6 +50,7 @@ start_nginx() {
     ip netns exec "$ns" $@ nginx -c "$NGINX_DIR/nginx.conf" -g 'daemon off;' >"$NGINX_DIR/out.log" 2>&1 &
     NGINX_PID=$!
     netns_track_pid "$NGINX_PID"
+    SUITE_PIDS+=("$NGINX_PID")
 }
 
 # check_started PID LOG WHAT  fails loudly when a server died at start.
@@ -86,9 +115,10 @@ suite_nginx() {
     local kpid="$NGINX_PID" kdir="$NGINX_DIR"
     start_nginx s1 "$S_SRV_NS" 1 4096 $(stack_run "$S_SRV_IF" "$S_SRV_ADDR")
     local spid="$NGINX_PID" sdir="$NGINX_DIR"
-    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" || check_started "$kpid" "$kdir/out.log" nginx
+    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
+        server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
     bench_wait_http ip netns exec "$S_CLI_NS" "http://$S_SRV_ADDR/64.bin" ||
-        { cat "$sdir/out.log" "$sdir/error.log" >&2 2>/dev/null; return 1; }
+        server_failed "nginx (stack)" "$spid" "$sdir/out.log" "$sdir/error.log" || return 1
     local -a cases=()
     local conc file mode
     for conc in "${NGINX_CONCURRENCY[@]}"; do
@@ -117,9 +147,10 @@ suite_both() {
     local kpid="$NGINX_PID" kdir="$NGINX_DIR"
     start_nginx b2 "$B_SRV_NS" 1 4096 $(stack_run "$B_SRV_IF" "$B_SRV_ADDR")
     local spid="$NGINX_PID" sdir="$NGINX_DIR"
-    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" || check_started "$kpid" "$kdir/out.log" nginx
+    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
+        server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
     wait_stack_http "$B_CLI_NS" "$B_CLI_IF" "$B_CLI_ADDR" "http://$B_SRV_ADDR/64.bin" ||
-        { cat "$sdir/out.log" "$sdir/error.log" >&2 2>/dev/null; return 1; }
+        server_failed "nginx (stack)" "$spid" "$sdir/out.log" "$sdir/error.log" || return 1
     local file mode round
     for file in 64.bin 8k.bin; do
         for mode in keepalive close; do
@@ -171,19 +202,21 @@ suite_redis() {
     ip netns exec "$K_SRV_NS" redis-server "${redis_args[@]}" >"$BENCH_TMP/redis-k.log" 2>&1 &
     local kpid=$!
     netns_track_pid "$kpid"
+    SUITE_PIDS+=("$kpid")
     # shellcheck disable=SC2046 # mtcp-run's words
     ip netns exec "$S_SRV_NS" $(stack_run "$S_SRV_IF" "$S_SRV_ADDR") redis-server "${redis_args[@]}" \
         >"$BENCH_TMP/redis-s.log" 2>&1 &
     local spid=$!
     netns_track_pid "$spid"
+    SUITE_PIDS+=("$spid")
     local i
     for i in $(seq 1 100); do
         ip netns exec "$K_CLI_NS" redis-cli -h "$K_SRV_ADDR" ping 2>/dev/null | grep -q PONG &&
             ip netns exec "$S_CLI_NS" timeout 2 redis-cli -h "$S_SRV_ADDR" ping 2>/dev/null | grep -q PONG && break
         sleep 0.1
     done
-    check_started "$kpid" "$BENCH_TMP/redis-k.log" "redis (kernel)"
-    check_started "$spid" "$BENCH_TMP/redis-s.log" "redis (stack)"
+    check_started "$kpid" "$BENCH_TMP/redis-k.log" "redis (kernel)" || return 1
+    check_started "$spid" "$BENCH_TMP/redis-s.log" "redis (stack)" || return 1
     local test pipeline requests round index
     for test in SET GET; do
         for index in 0 1; do
@@ -249,15 +282,16 @@ suite_httpd() {
             --port 80 --cores "$cores" --duration 900 >"$log" 2>&1 &
         local spid=$!
         netns_track_pid "$spid"
+        SUITE_PIDS+=("$spid")
         bench_command "httpd server ($cores core(s), stack): ip netns exec B_SRV_NS $BIN/mtcp-httpd --iface $B_SRV_IF --addr $B_SRV_ADDR/24 --root WWW --port 80 --cores $cores"
         bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
-            check_started "$kpid" "$kdir/out.log" nginx
+            server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
         for ((i = 0; i < 100; i++)); do
             grep -q serving "$log" 2>/dev/null && break
             kill -0 "$spid" 2>/dev/null || break
             sleep 0.1
         done
-        check_started "$spid" "$log" mtcp-httpd
+        grep -q serving "$log" || server_failed mtcp-httpd "$spid" "$log" || return 1
         for mode in close keepalive; do
             for ((round = 1; round <= ROUNDS; round++)); do
                 run_wrk httpd "64-$mode" kernel "$round" "$FIXED_CONCURRENCY" "$cores" "$kpid" \
@@ -304,9 +338,10 @@ suite_bulk() {
     local kpid="$NGINX_PID"
     start_nginx s5 "$S_SRV_NS" 1 1024 $(stack_run "$S_SRV_IF" "$S_SRV_ADDR")
     local spid="$NGINX_PID" sdir="$NGINX_DIR"
-    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin"
+    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
+        server_failed "nginx (kernel)" "$kpid" || return 1
     bench_wait_http ip netns exec "$S_CLI_NS" "http://$S_SRV_ADDR/64.bin" ||
-        { cat "$sdir/out.log" "$sdir/error.log" >&2 2>/dev/null; return 1; }
+        server_failed "nginx (stack)" "$spid" "$sdir/out.log" "$sdir/error.log" || return 1
     local round
     for ((round = 1; round <= ROUNDS; round++)); do
         run_bulk kernel "$round" "$kpid" "http://$K_SRV_ADDR/bulk.bin" ip netns exec "$K_CLI_NS"
@@ -322,15 +357,15 @@ suite_bulk() {
 slab_kib() { awk '/^Slab:/ { print $2 }' /proc/meminfo; }
 
 # run_memory SIDE COUNT SERVER_NS SERVER_ADDR CLIENT_NS CLIENT_IF PREFIX [MTCP_RUN_WORDS...]
-# Starts a 1-worker nginx, opens COUNT idle connections from the kernel client and prints
-# "RSS_DELTA_KIB SLAB_DELTA_KIB ESTABLISHED" (or fails).
+# Starts a 1-worker nginx, opens COUNT idle connections from the kernel client and sets
+# MEMORY_RESULT to "RSS_DELTA_KIB SLAB_DELTA_KIB ESTABLISHED CLIENT_STATUS" (or fails).
 run_memory() {
     local side="$1" count="$2" ns="$3" addr="$4" cli_ns="$5" cli_if="$6" prefix="$7"
     shift 7
     start_nginx "m-$side-$count" "$ns" 1 $((count + 1000)) "$@"
     local pid="$NGINX_PID" dir="$NGINX_DIR"
     if ! bench_wait_http ip netns exec "$cli_ns" "http://$addr/64.bin"; then
-        cat "$dir/out.log" "$dir/error.log" >&2 2>/dev/null
+        server_failed "nginx ($side)" "$pid" "$dir/out.log" "$dir/error.log" || true
         bench_stop "$pid"
         return 1
     fi
@@ -372,17 +407,21 @@ run_memory() {
     for ((i = 0; i < n; i++)); do
         ip netns exec "$cli_ns" ip addr del "$prefix.$((100 + i))/24" dev "$cli_if" 2>/dev/null || true
     done
-    echo "$((rss1 - rss0)) $((slab1 - slab0)) $(cut -d' ' -f2 <<<"$line") $status"
+    MEMORY_RESULT="$((rss1 - rss0)) $((slab1 - slab0)) $(cut -d' ' -f2 <<<"$line") $status"
 }
 
 suite_memory() {
     bench_log "suite memory: idle connections held by nginx (1 worker), kernel vs library"
     local count kres sres
     for count in "${MEMORY_COUNTS[@]}"; do
-        kres="$(run_memory kernel "$count" "$K_SRV_NS" "$K_SRV_ADDR" "$K_CLI_NS" "$K_CLI_IF" "${K_SRV_ADDR%.*}")" ||
-            kres="0 0 0 1"
-        sres="$(run_memory stack "$count" "$S_SRV_NS" "$S_SRV_ADDR" "$S_CLI_NS" "$S_CLI_IF" "$S_PREFIX" \
-            $(stack_run "$S_SRV_IF" "$S_SRV_ADDR"))" || sres="0 0 0 1"
+        MEMORY_RESULT="0 0 0 1"
+        run_memory kernel "$count" "$K_SRV_NS" "$K_SRV_ADDR" "$K_CLI_NS" "$K_CLI_IF" "${K_SRV_ADDR%.*}" || true
+        kres="$MEMORY_RESULT"
+        MEMORY_RESULT="0 0 0 1"
+        # shellcheck disable=SC2046 # mtcp-run's words
+        run_memory stack "$count" "$S_SRV_NS" "$S_SRV_ADDR" "$S_CLI_NS" "$S_CLI_IF" "$S_PREFIX" \
+            $(stack_run "$S_SRV_IF" "$S_SRV_ADDR") || true
+        sres="$MEMORY_RESULT"
         local krss kslab kest kst srss sslab sest sst
         read -r krss kslab kest kst <<<"$kres"
         read -r srss sslab sest sst <<<"$sres"
