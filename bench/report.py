@@ -103,6 +103,17 @@ def cpu_cell(summary, unit):
     return f"{client} / {server}"
 
 
+def cpu_ratio(stack, kernel):
+    """Total (client + server) CPU per unit of work, stack over kernel."""
+    def total(summary):
+        if not summary or summary["client"] is None or summary["server"] is None:
+            return None
+        return summary["client"] + summary["server"]
+
+    s, k = total(stack), total(kernel)
+    return f"{s / k:.2f}x" if s is not None and k else "n/a"
+
+
 def table(suite, groups):
     lines = []
     memory = suite == "memory"
@@ -114,9 +125,9 @@ def table(suite, groups):
         cpu_unit = "CPU s/GiB" if bulk else "CPU µs/req"
         lines.append(
             f"| case | conc. | cores | kernel | stack | stack/kernel | {cpu_unit} client / server, kernel "
-            f"| {cpu_unit} client / server, stack | errors |"
+            f"| {cpu_unit} client / server, stack | CPU per unit, stack/kernel (client+server) | errors |"
         )
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     problems = []
     for (s, case, conc, cores), sides in groups.items():
         if s != suite:
@@ -144,7 +155,7 @@ def table(suite, groups):
             lines.append(
                 f"| {case} | {conc} | {cores} | {fmt(kernel and kernel['value'], digits)} {unit} "
                 f"| {fmt(stack and stack['value'], digits)} {unit} | {fmt(r, 2) + 'x' if r else 'n/a'} "
-                f"| {cpu_cell(kernel, unit)} | {cpu_cell(stack, unit)} | {error_cell} |"
+                f"| {cpu_cell(kernel, unit)} | {cpu_cell(stack, unit)} | {cpu_ratio(stack, kernel)} | {error_cell} |"
             )
     if problems:
         lines.append("")
@@ -170,16 +181,22 @@ def plot_concurrency(groups, path):
     if not series:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    colors = {"64-keepalive": "tab:blue", "64-close": "tab:orange"}
     for (case, side), points in sorted(series.items()):
         points.sort()
         ax.plot(
             [p[0] for p in points],
             [p[1] for p in points],
-            marker="o",
+            marker="o" if side == "stack" else "s",
+            color=colors.get(case),
             linestyle="-" if side == "stack" else "--",
             label=f"{side}: {case.replace('64-', '64 B, ')}",
         )
     ax.set_xscale("log", base=2)
+    concurrencies = sorted({p[0] for points in series.values() for p in points})
+    ax.set_xticks(concurrencies)
+    ax.set_xticklabels([str(c) for c in concurrencies])
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("concurrent connections (wrk -c)")
     ax.set_ylabel("requests per second (median)")
     ax.set_title("nginx, 1 worker: kernel vs under the library")
@@ -221,6 +238,7 @@ def plot_cores(groups, path):
             label=label,
         )
     ax.set_xticks(sorted({c for points in series.values() for c, _ in points}))
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("cores (server instances; client as many)")
     ax.set_ylabel("64-byte transactions per second (median)")
     ax.set_title("64-byte HTTP transactions against cores")

@@ -153,7 +153,7 @@ http {
     scgi_temp_path $dir/temp/scgi;
     server {
         listen 80 default_server backlog=4096;
-        root $dir/www;
+        root ${WWW:?};
     }
 }
 CONF

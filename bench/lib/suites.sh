@@ -28,7 +28,7 @@ server_failed() {
     local what="$1" pid="$2"
     shift 2
     bench_log "$what did not answer$(kill -0 "$pid" 2>/dev/null || echo ' (it exited)'); its output:"
-    cat "$@" >&2 2>/dev/null || true
+    tail -n 20 "$@" >&2 2>/dev/null || true
     return 1
 }
 
