@@ -4,7 +4,7 @@
 # stack/kernel. See bench/README.md.
 #
 #   bash bench/run.sh                 # everything, 3 rounds: docs/BENCHMARKS.md, docs/bench/*.png
-#   bash bench/run.sh --quick         # 1 round, short runs, small counts, no micro-benchmarks:
+#   bash bench/run.sh --quick         # 1 round, 1 s runs, 64-byte file only, small counts, no micro:
 #                                     # checks the harness works; report in .build/bench/quick/
 #   bash bench/run.sh --rounds 5 --only nginx,redis --out /tmp/b
 #
@@ -41,6 +41,8 @@ if ((QUICK)); then
     DURATION=1                      # seconds per wrk / mtcp-load run
     NGINX_CONCURRENCY=(16)          # wrk connections: the concurrency sweep
     FIXED_CONCURRENCY=16            # the other cases
+    FILES=(64.bin)                  # served files (suites 1 and 2)
+    SETTLE=1                        # seconds for a server to accept the last idle connections
     REDIS_REQUESTS=(2000 10000)     # -P 1, -P 16
     BULK_MIB=32
     MEMORY_COUNTS=(200)
@@ -51,6 +53,8 @@ else
     DURATION=3
     NGINX_CONCURRENCY=(4 32 128)
     FIXED_CONCURRENCY=32
+    FILES=(64.bin 8k.bin)
+    SETTLE=3
     REDIS_REQUESTS=(40000 300000)
     BULK_MIB="${BENCH_BULK_MIB:-1024}"
     MEMORY_COUNTS=(10000 100000)
@@ -115,7 +119,11 @@ bench_topology
 bench_files
 
 for suite in nginx both redis httpd bulk memory micro; do
-    if wanted "$suite"; then run_suite "$suite"; fi
+    if wanted "$suite"; then
+        suite_start="$(date +%s)"
+        run_suite "$suite"
+        bench_log "suite $suite took $(($(date +%s) - suite_start)) s"
+    fi
 done
 
 netns_cleanup

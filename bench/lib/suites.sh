@@ -124,7 +124,10 @@ suite_nginx() {
     for conc in "${NGINX_CONCURRENCY[@]}"; do
         cases+=("64.bin keepalive $conc" "64.bin close $conc")
     done
-    cases+=("8k.bin keepalive $FIXED_CONCURRENCY" "8k.bin close $FIXED_CONCURRENCY")
+    for file in "${FILES[@]}"; do
+        [[ "$file" == 64.bin ]] && continue
+        cases+=("$file keepalive $FIXED_CONCURRENCY" "$file close $FIXED_CONCURRENCY")
+    done
     local entry round
     for entry in "${cases[@]}"; do
         read -r file mode conc <<<"$entry"
@@ -152,7 +155,7 @@ suite_both() {
     wait_stack_http "$B_CLI_NS" "$B_CLI_IF" "$B_CLI_ADDR" "http://$B_SRV_ADDR/64.bin" ||
         server_failed "nginx (stack)" "$spid" "$sdir/out.log" "$sdir/error.log" || return 1
     local file mode round
-    for file in 64.bin 8k.bin; do
+    for file in "${FILES[@]}"; do
         for mode in keepalive close; do
             for ((round = 1; round <= ROUNDS; round++)); do
                 run_wrk both "${file%.bin}-$mode" kernel "$round" "$FIXED_CONCURRENCY" 1 "$kpid" \
@@ -395,7 +398,7 @@ run_memory() {
         sleep 0.1
     done
     # Let nginx accept the last ones, then measure.
-    sleep 2
+    sleep "$SETTLE"
     rss1="$(bench_rss_kib "$pid")"
     slab1="$(slab_kib)"
     local line
