@@ -50,14 +50,14 @@ if ((QUICK)); then
     OUT="${OUT:-$ROOT/.build/bench/quick}"
 else
     : "${ROUNDS:=3}"
-    DURATION=3
+    DURATION="${BENCH_DURATION:-2}"
     NGINX_CONCURRENCY=(4 32 128)
     FIXED_CONCURRENCY=32
     FILES=(64.bin 8k.bin)
     SETTLE=3
     REDIS_REQUESTS=(40000 300000)
-    BULK_MIB="${BENCH_BULK_MIB:-1024}"
-    MEMORY_COUNTS=(10000 100000)
+    BULK_MIB="${BENCH_BULK_MIB:-512}"
+    read -r -a MEMORY_COUNTS <<<"${BENCH_MEMORY_COUNTS:-10000 100000}"
     DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,micro"
     OUT="${OUT:-$ROOT/docs}"
 fi

@@ -108,7 +108,7 @@ let benchmarks = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .throughput, .mallocCountTotal],
         scalingFactor: .kilo,
-        maxDuration: .seconds(2),
+        maxDuration: .seconds(1),
         maxIterations: 1_000_000)
 
     for size in [64, 1460] {
