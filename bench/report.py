@@ -143,9 +143,10 @@ def table(suite, groups):
                 for note in summary["notes"]:
                     problems.append(f"- {case} ({side_name}, concurrency {conc}, {cores} core(s)): {note}")
         if memory:
-            details = "; ".join(
-                f"{name}: {side[0]['note']}" for name, side in sides.items() if side and side[0]["note"]
-            )
+            notes = OrderedDict((f"{name}: {side[0]['note']}", None) for name, side in sides.items() if side and side[0]["note"])
+            if all(side and side[0]["value"] == "skipped" for side in sides.values()):
+                notes = OrderedDict([(f"skipped: {next(iter(sides.values()))[0]['note']}", None)])
+            details = "; ".join(notes)
             lines.append(
                 f"| {case} | {fmt(kernel and kernel['value'])} | {fmt(stack and stack['value'])} "
                 f"| {fmt(r, 2) if r else 'n/a'} | {error_cell} | {details} |"

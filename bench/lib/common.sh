@@ -112,12 +112,15 @@ BENCH_COLUMNS="suite	case	side	round	concurrency	cores	value	unit	work	client_cp
 
 # bench_record SUITE CASE SIDE ROUND CONCURRENCY CORES VALUE UNIT WORK CLIENT_CPU SERVER_CPU ERRORS NOTE
 # Appends one measurement to $BENCH_RESULTS and says it on stderr. A run with errors is
-# recorded (the report shows it) and counted in BENCH_FAILURES.
+# recorded (the report shows it) and counted in BENCH_FAILURES. VALUE "skipped": a case this
+# machine cannot run (NOTE says why); not a failure.
 bench_record() {
     local IFS=$'\t'
     echo "$*" >>"$BENCH_RESULTS"
     local errors="${12}" value="$7"
-    if [[ "$errors" != 0 || "$value" == NA ]]; then
+    if [[ "$value" == skipped ]]; then
+        bench_log "$1/$2 $3: skipped: ${13}"
+    elif [[ "$errors" != 0 || "$value" == NA ]]; then
         BENCH_FAILURES=$((BENCH_FAILURES + 1))
         bench_log "ERRORS in $1/$2 ($3, round $4, concurrency $5, cores $6): value=$value errors=$errors ${13}"
     else
