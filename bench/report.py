@@ -76,6 +76,10 @@ def summarize(side_rows):
             per_client.append(c / work if c is not None else None)
             per_server.append(s / work if s is not None else None)
     errors = sum(int(r["errors"] or 0) for r in side_rows)
+    numbers = [number(r["value"]) for r in side_rows]
+    present = [v for v in numbers if v is not None]
+    # Rounds that differ five-fold point at a stall or a fault, not at noise.
+    unstable = len(present) > 1 and min(present) * 5 < max(present)
     notes = [r["note"] for r in side_rows if r["note"] and int(r["errors"] or 0)]
     return {
         "value": value,
@@ -84,6 +88,8 @@ def summarize(side_rows):
         "errors": errors,
         "notes": notes,
         "runs": len(side_rows),
+        "rounds": numbers,
+        "unstable": unstable,
         "unit": side_rows[0]["unit"],
     }
 
@@ -101,6 +107,12 @@ def cpu_cell(summary, unit):
     client = fmt(summary["client"] * scale, digits) if summary["client"] is not None else "n/a"
     server = fmt(summary["server"] * scale, digits) if summary["server"] is not None else "n/a"
     return f"{client} / {server}"
+
+
+def rounds_cell(summary, digits):
+    if not summary:
+        return "n/a"
+    return " · ".join(fmt(v, digits) for v in summary["rounds"])
 
 
 def cpu_ratio(stack, kernel):
@@ -125,9 +137,10 @@ def table(suite, groups):
         cpu_unit = "CPU s/GiB" if bulk else "CPU µs/req"
         lines.append(
             f"| case | conc. | cores | kernel | stack | stack/kernel | {cpu_unit} client / server, kernel "
-            f"| {cpu_unit} client / server, stack | CPU per unit, stack/kernel (client+server) | errors |"
+            f"| {cpu_unit} client / server, stack | CPU per unit, stack/kernel (client+server) "
+            "| each round, kernel; stack | errors |"
         )
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     problems = []
     for (s, case, conc, cores), sides in groups.items():
         if s != suite:
@@ -138,6 +151,9 @@ def table(suite, groups):
         r = ratio(stack, kernel)
         errors = (kernel["errors"] if kernel else 0) + (stack["errors"] if stack else 0)
         error_cell = "none" if errors == 0 else f"**{errors} (see below)**"
+        unstable = [name for name, s in (("kernel", kernel), ("stack", stack)) if s and s["unstable"]]
+        if unstable:
+            error_cell += f"; **rounds differ >5x ({', '.join(unstable)})**"
         for side_name, summary in (("kernel", kernel), ("stack", stack)):
             if summary:
                 for note in summary["notes"]:
@@ -156,7 +172,8 @@ def table(suite, groups):
             lines.append(
                 f"| {case} | {conc} | {cores} | {fmt(kernel and kernel['value'], digits)} {unit} "
                 f"| {fmt(stack and stack['value'], digits)} {unit} | {fmt(r, 2) + 'x' if r else 'n/a'} "
-                f"| {cpu_cell(kernel, unit)} | {cpu_cell(stack, unit)} | {cpu_ratio(stack, kernel)} | {error_cell} |"
+                f"| {cpu_cell(kernel, unit)} | {cpu_cell(stack, unit)} | {cpu_ratio(stack, kernel)} "
+                f"| {rounds_cell(kernel, digits)}; {rounds_cell(stack, digits)} | {error_cell} |"
             )
     if problems:
         lines.append("")

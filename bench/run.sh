@@ -7,6 +7,8 @@
 #   bash bench/run.sh --quick         # 1 round, 1 s runs, 64-byte file only, small counts, no micro:
 #                                     # checks the harness works; report in .build/bench/quick/
 #   bash bench/run.sh --rounds 5 --only nginx,redis --out /tmp/b
+#   bash bench/run.sh --kernel-offloads   # the kernel pair keeps veth's offloads (TSO, GSO, GRO,
+#                                         # checksums); by default both TCPs see MTU-sized frames
 #
 # Suites (--only): nginx (server on the stack), both (both ends on the stack), redis, httpd
 # (mtcp-httpd + mtcp-load on the stack's own API), bulk, memory, micro. Needs root (namespaces,
@@ -21,6 +23,7 @@ ROUNDS=""
 ONLY=""
 OUT=""
 MICRO_FORCE=0
+KERNEL_OFFLOADS=0
 usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
     case "$1" in
@@ -29,6 +32,7 @@ while (($#)); do
         --only) ONLY="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --micro) MICRO_FORCE=1 ;;
+        --kernel-offloads) KERNEL_OFFLOADS=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -55,7 +59,7 @@ else
     FIXED_CONCURRENCY=32
     FILES=(64.bin 8k.bin)
     SETTLE=3
-    REDIS_REQUESTS=(40000 300000)
+    REDIS_REQUESTS=(100000 1000000)
     BULK_MIB="${BENCH_BULK_MIB:-512}"
     read -r -a MEMORY_COUNTS <<<"${BENCH_MEMORY_COUNTS:-10000 100000}"
     DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,micro"
@@ -73,6 +77,8 @@ fi
 START_TIME="$(date +%s)"
 WORK="$ROOT/.build/bench/run-$$"
 mkdir -p "$WORK" "$OUT"
+# Scratch of earlier runs: keep the last five.
+ls -dt "$ROOT"/.build/bench/run-* 2>/dev/null | tail -n +6 | xargs -r rm -rf
 export BENCH_RESULTS="$WORK/results.tsv"
 BENCH_FAILURES=0
 
@@ -133,6 +139,7 @@ ELAPSED=$(($(date +%s) - START_TIME))
 COMMAND="bash bench/run.sh"
 ((QUICK)) && COMMAND+=" --quick"
 [[ -n "$ONLY" ]] && COMMAND+=" --only $ONLY"
+((KERNEL_OFFLOADS)) && COMMAND+=" --kernel-offloads"
 "$VENV/bin/python" "$ROOT/bench/report.py" --results "$BENCH_RESULTS" --machine "$WORK/machine.txt" \
     --commands "$WORK/commands.txt" --micro "$WORK/micro.txt" --out "$OUT" \
     --template "$ROOT/docs/BENCHMARKS.md" --command "$COMMAND" --rounds "$ROUNDS" --elapsed "$ELAPSED"

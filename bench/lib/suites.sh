@@ -81,7 +81,9 @@ wait_stack_http() {
 # --- One wrk run. --------------------------------------------------------------------------
 
 # run_wrk SUITE CASE SIDE ROUND CONCURRENCY CORES SERVER_PID URL MODE THREADS CLIENT_WORDS...
-# MODE is keepalive or close (Connection: close: a new connection per request).
+# MODE is keepalive or close (Connection: close: a new connection per request). A request
+# unanswered after 1 s is a timeout, which counts as an error: on a veth nothing is that slow
+# unless a connection stalled.
 run_wrk() {
     local suite="$1" case="$2" side="$3" round="$4" conc="$5" cores="$6" server="$7" url="$8" mode="$9"
     local threads="${10}"
@@ -90,7 +92,7 @@ run_wrk() {
     local -a header=()
     [[ "$mode" == close ]] && header=(-H "Connection: close")
     local before after status=0
-    local -a cmd=("$@" wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout 2s "${header[@]}" "$url")
+    local -a cmd=("$@" wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout 1s "${header[@]}" "$url")
     bench_command "$suite $case ($side): ${cmd[*]}"
     before="$(bench_cpu_ticks "$server")"
     bench_timed "$out" "$cpufile" $((DURATION + 20)) "${cmd[@]}" || status=$?

@@ -6,7 +6,7 @@
 #   S_*  server on the stack (S_SRV_IF, S_SRV_ADDR in S_SRV_NS), client on the kernel (S_CLI_NS)
 #   B_*  both ends on the stack: B_SRV_IF/B_SRV_ADDR in B_SRV_NS, B_CLI_IF/B_CLI_ADDR in B_CLI_NS
 # Every pair has the same link settings (netns.sh turns offloads off on both ends), so the
-# kernel and the stack see the same wire.
+# kernel and the stack see the same wire; --kernel-offloads turns them back on for the kernel.
 
 # netns_setup_stack_pair comes with a later netns.sh; this stand-in makes the same pair
 # from netns_setup --stack-ns by taking the kernel's address off the peer end.
@@ -31,8 +31,23 @@ bench_topology() {
     netns_setup_stack_pair benchb >/dev/null
     B_SRV_NS="$STACK_A_NS" B_SRV_IF="$STACK_A_IF" B_SRV_ADDR="$STACK_A_ADDR"
     B_CLI_NS="$STACK_B_NS" B_CLI_IF="$STACK_B_IF" B_CLI_ADDR="$STACK_B_ADDR"
+    if ((KERNEL_OFFLOADS)); then
+        bench_kernel_offloads_on "$K_SRV_NS" "$(ip netns exec "$K_SRV_NS" ls /sys/class/net | grep -v '^lo$' | head -n 1)"
+        bench_kernel_offloads_on "$K_CLI_NS" "$K_CLI_IF"
+    fi
     # Each server address reaches its client: the pairs answer before any timing starts.
     ip netns exec "$K_CLI_NS" ping -c 1 -W 2 "$K_SRV_ADDR" >/dev/null
+}
+
+# bench_kernel_offloads_on NS IF  gives a kernel-only veth end back the offloads netns.sh
+# turned off (--kernel-offloads): 64 KiB segments and no checksums on the wire, as the kernel
+# runs on veth by default. The stack cannot use them, so this measures a different wire.
+bench_kernel_offloads_on() {
+    local feature
+    for feature in tx rx tso gso gro sg; do
+        ip netns exec "$1" ethtool -K "$2" "$feature" on >/dev/null 2>&1 || true
+    done
+    ip netns exec "$1" ip link set dev "$2" gso_max_segs 65535 >/dev/null 2>&1 || true
 }
 
 # Files served: 64 bytes and 8 KiB (the transactions), and the bulk file.
