@@ -116,8 +116,18 @@ BENCH_COLUMNS="suite	case	side	round	concurrency	cores	value	unit	work	client_cp
 # machine cannot run (NOTE says why); not a failure.
 bench_record() {
     local IFS=$'\t'
-    echo "$*" >>"$BENCH_RESULTS"
     local errors="${12}" value="$7"
+    # A run that completed nothing failed, whatever the tool said.
+    if [[ "$value" != skipped && "$value" != NA && "$9" != NA ]] &&
+        awk -v v="$value" -v w="$9" 'BEGIN { exit !(v + 0 == 0 || w + 0 == 0) }'; then
+        set -- "${@:1:11}" $((errors + 1)) "${13:+${13}; }nothing completed"
+        IFS=$'\t'
+        echo "$*" >>"$BENCH_RESULTS"
+        BENCH_FAILURES=$((BENCH_FAILURES + 1))
+        bench_log "ERRORS in $1/$2 ($3, round $4): nothing completed"
+        return 0
+    fi
+    echo "$*" >>"$BENCH_RESULTS"
     if [[ "$value" == skipped ]]; then
         bench_log "$1/$2 $3: skipped: ${13}"
     elif [[ "$errors" != 0 || "$value" == NA ]]; then

@@ -146,31 +146,55 @@ suite_nginx() {
 
 # --- 2. Both ends on the stack. ------------------------------------------------------------
 
+# Servers start afresh for every round, on both sides alike, because each client run here is
+# a new stack whose ephemeral ports start at the same number: a long-lived server on the stack
+# still holds those 4-tuples (TIME-WAIT after Connection: close, or connections the previous
+# client left open) and the new SYNs stall for a retransmission timeout (see bench/README.md).
+# BENCH_REUSE_SERVERS=1 keeps one server per suite and shows that effect.
+
+# fresh_nginx_pair KERNEL_NAME STACK_NAME NS IF ADDR CLIENT_NS CLIENT_IF CLIENT_ADDR WORKERS
+# (re)starts nginx on the kernel pair and on the stack at ADDR; sets KPID and SPID.
+fresh_nginx_pair() {
+    local kname="$1" sname="$2" ns="$3" iface="$4" addr="$5" cns="$6" cif="$7" caddr="$8" workers="$9"
+    if [[ -n "${KPID:-}" && "${BENCH_REUSE_SERVERS:-0}" == 1 ]] && kill -0 "$KPID" 2>/dev/null &&
+        kill -0 "$SPID" 2>/dev/null; then
+        return 0
+    fi
+    [[ -n "${KPID:-}" ]] && bench_stop "$KPID" 30
+    [[ -n "${SPID:-}" ]] && bench_stop "$SPID" 30
+    start_nginx "$kname" "$K_SRV_NS" "$workers" 4096
+    KPID="$NGINX_PID"
+    local kdir="$NGINX_DIR"
+    # shellcheck disable=SC2046 # mtcp-run's words
+    start_nginx "$sname" "$ns" "$workers" 4096 $(stack_run "$iface" "$addr")
+    SPID="$NGINX_PID"
+    local sdir="$NGINX_DIR"
+    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
+        server_failed "nginx (kernel)" "$KPID" "$kdir/out.log" "$kdir/error.log" || return 1
+    wait_stack_http "$cns" "$cif" "$caddr" "http://$addr/64.bin" ||
+        server_failed "nginx (stack)" "$SPID" "$sdir/out.log" "$sdir/error.log" || return 1
+}
+
 suite_both() {
     bench_log "suite both: nginx and wrk both on the kernel vs both under the library"
-    start_nginx k2 "$K_SRV_NS" 1 4096
-    local kpid="$NGINX_PID" kdir="$NGINX_DIR"
-    start_nginx b2 "$B_SRV_NS" 1 4096 $(stack_run "$B_SRV_IF" "$B_SRV_ADDR")
-    local spid="$NGINX_PID" sdir="$NGINX_DIR"
-    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
-        server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
-    wait_stack_http "$B_CLI_NS" "$B_CLI_IF" "$B_CLI_ADDR" "http://$B_SRV_ADDR/64.bin" ||
-        server_failed "nginx (stack)" "$spid" "$sdir/out.log" "$sdir/error.log" || return 1
     local file mode round
+    KPID="" SPID=""
     for file in "${FILES[@]}"; do
         for mode in keepalive close; do
             for ((round = 1; round <= ROUNDS; round++)); do
-                run_wrk both "${file%.bin}-$mode" kernel "$round" "$FIXED_CONCURRENCY" 1 "$kpid" \
+                fresh_nginx_pair k2 b2 "$B_SRV_NS" "$B_SRV_IF" "$B_SRV_ADDR" "$B_CLI_NS" "$B_CLI_IF" "$B_CLI_ADDR" 1 ||
+                    return 1
+                run_wrk both "${file%.bin}-$mode" kernel "$round" "$FIXED_CONCURRENCY" 1 "$KPID" \
                     "http://$K_SRV_ADDR/$file" "$mode" 1 ip netns exec "$K_CLI_NS"
                 # shellcheck disable=SC2046 # mtcp-run's words
-                run_wrk both "${file%.bin}-$mode" stack "$round" "$FIXED_CONCURRENCY" 1 "$spid" \
+                run_wrk both "${file%.bin}-$mode" stack "$round" "$FIXED_CONCURRENCY" 1 "$SPID" \
                     "http://$B_SRV_ADDR/$file" "$mode" 1 ip netns exec "$B_CLI_NS" \
                     $(stack_run "$B_CLI_IF" "$B_CLI_ADDR")
             done
         done
     done
-    bench_stop "$spid"
-    bench_stop "$kpid"
+    bench_stop "$SPID"
+    bench_stop "$KPID"
 }
 
 # --- 3. redis. -----------------------------------------------------------------------------
@@ -278,36 +302,43 @@ run_mtcp_load() {
 
 suite_httpd() {
     bench_log "suite httpd: mtcp-httpd + mtcp-load on the stack's API vs nginx + wrk on the kernel, 1 and 2 cores"
-    local cores mode round i
+    local cores mode round i kpid="" spid="" kdir log
     for cores in 1 2; do
-        start_nginx "k4-$cores" "$K_SRV_NS" "$cores" 4096
-        local kpid="$NGINX_PID" kdir="$NGINX_DIR"
-        local log="$BENCH_TMP/httpd-$cores.log"
-        ip netns exec "$B_SRV_NS" "$BIN/mtcp-httpd" --iface "$B_SRV_IF" --addr "$B_SRV_ADDR/24" --root "$WWW" \
-            --port 80 --cores "$cores" --duration 900 >"$log" 2>&1 &
-        local spid=$!
-        netns_track_pid "$spid"
-        SUITE_PIDS+=("$spid")
-        bench_command "httpd server ($cores core(s), stack): ip netns exec B_SRV_NS $BIN/mtcp-httpd --iface $B_SRV_IF --addr $B_SRV_ADDR/24 --root WWW --port 80 --cores $cores"
-        bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
-            server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
-        for ((i = 0; i < 100; i++)); do
-            grep -q serving "$log" 2>/dev/null && break
-            kill -0 "$spid" 2>/dev/null || break
-            sleep 0.1
-        done
-        grep -q serving "$log" || server_failed mtcp-httpd "$spid" "$log" || return 1
         for mode in close keepalive; do
             for ((round = 1; round <= ROUNDS; round++)); do
+                # Fresh servers each round (see suite_both), unless BENCH_REUSE_SERVERS=1.
+                if [[ "${BENCH_REUSE_SERVERS:-0}" != 1 || -z "$spid" ]] || ! kill -0 "$spid" 2>/dev/null ||
+                    [[ "$(cat "$BENCH_TMP/httpd.cores" 2>/dev/null)" != "$cores" ]]; then
+                    [[ -n "$spid" ]] && { kill -TERM "$spid" 2>/dev/null || true; bench_stop "$spid" 30; }
+                    [[ -n "$kpid" ]] && bench_stop "$kpid" 30
+                    start_nginx "k4-$cores" "$K_SRV_NS" "$cores" 4096
+                    kpid="$NGINX_PID" kdir="$NGINX_DIR"
+                    log="$BENCH_TMP/httpd-$cores-$mode-$round.log"
+                    ip netns exec "$B_SRV_NS" "$BIN/mtcp-httpd" --iface "$B_SRV_IF" --addr "$B_SRV_ADDR/24" \
+                        --root "$WWW" --port 80 --cores "$cores" --duration 900 >"$log" 2>&1 &
+                    spid=$!
+                    echo "$cores" >"$BENCH_TMP/httpd.cores"
+                    netns_track_pid "$spid"
+                    SUITE_PIDS+=("$spid")
+                    bench_command "httpd server ($cores core(s), stack): ip netns exec B_SRV_NS $BIN/mtcp-httpd --iface $B_SRV_IF --addr $B_SRV_ADDR/24 --root WWW --port 80 --cores $cores"
+                    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
+                        server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
+                    for ((i = 0; i < 100; i++)); do
+                        (($(grep -c serving "$log" 2>/dev/null) >= cores)) && break
+                        kill -0 "$spid" 2>/dev/null || break
+                        sleep 0.1
+                    done
+                    grep -q serving "$log" || server_failed mtcp-httpd "$spid" "$log" || return 1
+                fi
                 run_wrk httpd "64-$mode" kernel "$round" "$FIXED_CONCURRENCY" "$cores" "$kpid" \
                     "http://$K_SRV_ADDR/64.bin" "$mode" "$cores" ip netns exec "$K_CLI_NS"
                 run_mtcp_load "$round" "$cores" "$mode" "$spid"
             done
         done
-        kill -TERM "$spid" 2>/dev/null || true
-        bench_stop "$spid" 50
-        bench_stop "$kpid"
     done
+    [[ -n "$spid" ]] && { kill -TERM "$spid" 2>/dev/null || true; bench_stop "$spid" 30; }
+    [[ -n "$kpid" ]] && bench_stop "$kpid" 30
+    return 0
 }
 
 # --- 5. Bulk: one connection, one large file. ----------------------------------------------

@@ -76,6 +76,7 @@ bench_machine() {
     echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
     echo "wrk: $(wrk -v 2>&1 | sed -n '1s/^wrk \([^ ]*\).*/\1/p')"
     echo "redis: $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
+    echo "link: veth pairs; $( ((KERNEL_OFFLOADS)) && echo "kernel pair with veth offloads (TSO/GSO/GRO, no checksums), stack pairs without" || echo "offloads off on every end: both TCPs send and receive MTU-sized frames with checksums")"
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, at the start)"
     echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with local changes)')"
 }
