@@ -151,6 +151,8 @@ def table(suite, groups):
         r = ratio(stack, kernel)
         errors = (kernel["errors"] if kernel else 0) + (stack["errors"] if stack else 0)
         error_cell = "none" if errors == 0 else f"**{errors} (see below)**"
+        if r is not None and r < 0.02:
+            error_cell += "; **stack below 2% of the kernel: stalled connections?**"
         unstable = [name for name, s in (("kernel", kernel), ("stack", stack)) if s and s["unstable"]]
         if unstable:
             error_cell += f"; **rounds differ >5x ({', '.join(unstable)})**"
