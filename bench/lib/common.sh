@@ -185,13 +185,14 @@ bench_wait_http() {
     return 1
 }
 
-# bench_stop PID [TENTHS]  asks PID (and its tree) to quit, then kills what is left.
+# bench_stop PID [TENTHS [SIGNAL]]  asks PID (and its tree) to quit (SIGQUIT: nginx's
+# graceful stop, unless SIGNAL says otherwise), then kills what is left.
 bench_stop() {
-    local pid="$1" tenths="${2:-50}" i
+    local pid="$1" tenths="${2:-50}" signal="${3:-QUIT}" i
     [[ -n "$pid" ]] || return 0
     local -a tree
     mapfile -t tree < <(bench_descendants "$pid")
-    kill -QUIT "$pid" 2>/dev/null || true
+    kill -"$signal" "$pid" 2>/dev/null || true
     for ((i = 0; i < tenths; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

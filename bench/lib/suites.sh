@@ -259,8 +259,8 @@ suite_redis() {
             done
         done
     done
-    bench_stop "$spid"
-    bench_stop "$kpid"
+    bench_stop "$spid" 50 TERM
+    bench_stop "$kpid" 50 TERM
 }
 
 # --- 4. mtcp-httpd and mtcp-load (the stack's own API) vs nginx and wrk on the kernel. -----
@@ -309,7 +309,7 @@ suite_httpd() {
                 # Fresh servers each round (see suite_both), unless BENCH_REUSE_SERVERS=1.
                 if [[ "${BENCH_REUSE_SERVERS:-0}" != 1 || -z "$spid" ]] || ! kill -0 "$spid" 2>/dev/null ||
                     [[ "$(cat "$BENCH_TMP/httpd.cores" 2>/dev/null)" != "$cores" ]]; then
-                    [[ -n "$spid" ]] && { kill -TERM "$spid" 2>/dev/null || true; bench_stop "$spid" 30; }
+                    [[ -n "$spid" ]] && bench_stop "$spid" 30 TERM
                     [[ -n "$kpid" ]] && bench_stop "$kpid" 30
                     start_nginx "k4-$cores" "$K_SRV_NS" "$cores" 4096
                     kpid="$NGINX_PID" kdir="$NGINX_DIR"
@@ -336,7 +336,7 @@ suite_httpd() {
             done
         done
     done
-    [[ -n "$spid" ]] && { kill -TERM "$spid" 2>/dev/null || true; bench_stop "$spid" 30; }
+    [[ -n "$spid" ]] && bench_stop "$spid" 30 TERM
     [[ -n "$kpid" ]] && bench_stop "$kpid" 30
     return 0
 }
