@@ -160,8 +160,11 @@ fresh_nginx_pair() {
         kill -0 "$SPID" 2>/dev/null; then
         return 0
     fi
-    [[ -n "${KPID:-}" ]] && bench_stop "$KPID" 30
-    [[ -n "${SPID:-}" ]] && bench_stop "$SPID" 30
+    # SIGTERM: nginx's fast shutdown (a graceful one waits for open keep-alive connections);
+    # both at once, then wait for each.
+    kill -TERM ${KPID:-} ${SPID:-} 2>/dev/null || true
+    [[ -n "${KPID:-}" ]] && bench_stop "$KPID" 30 TERM
+    [[ -n "${SPID:-}" ]] && bench_stop "$SPID" 30 TERM
     start_nginx "$kname" "$K_SRV_NS" "$workers" 4096
     KPID="$NGINX_PID"
     local kdir="$NGINX_DIR"
@@ -310,7 +313,7 @@ suite_httpd() {
                 if [[ "${BENCH_REUSE_SERVERS:-0}" != 1 || -z "$spid" ]] || ! kill -0 "$spid" 2>/dev/null ||
                     [[ "$(cat "$BENCH_TMP/httpd.cores" 2>/dev/null)" != "$cores" ]]; then
                     [[ -n "$spid" ]] && bench_stop "$spid" 30 TERM
-                    [[ -n "$kpid" ]] && bench_stop "$kpid" 30
+                    [[ -n "$kpid" ]] && bench_stop "$kpid" 30 TERM
                     start_nginx "k4-$cores" "$K_SRV_NS" "$cores" 4096
                     kpid="$NGINX_PID" kdir="$NGINX_DIR"
                     log="$BENCH_TMP/httpd-$cores-$mode-$round.log"
