@@ -306,7 +306,7 @@ run_mtcp_load() {
 suite_httpd() {
     bench_log "suite httpd: mtcp-httpd + mtcp-load on the stack's API vs nginx + wrk on the kernel, 1 and 2 cores"
     local cores mode round i kpid="" spid="" kdir log
-    for cores in 1 2; do
+    for cores in "${HTTPD_CORES[@]}"; do
         for mode in close keepalive; do
             for ((round = 1; round <= ROUNDS; round++)); do
                 # Fresh servers each round (see suite_both), unless BENCH_REUSE_SERVERS=1.
