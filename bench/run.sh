@@ -24,7 +24,7 @@ ONLY=""
 OUT=""
 MICRO_FORCE=0
 KERNEL_OFFLOADS=0
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; }
 while (($#)); do
     case "$1" in
         --quick) QUICK=1 ;;
