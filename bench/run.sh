@@ -69,6 +69,16 @@ else
 fi
 ((MICRO_FORCE)) && DEFAULT_SUITES+=",micro"
 SUITES=",${ONLY:-$DEFAULT_SUITES},"
+if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench: --rounds needs a positive number, not '$ROUNDS'" >&2
+    exit 2
+fi
+for name in ${ONLY//,/ }; do
+    case "$name" in
+        nginx | both | redis | httpd | bulk | memory | micro) ;;
+        *) echo "bench: unknown suite '$name' (nginx, both, redis, httpd, bulk, memory, micro)" >&2; exit 2 ;;
+    esac
+done
 wanted() { [[ "$SUITES" == *",$1,"* ]]; }
 
 if [[ "$(id -u)" != 0 ]]; then
