@@ -75,6 +75,7 @@ int mtcp_shim_setsockopt_int(int fd, int level, int name, int value);
 int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_count, unsigned frame_size,
                                 unsigned retire_timeout_ms);
 /// Sets PACKET_VERSION TPACKET_V2 and a PACKET_TX_RING; 0 or -1 with errno.
+int mtcp_shim_packet_rx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 /// Joins fanout `group` with `mode` (PACKET_FANOUT_* | flags); 0 or -1 with errno.
 int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode);
@@ -144,6 +145,20 @@ static inline uint32_t mtcp_shim_v2_frame_status(const void *frame) {
 }
 static inline void mtcp_shim_v2_frame_set_status(void *frame, uint32_t status) {
     __atomic_store_n(&((struct tpacket2_hdr *)frame)->tp_status, status, __ATOMIC_RELEASE);
+}
+/// TPACKET_V2 receive frames: length on the wire, bytes captured, where the Ethernet header
+/// starts, and the packet type from the sockaddr_ll that follows the header.
+static inline uint32_t mtcp_shim_v2_frame_len(const void *frame) { return ((const struct tpacket2_hdr *)frame)->tp_len; }
+static inline uint32_t mtcp_shim_v2_frame_snaplen(const void *frame) {
+    return ((const struct tpacket2_hdr *)frame)->tp_snaplen;
+}
+static inline uint32_t mtcp_shim_v2_frame_mac_offset(const void *frame) {
+    return ((const struct tpacket2_hdr *)frame)->tp_mac;
+}
+static inline uint8_t mtcp_shim_v2_frame_pkttype(const void *frame) {
+    const struct sockaddr_ll *address =
+        (const struct sockaddr_ll *)((const uint8_t *)frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    return address->sll_pkttype;
 }
 /// Sets the frame length and hands the frame to the kernel (TP_STATUS_SEND_REQUEST).
 static inline void mtcp_shim_v2_frame_send_request(void *frame, uint32_t length) {
