@@ -46,6 +46,9 @@ final class PreloadRuntime {
     /// CLOCK_MONOTONIC nanoseconds of the last loop round, and of the stack's next timer.
     let lastDriven = Atomic<UInt64>(0)
     let nextWake = Atomic<UInt64>(UInt64.max)
+    /// Threads sleeping in the kernel with the link among their descriptors: they run the
+    /// loop round themselves when frames come.
+    let linkWatchers = Atomic<Int>(0)
     var driverStarted = false
     /// Packet sockets made right after fork, while the child still had the privilege (nginx
     /// workers drop root before they first touch a socket).
@@ -185,9 +188,15 @@ final class PreloadRuntime {
         guard let stack else { return }
         stack.poll()
         lastDriven.store(mtcp_shim_monotonic_ns(), ordering: .relaxed)
+        signalReadySets()
+    }
+
+    /// Publishes the stack's next timer for threads about to sleep (lock held). Done only
+    /// before sleeping: finding the earliest timer can mean a walk over the timer wheel.
+    func refreshNextWake() {
+        guard let stack else { return }
         let deadline = stack.nextDeadline
         nextWake.store(deadline == .never ? UInt64.max : deadline.nanoseconds, ordering: .relaxed)
-        signalReadySets()
     }
 
     /// Writes the eventfd of every set whose ready list filled since it was last cleared.
@@ -232,7 +241,9 @@ final class PreloadRuntime {
         if result != 0 { log.warn("no driver thread (error \(result)): timers run only inside calls") }
     }
 
-    /// Drives the stack when nobody else has for a millisecond.
+    /// Drives the stack when no call has for a millisecond. While the application drives it,
+    /// or sleeps with the link in its wait set (it wakes for packets itself), the driver only
+    /// naps; otherwise it sleeps on the link until a frame or the next timer.
     func driverLoop() {
         // Signals are the application's: a blocked call must be the one that sees EINTR.
         mtcp_block_all_signals()
@@ -243,20 +254,33 @@ final class PreloadRuntime {
                 mtcp_unlock()
                 return
             }
-            let descriptor = stack.io.waitDescriptor
-            mtcp_unlock()
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let timeout = Int32(millisecondsToNextTimer(limit: 50))
-            _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
             let now = mtcp_shim_monotonic_ns()
-            if now &- lastDriven.load(ordering: .relaxed) < 1_000_000 {
-                // A call drives the stack right now; look again shortly.
-                usleep(500)
-                continue
+            let idle = now &- lastDriven.load(ordering: .relaxed) >= 1_000_000
+            if idle {
+                refreshNextWake()
+                if nextWake.load(ordering: .relaxed) <= now {
+                    // A timer is due and nobody is driving: retransmissions must not wait.
+                    drive()
+                    mtcp_unlock()
+                    continue
+                }
+                if linkWatchers.load(ordering: .relaxed) == 0 {
+                    let descriptor = stack.io.waitDescriptor
+                    mtcp_unlock()
+                    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                    let timeout = Int32(millisecondsToNextTimer(limit: 50))
+                    _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
+                    mtcp_lock()
+                    if pid == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000 {
+                        drive()
+                    }
+                    mtcp_unlock()
+                    continue
+                }
             }
-            mtcp_lock()
-            if pid == myPid { drive() }
             mtcp_unlock()
+            // The application drives the stack, or sleeps watching the link: look again soon.
+            usleep(idle ? 5000 : 1000)
         }
     }
 

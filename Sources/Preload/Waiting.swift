@@ -66,6 +66,7 @@ extension PreloadRuntime {
                 }
                 waitSet = set
                 linkFD = stack.io.waitDescriptor
+                refreshNextWake()
             }
             mtcp_unlock()
 
@@ -89,12 +90,14 @@ extension PreloadRuntime {
                     let remaining = deadline == UInt64.max ? -1 : Int64(deadline - now)
                     sleep = nanosecondsToSleep(remaining: remaining, limitByTimers: waitSet != nil)
                 }
+                if waitSet != nil { linkWatchers.add(1, ordering: .relaxed) }
                 if sleep < 0 {
                     result = mtcp_real_ppoll(kernel, nfds_t(n), nil, mask)
                 } else {
                     var spec = timespec(tv_sec: Int(sleep / 1_000_000_000), tv_nsec: Int(sleep % 1_000_000_000))
                     result = mtcp_real_ppoll(kernel, nfds_t(n), &spec, mask)
                 }
+                if waitSet != nil { linkWatchers.subtract(1, ordering: .relaxed) }
                 savedErrno = mtcp_errno()
             }
             if let waitSet {
