@@ -212,7 +212,17 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
     let base = type & 0xF
     guard mtcp_enabled != 0, domain == AF_INET, base == Int32(SOCK_STREAM.rawValue),
         proto == 0 || proto == Int32(IPPROTO_TCP)
-    else { return mtcp_real_socket(domain, type, proto) }
+    else {
+        if mtcp_enabled != 0 && (domain == AF_INET || domain == AF_INET6) {
+            // Say once which kinds of sockets stay with the kernel (AF_UNIX is expected).
+            mtcp_lock()
+            let runtime = PreloadRuntime.obtain()
+            let kind = domain == AF_INET6 ? "AF_INET6" : base == Int32(SOCK_DGRAM.rawValue) ? "UDP" : "raw/other IPv4"
+            runtime.logOnce("family:\(kind)", "\(kind) sockets use the kernel (the stack serves IPv4 TCP)")
+            mtcp_unlock()
+        }
+        return mtcp_real_socket(domain, type, proto)
+    }
     mtcp_lock()
     defer { mtcp_unlock() }
     let runtime = PreloadRuntime.obtain()

@@ -148,6 +148,9 @@ final class PreloadRuntime {
             "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue))"
         )
         startDriver()
+        if options.cores > 1 {
+            logOnce("cores", "MTCP_CORES=\(options.cores): the preload library runs one stack instance per process")
+        }
         if !statisticsRegistered {
             statisticsRegistered = true
             Self.registerStatisticsAtExit()
