@@ -101,8 +101,10 @@ public final class DPDKPort {
         self.driver = driver
         self.macAddress = mac
         self.mtu = mtu
-        self.distribution =
-            queues == 1 ? .single : state.rss != 0 ? .symmetricRSS(types: state.rss_types) : .driver
+        // A port that takes an RSS key but has no redirection table (net_tap) does not spread
+        // by it: its queues are the driver's own.
+        let hashes = state.rss != 0 && info.reta_size > 0
+        self.distribution = queues == 1 ? .single : hashes ? .symmetricRSS(types: state.rss_types) : .driver
         self.transmitChecksumOffload = offload
         self.redirectionTableResult = state.reta_result
         self.queues = made
