@@ -186,7 +186,6 @@ test_tap() {
 }
 
 netns_setup --stack-ns dpdk
-# The stack's end must not be claimed by the kernel's own protocols.
 TESTS=("$@")
 ((${#TESTS[@]})) || TESTS=(ping httpd load queues tap)
 for test in "${TESTS[@]}"; do run_test "$test"; done
