@@ -78,6 +78,21 @@ step_preload() {
         bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# The dpdk backend over a veth with no NIC (EAL --no-huge --no-pci, net_af_packet and net_tap).
+# MTCP_SKIP_DPDK=1 skips it; so does a build without libdpdk-dev, which says so.
+step_dpdk() {
+    if [[ "${MTCP_SKIP_DPDK:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_DPDK=1)"
+        return 0
+    fi
+    if [[ ! -f /usr/include/dpdk/rte_ethdev.h ]]; then
+        echo "test.sh: libdpdk-dev is missing, so the dpdk backend was not built (install it or set MTCP_SKIP_DPDK=1)" >&2
+        return 1
+    fi
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+        bash "$ROOT/tests/interop/test-dpdk.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 STEPS=(
     "dependencies:step_dependencies"
     "format lint:step_format_lint"
@@ -85,6 +100,7 @@ STEPS=(
     "unit tests ($CONFIGURATION):step_unit_tests"
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
+    "dpdk backend over a veth:step_dpdk"
     "preload library against the kernel:step_preload"
 )
 
