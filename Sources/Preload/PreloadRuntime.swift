@@ -2,6 +2,7 @@ import CPreload
 import CShim
 import Glibc
 import PacketIO
+import PacketIODPDK
 import Stack
 import StackRuntime
 import Synchronization
@@ -25,7 +26,11 @@ final class PreloadRuntime {
     let log: PreloadLog
     let kernelListen: Bool
 
-    var stack: NetworkStack<PreloadLink>?
+    var stack: NetworkStack<PreloadLink>? {
+        didSet { linkIsPolled = stack.map { $0.io.waitDescriptor < 0 } ?? false }
+    }
+    /// The link has no descriptor to sleep on (DPDK): sleepers nap and look again.
+    var linkIsPolled = false
     var activationFailed = false
     /// The stacks of ancestors, inherited by fork: never driven or freed here.
     var retired: [AnyObject] = []
@@ -112,6 +117,12 @@ final class PreloadRuntime {
             log.warn("MTCP_IFACE and MTCP_ADDR are not set: every socket uses the kernel")
             return false
         }
+        if options.backend == .dpdk && !retired.isEmpty {
+            log.error(
+                "DPDK does not survive fork(): this child's sockets use the kernel (run the parent's work in one process)"
+            )
+            return false
+        }
         let link: PreloadLink
         do {
             switch options.backend {
@@ -121,8 +132,12 @@ final class PreloadRuntime {
                 link = PreloadLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
             case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
-                log.error("the dpdk backend is not built in this version; every socket uses the kernel")
-                return false
+                let port = try DPDKBackend.open(options, programName: "mtcp-preload")
+                guard let queue = port.queues.first else {
+                    log.error("DPDK port \(options.interface) has no queue; every socket uses the kernel")
+                    return false
+                }
+                link = PreloadLink(.dpdk(queue, port))
             }
         } catch {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
@@ -271,7 +286,7 @@ final class PreloadRuntime {
                     let descriptor = stack.io.waitDescriptor
                     mtcp_unlock()
                     var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-                    let timeout = Int32(millisecondsToNextTimer(limit: 50))
+                    let timeout = Int32(millisecondsToNextTimer(limit: linkIsPolled ? 1 : 50))
                     _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
                     mtcp_lock()
                     if pid == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000 {

@@ -128,6 +128,10 @@ extension PreloadRuntime {
     /// thread may drive it (negative: without limit).
     func nanosecondsToSleep(remaining: Int64, limitByTimers: Bool) -> Int64 {
         guard limitByTimers else { return remaining }
+        if linkIsPolled {
+            // A link without a descriptor (DPDK) cannot wake a sleeper: look again soon.
+            return remaining < 0 ? 200_000 : min(remaining, 200_000)
+        }
         let wake = nextWake.load(ordering: .relaxed)
         if wake == UInt64.max { return remaining }
         let now = mtcp_shim_monotonic_ns()
