@@ -2,6 +2,7 @@ import CShim
 import Glibc
 import Stack
 import StackRuntime
+import Wire
 
 // mTCP's set-up calls: mtcp_init, configuration, contexts, affinity and signals.
 // Every call returns -1 (or NULL) with errno set on failure, as mTCP's do.

@@ -270,7 +270,8 @@ public func mtcp_epoll_create(_ mctx: OpaquePointer?, _ size: Int32) -> Int32 {
 @_cdecl("mtcp_epoll_create1")
 public func mtcp_epoll_create1(_ mctx: OpaquePointer?, _ flags: Int32) -> Int32 {
     call(mctx) { (c) throws(Errno) in
-        guard flags & ~Int32(EPOLL_CLOEXEC.rawValue) == 0 else { throw .EINVAL }
+        // Only EPOLL_CLOEXEC (O_CLOEXEC), meaningless for context ids.
+        guard flags & ~Int32(O_CLOEXEC) == 0 else { throw .EINVAL }
         return try c.epollCreate()
     }
 }

@@ -86,12 +86,12 @@ extension MTCPContext {
             var deadline: Instant?
             while true {
                 do {
-                    return peek ? try stack.peek(s, into: buffer) : try stack.read(s, into: buffer)
+                    return try peek ? stack.peek(s, into: buffer) : stack.read(s, into: buffer)
                 } catch .EAGAIN {
                     if deadline == nil {
                         round()
                         if current.nonBlocking || !mayBlock || peek {
-                            return peek ? try stack.peek(s, into: buffer) : try stack.read(s, into: buffer)
+                            return try peek ? stack.peek(s, into: buffer) : stack.read(s, into: buffer)
                         }
                         deadline = self.deadline(s, option: SocketConstant.SO_RCVTIMEO)
                         continue

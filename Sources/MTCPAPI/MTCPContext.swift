@@ -40,7 +40,7 @@ final class ContextEpoll {
 /// integers, lowest free first, below max_concurrency), and a lock so any thread may call.
 ///
 /// Run to completion: the calling thread drives the stack. mtcp_epoll_wait and calls that find
-/// nothing to do run loop rounds; a call that must wait drops the lock and sleeps in ppoll on
+/// nothing to do run loop rounds; a call that must wait drops the lock and sleeps in poll(2) on
 /// the link's descriptor and a per-sleeper eventfd (written when another thread's round takes
 /// frames or changes a pipe), bounded by the stack's next timer.
 final class MTCPContext {
@@ -143,20 +143,17 @@ final class MTCPContext {
             let eventFD = spareEventFDs.popLast() ?? eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
             guard eventFD >= 0 else { throw .ENOMEM }
             sleepers.append(eventFD)
-            var entries = (
+            var fds = (
                 pollfd(fd: stack.io.waitDescriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
             )
-            var spec = timespec()
-            let forever = wake == .never
-            if !forever {
-                let delta = (wake - now).nanoseconds
-                spec = timespec(tv_sec: Int(delta / 1_000_000_000), tv_nsec: Int(delta % 1_000_000_000))
+            var milliseconds: Int32 = -1
+            if wake != .never {
+                milliseconds = Int32(clamping: ((wake - now).nanoseconds + 999_999) / 1_000_000)
             }
             unlock()
-            let result = withUnsafeMutableBytes(of: &entries) { raw in
-                let fds = raw.baseAddress!.assumingMemoryBound(to: pollfd.self)
-                return forever ? ppoll(fds, 2, nil, nil) : ppoll(fds, 2, &spec, nil)
+            let result = withUnsafeMutableBytes(of: &fds) { raw in
+                Glibc.poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, milliseconds)
             }
             let savedErrno = errno
             lock()

@@ -63,9 +63,12 @@ CONF
 # Starts epserver on the stack serving $WORK/www; waits for its "serving" line.
 SERVER_PID=""
 start_epserver() {
-    netns_stack_spawn timeout 900 "$BIN/epserver" -f "$WORK/mtcp.conf" -d "$WORK/www" -p 80 \
-        >"$WORK/epserver.log" 2>&1
-    SERVER_PID=$NETNS_LAST_PID
+    # Its own -t bounds its life (a `timeout` wrapper would not pass SIGINT on from a script).
+    # Started directly (not through a shell function) so that the PID is epserver's own.
+    ip netns exec "$STACK_NS" "$BIN/epserver" -f "$WORK/mtcp.conf" -d "$WORK/www" -p 80 -t 600 \
+        >"$WORK/epserver.log" 2>&1 &
+    SERVER_PID=$!
+    netns_track_pid "$SERVER_PID"
     local i
     for ((i = 0; i < 100; i++)); do
         grep -q "serving" "$WORK/epserver.log" 2>/dev/null && return 0
