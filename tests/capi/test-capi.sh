@@ -6,7 +6,8 @@
 #                  keep-alive with several requests on one connection, 404)
 #   server-load    epserver serves the project's load generator (mtcp-load) with zero errors
 #   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
-#                  is missing): new connection per request and persistent, zero errors, byte-exact
+#                  is missing, or MTCP_CAPI_PEER=python): new connection per request and persistent,
+#                  zero errors, byte-exact
 # Usage: bash tests/capi/test-capi.sh [CASE...]   Needs root (network namespaces).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -154,7 +155,7 @@ case_client_nginx() {
     chmod 755 "$WORK" "$WORK/peer" "$WORK/peer/www"
     chmod 644 "$WORK/peer/www/"*.bin
     local port=8080
-    if command -v nginx >/dev/null; then
+    if [[ "${MTCP_CAPI_PEER:-nginx}" == nginx ]] && command -v nginx >/dev/null; then
         cat >"$WORK/peer/nginx.conf" <<CONF
 daemon off;
 master_process on;
@@ -178,7 +179,7 @@ CONF
     else
         netns_spawn python3 -m http.server --protocol HTTP/1.1 --bind "$PEER_ADDR" --directory "$WORK/peer/www" \
             "$port" >"$WORK/peer/http.log" 2>&1
-        log "kernel side: python3 -m http.server (nginx is not installed)"
+        log "kernel side: python3 -m http.server"
     fi
     netns_wait_for 100 peer curl -s -o /dev/null "http://$PEER_ADDR:$port/64.bin"
     # A new connection per request.
