@@ -5,6 +5,8 @@
 #   server-curl    epserver on the stack serves the kernel's curl byte-exact (small file, 10 MiB,
 #                  keep-alive with several requests on one connection, 404)
 #   server-load    epserver serves the project's load generator (mtcp-load) with zero errors
+#   api            tests/capi/api.c: one call at a time (pipes with epoll in every mode, socket
+#                  options, ioctls, blocking calls and their timeouts, errors) against a kernel echo
 #   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
 #                  is missing, or MTCP_CAPI_PEER=python): new connection per request and persistent,
 #                  zero errors, byte-exact
@@ -148,6 +150,39 @@ case_server_load() {
     grep -q "epserver\[0\]: .* errors=0" "$WORK/epserver.log"
 }
 
+# A kernel echo server on PEER_ADDR:7 that closes when the client does.
+ECHO_SERVER='
+import socket, sys, threading
+def serve(c):
+    try:
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            c.sendall(data)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+
+case_api() {
+    gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I "$ROOT/shim/include" -o "$WORK/api" "$HERE/api.c" \
+        -L "$BIN" -lmtcp -Wl,-rpath,"$BIN"
+    sed -e 's/^max_concurrency = .*/max_concurrency = 4096/' "$WORK/mtcp.conf" >"$WORK/api.conf"
+    echo "rcvbuf = 65536" >>"$WORK/api.conf"
+    netns_spawn python3 -c "$ECHO_SERVER" "$PEER_ADDR"
+    netns_wait_for 50 peer python3 -c "import socket; socket.create_connection(('$PEER_ADDR', 7), 1).close()"
+    on_stack "$WORK/api" -f "$WORK/api.conf" -s "$PEER_ADDR" -p 7 -c 9 | tee "$WORK/api.txt"
+    grep -q "^api: [0-9]* passed, 0 failed" "$WORK/api.txt"
+}
+
 case_client_nginx() {
     mkdir -p "$WORK/peer/www" "$WORK/peer/tmp"
     head -c 64 /dev/urandom >"$WORK/peer/www/64.bin"
@@ -207,7 +242,7 @@ head -c 64 /dev/urandom >"$WORK/www/64.bin"
 head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
 
 CASES=("$@")
-if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load client-nginx); fi
+if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load api client-nginx); fi
 for name in "${CASES[@]}"; do
     if [[ "$name" != build && ! -x "$BIN/epserver" ]]; then case_build >/dev/null; fi
     run_case "$name"
