@@ -60,6 +60,7 @@ extension MTCPContext {
         }
         round()
         let deadline = self.deadline(milliseconds: timeout)
+        var timedOut = timeout == 0
         while true {
             var n = set.pipes.isEmpty ? 0 : collectPipes(set, limit: maxEvents)
             if n < maxEvents {
@@ -73,15 +74,13 @@ extension MTCPContext {
                 }
                 return n
             }
-            if timeout == 0 { return 0 }
+            if timedOut { return 0 }
             let outcome = try wait(until: deadline) {
                 stack.epollHasReady(set.stackEpoll) || (!set.pipes.isEmpty && pipesReady(set))
             }
             if case .epoll(let current) = try entry(epid).descriptor, current === set {} else { throw .EBADF }
-            if outcome == .timedOut {
-                // A last look: readiness may have come with the final round.
-                if !stack.epollHasReady(set.stackEpoll) && (set.pipes.isEmpty || !pipesReady(set)) { return 0 }
-            }
+            // After the deadline, one last look: readiness may have come with the final round.
+            timedOut = outcome == .timedOut || stack.clock() >= deadline
         }
     }
 

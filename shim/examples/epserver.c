@@ -64,6 +64,8 @@ static int port = 80;
 static int cores = 1;
 static int seconds = 0;
 static volatile sig_atomic_t done;
+/* Cores whose listener is up: "serving" is printed when all are. */
+static int ready_cores;
 static struct core_state states[MAX_CORES];
 
 static void on_signal(int signum) {
@@ -299,6 +301,7 @@ static void *run_core(void *arg) {
     struct mtcp_epoll_event ev = {.events = MTCP_EPOLLIN};
     ev.data.sockid = s->listener;
     mtcp_epoll_ctl(s->mctx, s->ep, MTCP_EPOLL_CTL_ADD, s->listener, &ev);
+    __atomic_add_fetch(&ready_cores, 1, __ATOMIC_SEQ_CST);
     struct mtcp_epoll_event *events = calloc(MAX_EVENTS, sizeof *events);
     while (!done) {
         int n = mtcp_epoll_wait(s->mctx, s->ep, events, MAX_EVENTS, 100);
@@ -365,6 +368,7 @@ int main(int argc, char **argv) {
         states[i].core = i;
         pthread_create(&states[i].thread, NULL, run_core, &states[i]);
     }
+    while (__atomic_load_n(&ready_cores, __ATOMIC_SEQ_CST) < cores && !done) usleep(1000);
     printf("epserver: serving %d files on port %d with %d core(s)\n", file_count, port, cores);
     fflush(stdout);
     time_t start = time(NULL);

@@ -5,6 +5,8 @@
 #   server-curl    epserver on the stack serves the kernel's curl byte-exact (small file, 10 MiB,
 #                  keep-alive with several requests on one connection, 404)
 #   server-load    epserver serves the project's load generator (mtcp-load) with zero errors
+#   server-cores   epserver with two contexts (num_cores = 2, one AF_PACKET fanout group) serves
+#                  mtcp-load with zero errors, and both contexts accept connections
 #   api            tests/capi/api.c: one call at a time (pipes with epoll in every mode, socket
 #                  options, ioctls, blocking calls and their timeouts, errors) against a kernel echo
 #   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
@@ -66,9 +68,10 @@ CONF
 # Starts epserver on the stack serving $WORK/www; waits for its "serving" line.
 SERVER_PID=""
 start_epserver() {
+    local config="${1:-$WORK/mtcp.conf}" cores="${2:-1}"
     # Its own -t bounds its life (a `timeout` wrapper would not pass SIGINT on from a script).
     # Started directly (not through a shell function) so that the PID is epserver's own.
-    ip netns exec "$STACK_NS" "$BIN/epserver" -f "$WORK/mtcp.conf" -d "$WORK/www" -p 80 -t 600 \
+    ip netns exec "$STACK_NS" "$BIN/epserver" -f "$config" -d "$WORK/www" -p 80 -N "$cores" -t 600 \
         >"$WORK/epserver.log" 2>&1 &
     SERVER_PID=$!
     netns_track_pid "$SERVER_PID"
@@ -172,6 +175,23 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 '
 
+case_server_cores() {
+    sed -e 's/^num_cores = .*/num_cores = 2/' "$WORK/mtcp.conf" >"$WORK/cores.conf"
+    start_epserver "$WORK/cores.conf" 2
+    local load_addr="${PREFIX}.3" count=2000
+    ip netns exec "$PEER_NS" timeout 300 "$BIN/mtcp-load" --iface "$PEER_IF" --addr "$load_addr/24" \
+        --server "$STACK_ADDR" --port 80 --path /64.bin --connections "$count" --concurrency 50 \
+        --duration 120 | tee "$WORK/load-cores.txt"
+    grep -q "mtcp-load: completed=$count non2xx=0 errors=0" "$WORK/load-cores.txt"
+    stop_epserver
+    local a b
+    a="$(sed -n 's/^epserver\[0\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
+    b="$(sed -n 's/^epserver\[1\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
+    log "context 0 accepted $a connections, context 1 accepted $b"
+    [[ -n "$a" && -n "$b" && "$a" -gt 0 && "$b" -gt 0 && $((a + b)) -eq $count ]]
+    ! grep -q "errors=[1-9]" "$WORK/epserver.log"
+}
+
 case_api() {
     gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I "$ROOT/shim/include" -o "$WORK/api" "$HERE/api.c" \
         -L "$BIN" -lmtcp -Wl,-rpath,"$BIN"
@@ -242,7 +262,7 @@ head -c 64 /dev/urandom >"$WORK/www/64.bin"
 head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
 
 CASES=("$@")
-if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load api client-nginx); fi
+if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load server-cores api client-nginx); fi
 for name in "${CASES[@]}"; do
     if [[ "$name" != build && ! -x "$BIN/epserver" ]]; then case_build >/dev/null; fi
     run_case "$name"
