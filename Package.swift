@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "MTCPAPI", dependencies: ["CShim", "Stack", "StackRuntime", "PacketIO", "TCP", "Wire"],
             swiftSettings: hotPath + example,
-            linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=shim/libmtcp.map"])]),
         .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
         .executableTarget(
             name: "EchoServer", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP"], swiftSettings: example),

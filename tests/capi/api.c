@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,39 @@ static mctx_t mctx;
 
 static int wait_events(int ep, struct mtcp_epoll_event *events, int max, int timeout) {
     return mtcp_epoll_wait(mctx, ep, events, max, timeout);
+}
+
+/* Another thread blocks in mtcp_read on a pipe of the same context; the main thread's write
+ * must wake it (the blocked call drops the context's lock while it sleeps). */
+struct blocked_read {
+    int id;
+    char data[16];
+    ssize_t got;
+};
+
+static void *read_blocking(void *arg) {
+    struct blocked_read *r = arg;
+    r->got = mtcp_read(mctx, r->id, r->data, sizeof r->data);
+    return NULL;
+}
+
+static void check_threads(void) {
+    int fds[2];
+    CHECK(mtcp_pipe(mctx, fds) == 0, "a pipe for two threads");
+    struct blocked_read r = {.id = fds[0], .got = -2};
+    pthread_t thread;
+    pthread_create(&thread, NULL, read_blocking, &r);
+    usleep(100000); /* most likely blocked by now; either order must work */
+    CHECK(mtcp_write(mctx, fds[1], "wake", 4) == 4, "write while another thread waits to read");
+    pthread_join(thread, NULL);
+    CHECK(r.got == 4 && memcmp(r.data, "wake", 4) == 0, "the blocked reader got the bytes");
+    r.got = -2;
+    pthread_create(&thread, NULL, read_blocking, &r);
+    usleep(100000);
+    CHECK(mtcp_close(mctx, fds[1]) == 0, "close the write end while another thread waits to read");
+    pthread_join(thread, NULL);
+    CHECK(r.got == 0, "the blocked reader sees end of file");
+    mtcp_close(mctx, fds[0]);
 }
 
 static void check_pipes(void) {
@@ -248,6 +282,7 @@ int main(int argc, char **argv) {
     CHECK(mtcp_create_context(0) == NULL && errno == EEXIST, "a second context for core 0: EEXIST");
     CHECK(mtcp_create_context(1) == NULL && errno == EINVAL, "core 1 with num_cores = 1: EINVAL");
     check_pipes();
+    check_threads();
     check_sockets(peer, open_port, closed_port);
     mtcp_destroy_context(mctx);
     mtcp_destroy();

@@ -193,7 +193,7 @@ case_server_cores() {
 }
 
 case_api() {
-    gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I "$ROOT/shim/include" -o "$WORK/api" "$HERE/api.c" \
+    gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I "$ROOT/shim/include" -o "$WORK/api" "$HERE/api.c" -lpthread \
         -L "$BIN" -lmtcp -Wl,-rpath,"$BIN"
     sed -e 's/^max_concurrency = .*/max_concurrency = 4096/' "$WORK/mtcp.conf" >"$WORK/api.conf"
     echo "rcvbuf = 65536" >>"$WORK/api.conf"
