@@ -2,7 +2,7 @@
  * Checks of mTCP's C API one call at a time, on the stack against a kernel peer:
  *   api -f mtcp.conf -s PEER_IP -p OPEN_PORT -c CLOSED_PORT
  * OPEN_PORT on the peer echoes what it receives; nothing listens on CLOSED_PORT.
- * Prints "ok - ..." or "not ok - ..." per check and "api: N passed, M failed" at the end;
+ * Prints "ok - ..." or "not ok - ..." per check and "api: N checks passed, M failed" at the end;
  * exits 0 only when every check passed.
  */
 #define _GNU_SOURCE
@@ -286,6 +286,6 @@ int main(int argc, char **argv) {
     check_sockets(peer, open_port, closed_port);
     mtcp_destroy_context(mctx);
     mtcp_destroy();
-    printf("api: %d passed, %d failed\n", passed, failed);
+    printf("api: %d checks passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

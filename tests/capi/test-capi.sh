@@ -200,7 +200,7 @@ case_api() {
     netns_spawn python3 -c "$ECHO_SERVER" "$PEER_ADDR"
     netns_wait_for 50 peer python3 -c "import socket; socket.create_connection(('$PEER_ADDR', 7), 1).close()"
     on_stack "$WORK/api" -f "$WORK/api.conf" -s "$PEER_ADDR" -p 7 -c 9 | tee "$WORK/api.txt"
-    grep -q "^api: [0-9]* passed, 0 failed" "$WORK/api.txt"
+    grep -q "^api: [0-9]* checks passed, 0 failed" "$WORK/api.txt"
 }
 
 case_client_nginx() {
