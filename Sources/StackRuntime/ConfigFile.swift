@@ -4,6 +4,8 @@ import Glibc
 /// the same lower-case without the prefix (`MTCP_IFACE = veth0` or `iface = veth0`).
 /// `#` starts a comment at the beginning of a line or after a space; blank lines and spaces
 /// around keys and values are ignored; a value may be put in double quotes. Later lines win.
+/// The same reader takes other dialects with a fixed key list (`init(path:keys:)`): mTCP's
+/// configuration files for the C API (`MTCPSettings`).
 public struct ConfigFile: Sendable {
     /// One setting: the key in its MTCP_* form, the value, and the 1-based line it came from.
     public struct Setting: Sendable, Equatable {
