@@ -13,6 +13,7 @@ import PackageDescription
 //   StackRuntime options (flags and MTCP_* variables), backends and one thread per instance
 //   CPreload     the preload library's C side: real libc functions, descriptor table, variadic exports
 //   Preload      libmtcp-preload.so: socket calls of unmodified programs routed to the stack
+//   MTCPAPI      libmtcp.so: mTCP's C API (mtcp_socket, mtcp_epoll_wait...), headers in shim/include
 //   Simulation   a deterministic, seeded network simulator for tests and the demo
 // Executables: the simulation demo and the example programs on the stack's own API.
 let hotPath: [SwiftSetting] = [
@@ -59,6 +60,8 @@ let package = Package(
         .executable(name: "mtcp-run", targets: ["MTCPRun"]),
         // LD_PRELOAD=libmtcp-preload.so puts unmodified programs on the stack.
         .library(name: "mtcp-preload", type: .dynamic, targets: ["Preload"]),
+        // C programs written for mTCP link with libmtcp.so and include shim/include.
+        .library(name: "mtcp", type: .dynamic, targets: ["MTCPAPI"]),
     ],
     targets: [
         .target(name: "Wire", swiftSettings: hotPath),
@@ -80,6 +83,10 @@ let package = Package(
             linkerSettings: [
                 .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=Sources/CPreload/exports.map"])
             ]),
+        .target(
+            name: "MTCPAPI", dependencies: ["CShim", "Stack", "StackRuntime", "PacketIO", "TCP", "Wire"],
+            swiftSettings: hotPath + example,
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=shim/libmtcp.map"])]),
         .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
         .executableTarget(
             name: "EchoServer", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP"], swiftSettings: example),

@@ -93,6 +93,17 @@ step_dpdk() {
         bash "$ROOT/tests/interop/test-dpdk.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# mTCP's C API: the C examples built against shim/include and libmtcp.so, against the kernel
+# over a veth (MTCP_SKIP_CAPI=1 skips).
+step_capi() {
+    if [[ "${MTCP_SKIP_CAPI:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_CAPI=1)"
+        return 0
+    fi
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+        bash "$ROOT/tests/capi/test-capi.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 STEPS=(
     "dependencies:step_dependencies"
     "format lint:step_format_lint"
@@ -101,6 +112,7 @@ STEPS=(
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
     "dpdk backend over a veth:step_dpdk"
+    "mTCP C API examples against the kernel:step_capi"
     "preload library against the kernel:step_preload"
 )
 
