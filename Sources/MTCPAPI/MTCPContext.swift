@@ -45,7 +45,7 @@ final class ContextEpoll {
 /// frames or changes a pipe), bounded by the stack's next timer.
 final class MTCPContext {
     let cpu: Int
-    let stack: NetworkStack<ContextLink>
+    let stack: NetworkStack<SelectedLink>
     let maxIDs: Int
     var entries: [ContextEntry?] = []
     var lowestFree = 0
@@ -61,7 +61,7 @@ final class MTCPContext {
     /// mtcp_init_rss's parameters (source range, destination), kept for backends that steer.
     var rss: (sourceBase: IPv4Address, count: Int, destination: IPv4Address, port: UInt16)?
 
-    init(cpu: Int, stack: NetworkStack<ContextLink>, maxIDs: Int) {
+    init(cpu: Int, stack: NetworkStack<SelectedLink>, maxIDs: Int) {
         self.cpu = cpu
         self.stack = stack
         self.maxIDs = maxIDs

@@ -1,6 +1,7 @@
 import CShim
 import Glibc
 import PacketIO
+import PacketIODPDK
 import Stack
 import StackRuntime
 import TCP
@@ -12,6 +13,8 @@ enum MTCPRuntime {
     nonisolated(unsafe) static var settings: MTCPSettings?
     nonisolated(unsafe) static var contexts: [Int: MTCPContext] = [:]
     nonisolated(unsafe) static var neighbours: SharedNeighbours?
+    /// The DPDK port all contexts share (one queue each), opened with the first context.
+    nonisolated(unsafe) static var dpdkPort: DPDKPort?
     nonisolated(unsafe) static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -62,22 +65,27 @@ enum MTCPRuntime {
                 return nil
             }
             let options = settings.options
-            let link: ContextLink
+            let link: SelectedLink
             do {
                 switch options.backend {
                 case .afpacket:
                     let group = UInt16(truncatingIfNeeded: getpid())
-                    link = ContextLink(
+                    link = SelectedLink(
                         .ring(
                             try AFPacketRing(
                                 interface: options.interface, fanoutGroup: settings.numCores > 1 ? group : nil)))
                 case .tap:
-                    link = ContextLink(
+                    link = SelectedLink(
                         .tap(try TAPDevice(name: options.interface, multiQueue: settings.numCores > 1)))
                 case .dpdk:
-                    report("mtcp_create_context: the dpdk backend is not built in this version (use afpacket or tap)")
-                    errno = ENODEV
-                    return nil
+                    // One port for the process; context `cpu` takes queue `cpu` (num_cores queues).
+                    if dpdkPort == nil { dpdkPort = try DPDKBackend.open(options, programName: "mtcp") }
+                    guard let port = dpdkPort, cpu < port.queues.count else {
+                        report("mtcp_create_context: the DPDK port has no queue for cpu \(cpu)")
+                        errno = ENODEV
+                        return nil
+                    }
+                    link = SelectedLink(.dpdk(port.queues[cpu], port))
                 }
             } catch {
                 report("mtcp_create_context: cannot open \(options.interface): \(error)")

@@ -1,6 +1,7 @@
 import CPreload
 import Glibc
 import Stack
+import StackRuntime
 
 // read, write and their relatives. All of them come down to two loops over an iovec array:
 // receive (stops at the first short read) and send (queues what fits, then one loop round
@@ -9,7 +10,7 @@ import Stack
 extension PreloadRuntime {
     /// One non-blocking pass of reads into `iov`, skipping the first `skip` bytes of it.
     func receiveOnce(
-        _ stack: NetworkStack<PreloadLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int,
+        _ stack: NetworkStack<SelectedLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int,
         peek: Bool
     ) -> (Int, Errno?) {
         var total = 0
@@ -37,7 +38,9 @@ extension PreloadRuntime {
     }
 
     /// One non-blocking pass of writes from `iov`, skipping the first `skip` bytes of it.
-    func sendOnce(_ stack: NetworkStack<PreloadLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int)
+    func sendOnce(
+        _ stack: NetworkStack<SelectedLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int
+    )
         -> (Int, Errno?)
     {
         var total = 0

@@ -1,6 +1,7 @@
 import CPreload
 import Glibc
 import Stack
+import StackRuntime
 import Wire
 
 // socket, bind, listen, accept, connect, shutdown, names and options. Each hook first asks the
@@ -547,7 +548,7 @@ public func hook_getsockopt(
 
 /// Runs `body` with the lock held on a live stack socket; EBADF for a connection inherited
 /// from a parent process (it belongs to the parent).
-func withStackSocket(_ entry: Int32, _ body: (PreloadRuntime, NetworkStack<PreloadLink>, Int) -> Int32) -> Int32 {
+func withStackSocket(_ entry: Int32, _ body: (PreloadRuntime, NetworkStack<SelectedLink>, Int) -> Int32) -> Int32 {
     mtcp_lock()
     defer { mtcp_unlock() }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }

@@ -26,7 +26,7 @@ final class PreloadRuntime {
     let log: PreloadLog
     let kernelListen: Bool
 
-    var stack: NetworkStack<PreloadLink>? {
+    var stack: NetworkStack<SelectedLink>? {
         didSet { linkIsPolled = stack.map { $0.io.waitDescriptor < 0 } ?? false }
     }
     /// The link has no descriptor to sleep on (DPDK): sleepers nap and look again.
@@ -123,21 +123,21 @@ final class PreloadRuntime {
             )
             return false
         }
-        let link: PreloadLink
+        let link: SelectedLink
         do {
             switch options.backend {
             case .afpacket:
                 let sockets = preopenedSockets
                 preopenedSockets = nil
-                link = PreloadLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
-            case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
+                link = SelectedLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
+            case .tap: link = SelectedLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
                 let port = try DPDKBackend.open(options, programName: "mtcp-preload")
                 guard let queue = port.queues.first else {
                     log.error("DPDK port \(options.interface) has no queue; every socket uses the kernel")
                     return false
                 }
-                link = PreloadLink(.dpdk(queue, port))
+                link = SelectedLink(.dpdk(queue, port))
             }
         } catch {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")

@@ -2,6 +2,7 @@ import CPreload
 import CShim
 import Glibc
 import Stack
+import StackRuntime
 
 /// poll(2) over stack and kernel descriptors together: the one way every blocking call of the
 /// library waits (poll, ppoll, select, pselect, and blocking accept, connect, read and write).
@@ -148,7 +149,7 @@ extension PreloadRuntime {
 
     // MARK: Wait sets
 
-    func takeWaitSet(_ stack: NetworkStack<PreloadLink>) -> WaitSet {
+    func takeWaitSet(_ stack: NetworkStack<SelectedLink>) -> WaitSet {
         let set: WaitSet
         if let free = freeWaitSets.popLast() {
             set = waitSets[free]

@@ -2,21 +2,22 @@ import PacketIO
 import PacketIODPDK
 import Wire
 
-/// The link a preloaded process's stack runs on: one concrete type over the backends, so the
-/// stack stays statically dispatched (a switch per call, no existential).
-final class PreloadLink: PacketIO {
-    enum Backend {
+/// The link of a stack whose backend is chosen at run time (the preload library, mTCP's C
+/// API): one concrete type over the backends, so the stack stays statically dispatched (a
+/// switch per call, no existential).
+public final class SelectedLink: PacketIO {
+    public enum Backend {
         case ring(AFPacketRing)
         case tap(TAPDevice)
         /// A DPDK queue: no descriptor to sleep on, so waits are short naps.
         case dpdk(DPDKQueue, DPDKPort)
     }
 
-    let backend: Backend
+    public let backend: Backend
 
-    init(_ backend: Backend) { self.backend = backend }
+    public init(_ backend: Backend) { self.backend = backend }
 
-    var macAddress: MACAddress {
+    public var macAddress: MACAddress {
         switch backend {
         case .ring(let io): io.macAddress
         case .tap(let io): io.macAddress
@@ -24,7 +25,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    var mtu: Int {
+    public var mtu: Int {
         switch backend {
         case .ring(let io): io.mtu
         case .tap(let io): io.mtu
@@ -32,7 +33,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    var waitDescriptor: Int32 {
+    public var waitDescriptor: Int32 {
         switch backend {
         case .ring(let io): io.waitDescriptor
         case .tap(let io): io.waitDescriptor
@@ -40,7 +41,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    var statistics: PacketIOStatistics {
+    public var statistics: PacketIOStatistics {
         switch backend {
         case .ring(let io): io.statistics
         case .tap(let io): io.statistics
@@ -48,7 +49,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    func receive(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
+    public func receive(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         switch backend {
         case .ring(let io): io.receive(limit: limit, body)
         case .tap(let io): io.receive(limit: limit, body)
@@ -56,7 +57,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    func nextTransmitBuffer() -> UnsafeMutableRawBufferPointer? {
+    public func nextTransmitBuffer() -> UnsafeMutableRawBufferPointer? {
         switch backend {
         case .ring(let io): io.nextTransmitBuffer()
         case .tap(let io): io.nextTransmitBuffer()
@@ -64,7 +65,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    func commitTransmit(length: Int) {
+    public func commitTransmit(length: Int) {
         switch backend {
         case .ring(let io): io.commitTransmit(length: length)
         case .tap(let io): io.commitTransmit(length: length)
@@ -72,7 +73,7 @@ final class PreloadLink: PacketIO {
         }
     }
 
-    func flush() {
+    public func flush() {
         switch backend {
         case .ring(let io): io.flush()
         case .tap(let io): io.flush()
