@@ -52,6 +52,7 @@ else
 fi
 COMPAT_PASSED=0
 COMPAT_FAILED=0
+STACK_EXTRA_ENV=()
 COMPAT_FAILURES=()
 
 say() { printf 'compat %s: %s\n' "$COMPAT_NAME" "$*"; }
@@ -124,6 +125,8 @@ stack_command() {
         STACK_CMD+=(env LD_PRELOAD="$COMPAT_PRELOAD" MTCP_IFACE="$iface" MTCP_ADDR="$addr/24"
             MTCP_STATS="$WORK/stats/$label")
         if [[ -n "${COMPAT_LOG:-}" ]]; then STACK_CMD+=(MTCP_LOG="$COMPAT_LOG"); fi
+        # More settings for the library, e.g. MTCP_ENABLE=0.
+        STACK_CMD+=("${STACK_EXTRA_ENV[@]}")
     fi
     STACK_CMD+=("$@")
 }
