@@ -57,12 +57,13 @@ COMPAT_FAILURES=()
 
 say() { printf 'compat %s: %s\n' "$COMPAT_NAME" "$*"; }
 
-# check DESCRIPTION CMD...  runs CMD (its output goes to the log); prints PASS or FAIL.
+# check DESCRIPTION CMD...  runs CMD (its output goes to stderr, the detail log); prints PASS or
+# FAIL on stdout.
 check() {
     local what="$1"
     shift
     echo "+ $*" >&2
-    if "$@"; then
+    if "$@" >&2; then
         COMPAT_PASSED=$((COMPAT_PASSED + 1))
         echo "PASS: $what"
     else
