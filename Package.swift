@@ -8,6 +8,8 @@ import PackageDescription
 //   PacketIO     batched frame I/O: AF_PACKET rings, TAP, in-memory links, impairment
 //   Stack        per-core instance: ARP, routes, ICMP echo, sockets and epoll over a PacketIO
 //   StackRuntime options (flags and MTCP_* variables), backends and one thread per instance
+//   CPreload     the preload library's C side: real libc functions, descriptor table, variadic exports
+//   Preload      libmtcp-preload.so: socket calls of unmodified programs routed to the stack
 //   Simulation   a deterministic, seeded network simulator for tests and the demo
 // Executables: the simulation demo and the example programs on the stack's own API.
 let hotPath: [SwiftSetting] = [
@@ -29,6 +31,8 @@ let package = Package(
         .executable(name: "mtcp-echo", targets: ["EchoServer"]),
         .executable(name: "mtcp-httpd", targets: ["HTTPServer"]),
         .executable(name: "mtcp-load", targets: ["LoadGenerator"]),
+        // LD_PRELOAD=libmtcp-preload.so puts unmodified programs on the stack.
+        .library(name: "mtcp-preload", type: .dynamic, targets: ["Preload"]),
     ],
     targets: [
         .target(name: "Wire", swiftSettings: hotPath),
@@ -38,6 +42,13 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["Wire", "TCP"]),
         .target(name: "Stack", dependencies: ["Wire", "TCP", "PacketIO"], swiftSettings: hotPath),
         .target(name: "StackRuntime", dependencies: ["Stack", "PacketIO", "TCP", "Wire"], swiftSettings: example),
+        .target(name: "CPreload", linkerSettings: [.linkedLibrary("dl")]),
+        .target(
+            name: "Preload", dependencies: ["CPreload", "CShim", "Stack", "StackRuntime", "PacketIO", "TCP", "Wire"],
+            swiftSettings: hotPath + example,
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=Sources/CPreload/exports.map"])
+            ]),
         .executableTarget(name: "SimDemo", dependencies: ["Simulation", "TCP", "Wire"]),
         .executableTarget(
             name: "EchoServer", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP"], swiftSettings: example),

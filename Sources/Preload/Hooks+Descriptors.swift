@@ -1,0 +1,212 @@
+import CPreload
+import Glibc
+import Stack
+
+// close, dup, fcntl, ioctl, epoll_create and fork: the life of descriptors and processes.
+
+extension PreloadRuntime {
+    /// Drops `fd`'s table entry and what it refers to, without closing the fd (lock held).
+    func detach(_ fd: Int32) {
+        let entry = mtcp_fd_entry(fd)
+        switch DescriptorEntry.kind(entry) {
+        case DescriptorEntry.socketKind:
+            if let r = record(forEntry: entry) {
+                let last = records[r]!.references == 1 && !records[r]!.inherited
+                forget(fd, r)
+                // Send the FIN (or RST) now rather than at the next call.
+                if last { drive() }
+            } else {
+                _ = mtcp_fd_set_entry(fd, 0)
+            }
+        case DescriptorEntry.epollKind:
+            _ = mtcp_fd_set_entry(fd, 0)
+            let index = DescriptorEntry.index(entry)
+            guard index < shadows.count, let shadow = shadows[index] else { return }
+            shadow.references -= 1
+            if shadow.references == 0 {
+                release(shadow)
+                shadows[index] = nil
+                freeShadows.append(Int32(index))
+            }
+        default:
+            _ = mtcp_fd_set_entry(fd, 0)
+        }
+    }
+
+    /// `new` refers to what `fd` refers to (after a successful dup of the fd) (lock held).
+    func share(_ fd: Int32, with new: Int32) {
+        let entry = mtcp_fd_entry(fd)
+        switch DescriptorEntry.kind(entry) {
+        case DescriptorEntry.socketKind:
+            guard let r = record(forEntry: entry) else { return }
+            records[r]!.references += 1
+        case DescriptorEntry.epollKind:
+            shadows[DescriptorEntry.index(entry)]?.references += 1
+        default:
+            return
+        }
+        if mtcp_fd_set_entry(new, entry) == 0 {
+            // Beyond the table: the copy cannot be a stack socket.
+            detach(fd)
+            _ = mtcp_fd_set_entry(fd, entry)
+        }
+    }
+
+    /// The child side of fork: the parent's stack and connections stay the parent's. Sockets
+    /// become inherited; this process starts its own stack when it first needs one.
+    func becomeChild() {
+        if let stack { retired.append(stack) }
+        stack = nil
+        activationFailed = false
+        driverStarted = false
+        pid = getpid()
+        for i in records.indices where records[i] != nil { records[i]!.inherited = true }
+        for shadow in shadows {
+            shadow?.inherited = true
+            shadow?.members.removeAll()
+        }
+        waitSets = []
+        freeWaitSets = []
+        signalled = []
+        lastDriven.store(0, ordering: .relaxed)
+        nextWake.store(UInt64.max, ordering: .relaxed)
+    }
+}
+
+@_cdecl("close")
+public func hook_close(_ fd: Int32) -> Int32 {
+    guard mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current else { return mtcp_real_close(fd) }
+    mtcp_lock()
+    runtime.detach(fd)
+    mtcp_unlock()
+    return mtcp_real_close(fd)
+}
+
+@_cdecl("dup")
+public func hook_dup(_ fd: Int32) -> Int32 {
+    guard mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current else { return mtcp_real_dup(fd) }
+    mtcp_lock()
+    defer { mtcp_unlock() }
+    let new = mtcp_real_dup(fd)
+    if new >= 0 { runtime.share(fd, with: new) }
+    return new
+}
+
+@_cdecl("dup2")
+public func hook_dup2(_ fd: Int32, _ target: Int32) -> Int32 {
+    duplicate(fd, target, flags: 0, isDup3: false)
+}
+
+@_cdecl("dup3")
+public func hook_dup3(_ fd: Int32, _ target: Int32, _ flags: Int32) -> Int32 {
+    duplicate(fd, target, flags: flags, isDup3: true)
+}
+
+func duplicate(_ fd: Int32, _ target: Int32, flags: Int32, isDup3: Bool) -> Int32 {
+    guard let runtime = PreloadRuntime.current, mtcp_fd_entry(fd) != 0 || mtcp_fd_entry(target) != 0 else {
+        return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
+    }
+    mtcp_lock()
+    defer { mtcp_unlock() }
+    if fd == target {
+        return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
+    }
+    // dup2 closes the target first; validate the source so a failing call changes nothing.
+    if mtcp_real_fcntl(fd, F_GETFD, 0) < 0 { return -1 }
+    runtime.detach(target)
+    let result = isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
+    if result >= 0 { runtime.share(fd, with: result) }
+    return result
+}
+
+/// fcntl on a stack socket or a shadowed epoll fd (the C export sends only those here).
+@_cdecl("mtcp_preload_fcntl")
+public func preload_fcntl(_ fd: Int32, _ command: Int32, _ argument: UInt) -> Int32 {
+    guard let runtime = PreloadRuntime.current else { return mtcp_real_fcntl(fd, command, argument) }
+    mtcp_lock()
+    defer { mtcp_unlock() }
+    let entry = mtcp_fd_entry(fd)
+    switch command {
+    case F_DUPFD, F_DUPFD_CLOEXEC:
+        let new = mtcp_real_fcntl(fd, command, argument)
+        if new >= 0 { runtime.share(fd, with: new) }
+        return new
+    case F_GETFL:
+        guard let r = runtime.record(forEntry: entry) else { return mtcp_real_fcntl(fd, command, argument) }
+        return O_RDWR | (runtime.records[r]!.nonBlocking ? O_NONBLOCK : 0)
+    case F_SETFL:
+        guard let r = runtime.record(forEntry: entry) else { return mtcp_real_fcntl(fd, command, argument) }
+        // Only O_NONBLOCK means something for a stack socket; the placeholder keeps its own flags.
+        runtime.records[r]!.nonBlocking = Int32(truncatingIfNeeded: argument) & O_NONBLOCK != 0
+        return 0
+    case F_GETFD, F_SETFD:
+        return mtcp_real_fcntl(fd, command, argument)
+    default:
+        guard runtime.record(forEntry: entry) != nil else { return mtcp_real_fcntl(fd, command, argument) }
+        runtime.logOnce("fcntl\(command)", "fcntl command \(command) on a stack socket is not supported: EINVAL")
+        return fail(.EINVAL)
+    }
+}
+
+/// ioctl on a stack socket or a shadowed epoll fd.
+@_cdecl("mtcp_preload_ioctl")
+public func preload_ioctl(_ fd: Int32, _ request: UInt, _ argument: UInt) -> Int32 {
+    guard let runtime = PreloadRuntime.current else { return mtcp_real_ioctl(fd, request, argument) }
+    mtcp_lock()
+    defer { mtcp_unlock() }
+    let entry = mtcp_fd_entry(fd)
+    guard let r = runtime.record(forEntry: entry) else { return mtcp_real_ioctl(fd, request, argument) }
+    guard let pointer = UnsafeMutablePointer<Int32>(bitPattern: argument) else { return fail(.EFAULT) }
+    switch request {
+    case SocketConstant.FIONBIO:
+        runtime.records[r]!.nonBlocking = pointer.pointee != 0
+        return 0
+    case SocketConstant.FIONREAD:
+        guard let stack = runtime.stack, !runtime.records[r]!.inherited else { return fail(.EBADF) }
+        var value: Int32 = 0
+        do {
+            try stack.ioctl(runtime.records[r]!.stackID, request: request, &value)
+        } catch {
+            return fail(error)
+        }
+        pointer.pointee = value
+        return 0
+    default:
+        runtime.logOnce("ioctl\(request)", "ioctl request \(request) on a stack socket is not supported: ENOTTY")
+        return fail(.ENOTTY)
+    }
+}
+
+@_cdecl("epoll_create")
+public func hook_epoll_create(_ size: Int32) -> Int32 {
+    guard size > 0 else { return fail(.EINVAL) }
+    return hook_epoll_create1(0)
+}
+
+@_cdecl("epoll_create1")
+public func hook_epoll_create1(_ flags: Int32) -> Int32 {
+    let fd = mtcp_real_epoll_create1(flags)
+    // A number whose previous owner was closed behind the library's back (close_range, a
+    // raw syscall) must not carry that owner's entry.
+    if fd >= 0, mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current {
+        mtcp_lock()
+        runtime.detach(fd)
+        mtcp_unlock()
+    }
+    return fd
+}
+
+@_cdecl("fork")
+public func hook_fork() -> pid_t {
+    guard let runtime = PreloadRuntime.current else { return mtcp_real_fork() }
+    // Held across fork so the child's copy of the stack is not caught half-updated.
+    mtcp_lock()
+    let child = mtcp_real_fork()
+    if child == 0 {
+        mtcp_lock_reset()
+        runtime.becomeChild()
+    } else {
+        mtcp_unlock()
+    }
+    return child
+}

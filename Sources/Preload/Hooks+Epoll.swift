@@ -1,0 +1,325 @@
+import CPreload
+import CShim
+import Glibc
+import Stack
+
+// The application's epoll fd stays a real kernel epoll set. Stack sockets live in a stack
+// event poll set beside it (its "shadow"), whose readiness reaches the kernel set through an
+// eventfd registered inside it; the link's descriptor is in there too, so a thread sleeping in
+// epoll_wait wakes for packets and runs the loop round itself.
+
+extension PreloadRuntime {
+    /// The shadow of epoll fd `epfd`, made (and its eventfd and link put into the kernel
+    /// set) when `create`; nil with errno otherwise (lock held).
+    func shadow(of epfd: Int32, create: Bool) -> EpollShadow? {
+        let entry = mtcp_fd_entry(epfd)
+        if DescriptorEntry.kind(entry) == DescriptorEntry.epollKind {
+            let shadow = shadows[DescriptorEntry.index(entry)]!
+            if !shadow.inherited { return shadow }
+            // A set inherited across fork: give it stack parts of this process's own.
+            guard create else {
+                mtcp_set_errno(ENOENT)
+                return nil
+            }
+            return attachStackParts(shadow, to: epfd) ? shadow : nil
+        }
+        guard create else {
+            mtcp_set_errno(ENOENT)
+            return nil
+        }
+        let shadow = EpollShadow()
+        guard attachStackParts(shadow, to: epfd) else { return nil }
+        let index: Int32
+        if let free = freeShadows.popLast() {
+            shadows[Int(free)] = shadow
+            index = free
+        } else {
+            shadows.append(shadow)
+            index = Int32(shadows.count - 1)
+        }
+        guard mtcp_fd_set_entry(epfd, DescriptorEntry.make(kind: DescriptorEntry.epollKind, index: index)) != 0 else {
+            release(shadow)
+            shadows[Int(index)] = nil
+            freeShadows.append(index)
+            mtcp_set_errno(EMFILE)
+            return nil
+        }
+        return shadow
+    }
+
+    private func attachStackParts(_ shadow: EpollShadow, to epfd: Int32) -> Bool {
+        guard let stack else {
+            mtcp_set_errno(EBADF)
+            return false
+        }
+        let notify = mtcp_eventfd()
+        guard notify >= 0 else { return false }
+        let link = stack.io.waitDescriptor
+        guard mtcp_epoll_add_tagged(epfd, notify, UInt32(EPOLLIN.rawValue), Self.notifyTag) == 0 else {
+            let saved = mtcp_errno()
+            _ = mtcp_real_close(notify)
+            mtcp_set_errno(saved)
+            return false
+        }
+        if link >= 0 { _ = mtcp_epoll_add_tagged(epfd, link, UInt32(EPOLLIN.rawValue), Self.linkTag) }
+        shadow.stackEpoll = stack.epollCreate()
+        shadow.notifyFD = notify
+        shadow.isSignalled.pointee = false
+        shadow.inherited = false
+        shadow.members.removeAll()
+        signalled.append(SignalTarget(stackEpoll: shadow.stackEpoll, notifyFD: notify, isSignalled: shadow.isSignalled))
+        return true
+    }
+
+    /// Frees a shadow's stack parts (lock held).
+    func release(_ shadow: EpollShadow) {
+        guard !shadow.inherited, shadow.notifyFD >= 0 else { return }
+        signalled.removeAll { $0.notifyFD == shadow.notifyFD }
+        try? stack?.epollClose(shadow.stackEpoll)
+        _ = mtcp_real_close(shadow.notifyFD)
+        shadow.notifyFD = -1
+        shadow.stackEpoll = -1
+    }
+
+    /// epoll_wait over the kernel set and its shadow.
+    func epollWait(
+        _ epfd: Int32, _ shadow: EpollShadow, _ events: UnsafeMutablePointer<epoll_event>, _ max: Int,
+        timeout: Int32, mask: UnsafePointer<sigset_t>?
+    ) -> Int32 {
+        let deadline = timeout < 0 ? UInt64.max : mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
+        let capacity = Swift.min(max, 1024)
+        return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
+            while true {
+                mtcp_lock()
+                drive()
+                // When both sides have events, they take turns filling the array first.
+                let stackShare = shadow.preferKernel && capacity > 1 ? capacity / 2 : capacity
+                shadow.preferKernel.toggle()
+                var n = 0
+                if !shadow.inherited, let stack, !shadow.members.isEmpty {
+                    n =
+                        (try? stack.epollReady(
+                            shadow.stackEpoll, into: UnsafeMutableBufferPointer(rebasing: collected[0..<stackShare])))
+                        ?? 0
+                    clearSignal(
+                        stackEpoll: shadow.stackEpoll, notifyFD: shadow.notifyFD, isSignalled: shadow.isSignalled)
+                }
+                mtcp_unlock()
+                for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
+                var total = n
+                var sawOwnDescriptor = false
+                if n < max {
+                    let now = mtcp_shim_monotonic_ns()
+                    var sleep: Int32 = 0
+                    if n == 0 && now < deadline {
+                        let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
+                        let ns = nanosecondsToSleep(remaining: remaining, limitByTimers: true)
+                        sleep = ns < 0 ? -1 : Int32(clamping: (ns + 999_999) / 1_000_000)
+                    }
+                    let k = mtcp_real_epoll_pwait(epfd, events + n, Int32(max - n), sleep, mask)
+                    if k < 0 { return n > 0 ? Int32(n) : -1 }
+                    // Take out the library's own descriptors and fold kernel-listener duplicates.
+                    var write = n
+                    for read in n..<(n + Int(k)) {
+                        let data = mtcp_epoll_event_data(events + read)
+                        if data == Self.notifyTag || data == Self.linkTag {
+                            sawOwnDescriptor = true
+                            continue
+                        }
+                        var merged = false
+                        for s in 0..<n where mtcp_epoll_event_data(events + s) == data {
+                            mtcp_epoll_event_set(
+                                events + s,
+                                mtcp_epoll_event_events(events + s) | mtcp_epoll_event_events(events + read),
+                                data)
+                            merged = true
+                            break
+                        }
+                        if merged { continue }
+                        if write != read { events[write] = events[read] }
+                        write += 1
+                    }
+                    total = write
+                }
+                if total > 0 { return Int32(total) }
+                if timeout == 0 || mtcp_shim_monotonic_ns() >= deadline { return 0 }
+                _ = sawOwnDescriptor  // woken by our own descriptors or a timer: run a round and look again
+            }
+        }
+    }
+}
+
+@_cdecl("epoll_ctl")
+public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: UnsafeMutablePointer<epoll_event>?)
+    -> Int32
+{
+    let entry = mtcp_fd_entry(fd)
+    guard entry != 0, DescriptorEntry.kind(entry) == DescriptorEntry.socketKind else {
+        return mtcp_real_epoll_ctl(epfd, op, fd, event)
+    }
+    mtcp_lock()
+    defer { mtcp_unlock() }
+    guard let runtime = PreloadRuntime.current, let r = runtime.adoptedRecord(entry), let stack = runtime.stack else {
+        return fail(.EBADF)
+    }
+    guard let operation = EpollOperation(rawValue: op) else { return fail(.EINVAL) }
+    if operation != .delete && event == nil { return fail(.EFAULT) }
+    if epfd == fd { return fail(.EINVAL) }
+    guard let shadow = runtime.shadow(of: epfd, create: operation == .add) else { return -1 }
+    let record = runtime.records[r]!
+    let bits = event.map { mtcp_epoll_event_events($0) } ?? 0
+    let data = event.map { mtcp_epoll_event_data($0) } ?? 0
+    do {
+        try stack.epollControl(
+            shadow.stackEpoll, op: operation, socket: record.stackID, events: bits & ~EpollFlags.EPOLLEXCLUSIVE,
+            data: data)
+    } catch {
+        return fail(error)
+    }
+    if record.kernelListener {
+        // The kernel half of a listener on 0.0.0.0 reports loopback connections.
+        _ = mtcp_real_epoll_ctl(epfd, op, fd, event)
+    }
+    if operation == .delete {
+        shadow.members.removeValue(forKey: fd)
+    } else {
+        shadow.members[fd] = r
+    }
+    // A registration sees the current state: wake a sleeping epoll_wait if it is ready.
+    runtime.signalReadySets()
+    return 0
+}
+
+@_cdecl("epoll_wait")
+public func hook_epoll_wait(_ epfd: Int32, _ events: UnsafeMutablePointer<epoll_event>?, _ max: Int32, _ timeout: Int32)
+    -> Int32
+{
+    hook_epoll_pwait(epfd, events, max, timeout, nil)
+}
+
+@_cdecl("epoll_pwait")
+public func hook_epoll_pwait(
+    _ epfd: Int32, _ events: UnsafeMutablePointer<epoll_event>?, _ max: Int32, _ timeout: Int32,
+    _ mask: UnsafePointer<sigset_t>?
+) -> Int32 {
+    let entry = mtcp_fd_entry(epfd)
+    guard entry != 0, DescriptorEntry.kind(entry) == DescriptorEntry.epollKind, let runtime = PreloadRuntime.current
+    else { return mtcp_real_epoll_pwait(epfd, events, max, timeout, mask) }
+    guard max > 0 else { return fail(.EINVAL) }
+    guard let events else { return fail(.EFAULT) }
+    mtcp_lock()
+    let shadow = runtime.shadows[DescriptorEntry.index(entry)]
+    mtcp_unlock()
+    guard let shadow else { return mtcp_real_epoll_pwait(epfd, events, max, timeout, mask) }
+    return runtime.epollWait(epfd, shadow, events, Int(max), timeout: timeout, mask: mask)
+}
+
+// MARK: - poll, ppoll, select, pselect
+
+/// Whether any of the entries is a stack socket (else the call goes straight to libc).
+func anyStackDescriptor(_ fds: UnsafeMutablePointer<pollfd>?, _ count: nfds_t) -> Bool {
+    guard let fds, PreloadRuntime.current != nil else { return false }
+    for i in 0..<Int(count) where DescriptorEntry.kind(mtcp_fd_entry(fds[i].fd)) == DescriptorEntry.socketKind {
+        return true
+    }
+    return false
+}
+
+@_cdecl("poll")
+public func hook_poll(_ fds: UnsafeMutablePointer<pollfd>?, _ count: nfds_t, _ timeout: Int32) -> Int32 {
+    guard anyStackDescriptor(fds, count), let runtime = PreloadRuntime.current else {
+        return mtcp_real_poll(fds, count, timeout)
+    }
+    return runtime.poll(fds!, Int(count), timeout: timeout < 0 ? -1 : Int64(timeout) * 1_000_000, mask: nil)
+}
+
+@_cdecl("ppoll")
+public func hook_ppoll(
+    _ fds: UnsafeMutablePointer<pollfd>?, _ count: nfds_t, _ timeout: UnsafePointer<timespec>?,
+    _ mask: UnsafePointer<sigset_t>?
+) -> Int32 {
+    guard anyStackDescriptor(fds, count), let runtime = PreloadRuntime.current else {
+        return mtcp_real_ppoll(fds, count, timeout, mask)
+    }
+    let ns = timeout.map { Int64($0.pointee.tv_sec) * 1_000_000_000 + Int64($0.pointee.tv_nsec) } ?? -1
+    return runtime.poll(fds!, Int(count), timeout: ns, mask: mask)
+}
+
+@_cdecl("select")
+public func hook_select(
+    _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
+    _ exceptional: UnsafeMutablePointer<fd_set>?, _ timeout: UnsafeMutablePointer<timeval>?
+) -> Int32 {
+    let ns = timeout.map { Int64($0.pointee.tv_sec) * 1_000_000_000 + Int64($0.pointee.tv_usec) * 1_000 } ?? -1
+    guard let result = selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: nil) else {
+        return mtcp_real_select(nfds, readable, writable, exceptional, timeout)
+    }
+    return result
+}
+
+@_cdecl("pselect")
+public func hook_pselect(
+    _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
+    _ exceptional: UnsafeMutablePointer<fd_set>?, _ timeout: UnsafePointer<timespec>?, _ mask: UnsafePointer<sigset_t>?
+) -> Int32 {
+    let ns = timeout.map { Int64($0.pointee.tv_sec) * 1_000_000_000 + Int64($0.pointee.tv_nsec) } ?? -1
+    guard let result = selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: mask) else {
+        return mtcp_real_pselect(nfds, readable, writable, exceptional, timeout, mask)
+    }
+    return result
+}
+
+/// select over stack sockets, as poll; nil when no stack socket is in the sets.
+func selectOnStack(
+    _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
+    _ exceptional: UnsafeMutablePointer<fd_set>?, timeout: Int64, mask: UnsafePointer<sigset_t>?
+) -> Int32? {
+    guard let runtime = PreloadRuntime.current, nfds > 0 else { return nil }
+    let limit = Int(min(nfds, Int32(FD_SETSIZE)))
+    var count = 0
+    var any = false
+    for fd in 0..<Int32(limit)
+    where mtcp_fd_isset(fd, readable) != 0 || mtcp_fd_isset(fd, writable) != 0 || mtcp_fd_isset(fd, exceptional) != 0 {
+        count += 1
+        if DescriptorEntry.kind(mtcp_fd_entry(fd)) == DescriptorEntry.socketKind { any = true }
+    }
+    guard any else { return nil }
+    return withUnsafeTemporaryAllocation(of: pollfd.self, capacity: count) { entries in
+        var n = 0
+        for fd in 0..<Int32(limit) {
+            var events: Int16 = 0
+            if mtcp_fd_isset(fd, readable) != 0 { events |= Int16(POLLIN) }
+            if mtcp_fd_isset(fd, writable) != 0 { events |= Int16(POLLOUT) }
+            if mtcp_fd_isset(fd, exceptional) != 0 { events |= Int16(POLLPRI) }
+            if events == 0 { continue }
+            entries[n] = pollfd(fd: fd, events: events, revents: 0)
+            n += 1
+        }
+        let result = runtime.poll(entries.baseAddress!, n, timeout: timeout, mask: mask)
+        if result < 0 { return -1 }
+        for k in 0..<n where entries[k].revents & Int16(POLLNVAL) != 0 { return fail(.EBADF) }
+        if let readable { mtcp_fd_zero(readable) }
+        if let writable { mtcp_fd_zero(writable) }
+        if let exceptional { mtcp_fd_zero(exceptional) }
+        var bits: Int32 = 0
+        for k in 0..<n {
+            let revents = entries[k].revents
+            let fd = entries[k].fd
+            if let readable, entries[k].events & Int16(POLLIN) != 0,
+                revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
+            {
+                mtcp_fd_set(fd, readable)
+                bits += 1
+            }
+            if let writable, entries[k].events & Int16(POLLOUT) != 0, revents & Int16(POLLOUT | POLLERR) != 0 {
+                mtcp_fd_set(fd, writable)
+                bits += 1
+            }
+            if let exceptional, entries[k].events & Int16(POLLPRI) != 0, revents & Int16(POLLPRI) != 0 {
+                mtcp_fd_set(fd, exceptional)
+                bits += 1
+            }
+        }
+        return bits
+    }
+}

@@ -1,0 +1,283 @@
+import CPreload
+import CShim
+import Glibc
+import PacketIO
+import Stack
+import StackRuntime
+import Synchronization
+import TCP
+import Wire
+
+/// The process's one stack instance and everything the hooks keep about descriptors.
+///
+/// Run-to-completion: the application's own calls drive the stack (epoll_wait, poll, and
+/// reads, writes and accepts that find nothing run a loop round first), under one lock. When
+/// the program blocks, it blocks in the kernel on descriptors that wake it for packets (the
+/// link's) and for readiness made by other threads (an eventfd per wait set). A driver thread
+/// runs rounds only when no call has for a millisecond: timers and packets while the program
+/// computes or sleeps elsewhere.
+final class PreloadRuntime {
+    /// Tags of the library's own descriptors inside an application's kernel epoll set.
+    static let notifyTag: UInt64 = 0x6d74_6370_6e6f_7466
+    static let linkTag: UInt64 = 0x6d74_6370_6c69_6e6b
+
+    let options: StackOptions?
+    let log: PreloadLog
+    let kernelListen: Bool
+
+    var stack: NetworkStack<PreloadLink>?
+    var activationFailed = false
+    /// The stacks of ancestors, inherited by fork: never driven or freed here.
+    var retired: [AnyObject] = []
+    var pid: Int32
+
+    var records: [SocketRecord?] = []
+    var freeRecords: [Int32] = []
+    var shadows: [EpollShadow?] = []
+    var freeShadows: [Int32] = []
+    var waitSets: [WaitSet] = []
+    var freeWaitSets: [Int] = []
+    /// Shadows and wait sets that have a stack event poll set to signal after each round.
+    var signalled: [SignalTarget] = []
+
+    /// An AF_UNIX socket whose duplicates are the placeholder fds of stack sockets.
+    var anchor: Int32 = -1
+
+    /// CLOCK_MONOTONIC nanoseconds of the last loop round, and of the stack's next timer.
+    let lastDriven = Atomic<UInt64>(0)
+    let nextWake = Atomic<UInt64>(UInt64.max)
+    var driverStarted = false
+    var statisticsRegistered = false
+
+    init(options: StackOptions?, log: PreloadLog, kernelListen: Bool) {
+        self.options = options
+        self.log = log
+        self.kernelListen = kernelListen
+        pid = getpid()
+    }
+
+    // MARK: The process's runtime
+
+    nonisolated(unsafe) static var current: PreloadRuntime?
+
+    /// The runtime, made on first use by a call that may need the stack (lock held).
+    static func obtain() -> PreloadRuntime {
+        if let current { return current }
+        let log = PreloadLog(level: PreloadLog.levelFromEnvironment())
+        var options: StackOptions?
+        var kernelListen = true
+        do {
+            var arguments: [String] = []
+            options = try StackOptions.parse(&arguments)
+        } catch {
+            log.error("bad MTCP_* settings (\(error)); every socket uses the kernel")
+        }
+        if let value = getenv("MTCP_KERNEL_LISTEN"), String(cString: value) == "0" { kernelListen = false }
+        let runtime = PreloadRuntime(options: options, log: log, kernelListen: kernelListen)
+        current = runtime
+        return runtime
+    }
+
+    // MARK: Activation
+
+    /// Starts the stack on first need; false (once logged) when it cannot run, so sockets
+    /// stay with the kernel.
+    func activate() -> Bool {
+        if stack != nil { return true }
+        if activationFailed { return false }
+        activationFailed = true
+        guard let options, !options.interface.isEmpty, options.address != .any else {
+            log.warn("MTCP_IFACE and MTCP_ADDR are not set: every socket uses the kernel")
+            return false
+        }
+        let link: PreloadLink
+        do {
+            switch options.backend {
+            case .afpacket: link = PreloadLink(.ring(try AFPacketRing(interface: options.interface)))
+            case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
+            }
+        } catch {
+            log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
+            return false
+        }
+        anchor = mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard anchor >= 0 else {
+            log.error("cannot create the placeholder socket (errno \(mtcp_errno())); every socket uses the kernel")
+            return false
+        }
+        let stack = NetworkStack(io: link, configuration: options.stackConfiguration)
+        let log = self.log
+        stack.log = { log.warn($0) }
+        stack.announce()
+        self.stack = stack
+        activationFailed = false
+        log.info(
+            "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue))"
+        )
+        startDriver()
+        if !statisticsRegistered {
+            statisticsRegistered = true
+            Self.registerStatisticsAtExit()
+        }
+        return true
+    }
+
+    // MARK: Loop rounds
+
+    /// One loop round, then wakes every wait set that has events (lock held).
+    @inline(__always)
+    func drive() {
+        guard let stack else { return }
+        stack.poll()
+        lastDriven.store(mtcp_shim_monotonic_ns(), ordering: .relaxed)
+        let deadline = stack.nextDeadline
+        nextWake.store(deadline == .never ? UInt64.max : deadline.nanoseconds, ordering: .relaxed)
+        signalReadySets()
+    }
+
+    /// Writes the eventfd of every set whose ready list filled since it was last cleared.
+    func signalReadySets() {
+        guard let stack else { return }
+        for target in signalled where !target.isSignalled.pointee {
+            if stack.epollHasReady(target.stackEpoll) {
+                target.isSignalled.pointee = true
+                var one: UInt64 = 1
+                _ = mtcp_real_write(target.notifyFD, &one, 8)
+            }
+        }
+    }
+
+    /// Clears a set's eventfd once its ready list is empty (lock held).
+    func clearSignal(stackEpoll: Int32, notifyFD: Int32, isSignalled: UnsafeMutablePointer<Bool>) {
+        guard isSignalled.pointee, let stack, !stack.epollHasReady(stackEpoll) else { return }
+        var value: UInt64 = 0
+        _ = mtcp_real_read(notifyFD, &value, 8)
+        isSignalled.pointee = false
+    }
+
+    /// Milliseconds until the stack's next timer, at most `limit` (-1: no limit and no timer).
+    func millisecondsToNextTimer(limit: Int64) -> Int64 {
+        let wake = nextWake.load(ordering: .relaxed)
+        if wake == UInt64.max { return limit }
+        let now = mtcp_shim_monotonic_ns()
+        let delta = wake > now ? Int64((wake - now + 999_999) / 1_000_000) : 0
+        return limit < 0 ? delta : min(delta, limit)
+    }
+
+    // MARK: The driver thread
+
+    func startDriver() {
+        guard !driverStarted else { return }
+        driverStarted = true
+        let result = mtcp_start_thread(
+            { _ in
+                PreloadRuntime.current?.driverLoop()
+                return nil
+            }, nil)
+        if result != 0 { log.warn("no driver thread (error \(result)): timers run only inside calls") }
+    }
+
+    /// Drives the stack when nobody else has for a millisecond.
+    func driverLoop() {
+        let myPid = pid
+        while true {
+            mtcp_lock()
+            guard pid == myPid, let stack else {
+                mtcp_unlock()
+                return
+            }
+            let descriptor = stack.io.waitDescriptor
+            mtcp_unlock()
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let timeout = Int32(millisecondsToNextTimer(limit: 50))
+            _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
+            let now = mtcp_shim_monotonic_ns()
+            if now &- lastDriven.load(ordering: .relaxed) < 1_000_000 {
+                // A call drives the stack right now; look again shortly.
+                usleep(500)
+                continue
+            }
+            mtcp_lock()
+            if pid == myPid { drive() }
+            mtcp_unlock()
+        }
+    }
+
+    // MARK: Records
+
+    func record(forEntry entry: Int32) -> Int? {
+        guard DescriptorEntry.kind(entry) == DescriptorEntry.socketKind else { return nil }
+        let index = DescriptorEntry.index(entry)
+        guard index < records.count, records[index] != nil else { return nil }
+        return index
+    }
+
+    func addRecord(_ record: SocketRecord) -> Int32 {
+        if let free = freeRecords.popLast() {
+            records[Int(free)] = record
+            return free
+        }
+        records.append(record)
+        return Int32(records.count - 1)
+    }
+
+    func releaseRecord(_ index: Int) {
+        records[index] = nil
+        freeRecords.append(Int32(index))
+    }
+
+    /// A new placeholder fd: the lowest free number, a socket as far as fstat is concerned.
+    func placeholder(closeOnExec: Bool) -> Int32 {
+        mtcp_real_fcntl(anchor, closeOnExec ? F_DUPFD_CLOEXEC : F_DUPFD, 0)
+    }
+
+    // MARK: Logging once
+
+    var loggedOnce: Set<String> = []
+
+    func logOnce(_ key: String, _ message: @autoclosure () -> String) {
+        guard loggedOnce.insert(key).inserted else { return }
+        log.info(message())
+    }
+}
+
+/// What the descriptor table's int32 says about an fd: kind in the top byte, index + 1 below.
+enum DescriptorEntry {
+    static let socketKind: Int32 = 1
+    static let epollKind: Int32 = 2
+
+    static func make(kind: Int32, index: Int32) -> Int32 { kind << 24 | (index + 1) }
+    static func kind(_ entry: Int32) -> Int32 { entry >> 24 }
+    static func index(_ entry: Int32) -> Int { Int(entry & 0xFF_FFFF) - 1 }
+}
+
+/// A set whose eventfd a loop round writes when its ready list fills.
+struct SignalTarget {
+    var stackEpoll: Int32
+    var notifyFD: Int32
+    /// Owned by the shadow or wait set (stable heap memory).
+    var isSignalled: UnsafeMutablePointer<Bool>
+}
+
+extension PreloadRuntime {
+    /// MTCP_STATS=PREFIX: at exit each process that ran a stack writes its counters to
+    /// PREFIX.PID (one line of key=value pairs).
+    static func registerStatisticsAtExit() {
+        guard getenv("MTCP_STATS") != nil else { return }
+        atexit { PreloadRuntime.current?.writeStatistics() }
+    }
+
+    func writeStatistics() {
+        guard let prefix = getenv("MTCP_STATS"), let stack else { return }
+        let path = "\(String(cString: prefix)).\(getpid())"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        let io = stack.io.statistics
+        var text = "pid=\(getpid()) sockets=\(stack.socketCount) \(stack.statistics.summary)"
+        let tcp = stack.endpoint.statistics
+        text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
+        text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)\n"
+        text.withUTF8 { bytes in _ = mtcp_real_write(fd, bytes.baseAddress, bytes.count) }
+        _ = mtcp_real_close(fd)
+    }
+}

@@ -1,0 +1,60 @@
+/// What the library keeps for one stack socket, shared by every fd that refers to it (dup).
+struct SocketRecord {
+    /// The socket in the process's stack.
+    var stackID: Int32
+    /// Made by an ancestor before fork: its connection belongs to that process. A listener
+    /// is adopted (re-created in this process's stack) when first used here.
+    var inherited = false
+    /// Descriptors referring to it.
+    var references = 1
+    /// The application's O_NONBLOCK (the stack socket itself never blocks).
+    var nonBlocking = false
+    /// The placeholder is a real kernel listener too (0.0.0.0 also on loopback).
+    var kernelListener = false
+    /// socket(2)'s type flags and protocol, for a fall-back to the kernel.
+    var type: Int32
+    var proto: Int32
+    var listening = false
+    var backlog: Int32 = 128
+    var localPort: UInt16 = 0
+    var bound = false
+    /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
+    var receiveTimeout: Int64 = 0
+    var sendTimeout: Int64 = 0
+    /// Options set so far, replayed on a kernel socket when this one falls back.
+    var replay: [(level: Int32, name: Int32, value: [UInt8])] = []
+    /// Alternates accept between the stack and the kernel listener.
+    var preferKernel = false
+}
+
+/// The stack side of an application's epoll fd: a stack event poll set whose readiness is
+/// merged into the kernel set through an eventfd inside it.
+final class EpollShadow {
+    var stackEpoll: Int32 = -1
+    var notifyFD: Int32 = -1
+    let isSignalled = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    var references = 1
+    /// Stack sockets registered (descriptor → socket record index).
+    var members: [Int32: Int] = [:]
+    /// Alternates which side fills an epoll_wait first when both have events.
+    var preferKernel = false
+    /// Inherited across fork: its kernel set is shared with the parent.
+    var inherited = false
+
+    init() { isSignalled.initialize(to: false) }
+    deinit { isSignalled.deallocate() }
+}
+
+/// A stack event poll set and eventfd lent to one blocking call (poll, select, blocking I/O).
+final class WaitSet {
+    let stackEpoll: Int32
+    let notifyFD: Int32
+    let isSignalled = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+
+    init(stackEpoll: Int32, notifyFD: Int32) {
+        self.stackEpoll = stackEpoll
+        self.notifyFD = notifyFD
+        isSignalled.initialize(to: false)
+    }
+    deinit { isSignalled.deallocate() }
+}
