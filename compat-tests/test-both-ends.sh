@@ -17,7 +17,12 @@ on_b() { stack_run "$STACK_B_NS" "$STACK_B_IF" "$STACK_B_ADDR" "$@"; }
 # a client on B's stack.
 probe() {
     local port="$1"
-    netns_wait_for 100 on_b 5 probe bash -c "exec 3<>/dev/tcp/$STACK_A_ADDR/$port"
+    local i
+    for ((i = 0; i < 15; i++)); do
+        on_b 4 probe bash -c "exec 3<>/dev/tcp/$STACK_A_ADDR/$port" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
 }
 
 nginx_start() {

@@ -59,6 +59,10 @@ same() {
 }
 
 # --- Programs that never touch the network, library enabled. ---------------------------------
+if [[ "$COMPAT_MODE" == preload ]]; then
+    loaded() { on_stack 10 maps cat /proc/self/maps | grep -F "$COMPAT_PRELOAD" >&2; }
+    check "the library is mapped into a program started with LD_PRELOAD" loaded
+fi
 set +e
 same 3 "bash -c (loop, subshell, background job, exit 3)" bash -c \
     'for i in 1 2 3; do echo "line $i"; done; (echo sub >&2); sleep 0.1 & wait $!; echo "waited $?"; exit 3'

@@ -66,6 +66,12 @@ if [[ ! -f "$TREE/.complete" ]]; then
     exit 1
 fi
 
+# A test that cannot work against a server on another host: it makes the server listen on a
+# port it believes busy because it holds it itself, on the test's host; the server then moves
+# to that port and every later test finds nothing on 6379. (No newline after the last name.)
+SKIPFILE="$WORK/suite.skip"
+printf '%s' "CONFIG SET rollback on apply error" >"$SKIPFILE"
+
 # suite_copy DIR  a private copy of the suite (it writes tests/tmp) whose src/ holds the
 # installed binaries, where runtest looks for them.
 suite_copy() {
@@ -106,7 +112,8 @@ run_suite() {
     say "runtest --host $STACK_ADDR --port 6379 ${SUITE_ARGS[*]} ($name; up to $SUITE_LIMIT s)"
     local start=$SECONDS status=0
     (cd "$dir" && timeout -k 10 "$SUITE_LIMIT" ip netns exec "$PEER_NS" ./runtest --host "$STACK_ADDR" \
-        --port 6379 "${SUITE_ARGS[@]}" </dev/null >"$WORK/$name.out" 2>&1) || status=$?
+        --port 6379 --skipfile "$SKIPFILE" "${SUITE_ARGS[@]}" </dev/null >"$WORK/$name.out" 2>&1) ||
+        status=$?
     # runtest colours its tags; the plain text is easier to parse.
     sed 's/\x1b\[[0-9;]*m//g' "$WORK/$name.out" >"$WORK/$name.txt"
     sed -n 's/^\[ok\]: \(.*\) ([0-9]* ms)$/\1/p' "$WORK/$name.txt" | sort -u >"$WORK/$name.ok"

@@ -244,7 +244,7 @@ nginx_config() {
     mkdir -p "$dir/tmp" "$dir/www"
     chmod 755 "$dir" "$dir/www"
     cat >"$dir/nginx.conf" <<CONF
-user www-data;
+user ${COMPAT_NGINX_USER:-www-data};
 worker_processes auto;
 pid $dir/nginx.pid;
 error_log $dir/error.log;
