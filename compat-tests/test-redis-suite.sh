@@ -142,7 +142,7 @@ run_suite stack || fail "the run on the stack did not complete"
 comm -23 "$WORK/kernel.ok" "$WORK/stack.ok" >"$WORK/missing.txt"
 if [[ -s "$WORK/missing.txt" ]]; then
     say "passed on the kernel but not on the stack ($(wc -l <"$WORK/missing.txt")):"
-    sed 's/^/    /' "$WORK/missing.txt" | head -n 100
+    head -n 100 "$WORK/missing.txt" | sed 's/^/    /'
 fi
 check "every test that passed on the kernel ($(wc -l <"$WORK/kernel.ok")) passed on the stack ($(wc -l <"$WORK/stack.ok"))" \
     test ! -s "$WORK/missing.txt"
