@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "mtcp-echo", targets: ["EchoServer"]),
         .executable(name: "mtcp-httpd", targets: ["HTTPServer"]),
         .executable(name: "mtcp-load", targets: ["LoadGenerator"]),
+        .executable(name: "mtcp-run", targets: ["MTCPRun"]),
         // LD_PRELOAD=libmtcp-preload.so puts unmodified programs on the stack.
         .library(name: "mtcp-preload", type: .dynamic, targets: ["Preload"]),
     ],
@@ -57,10 +58,12 @@ let package = Package(
         .executableTarget(
             name: "LoadGenerator", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP", "Wire"],
             swiftSettings: example),
+        .executableTarget(name: "MTCPRun", dependencies: ["StackRuntime"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire"]),
+        .testTarget(name: "StackRuntimeTests", dependencies: ["StackRuntime", "Stack", "PacketIO", "Wire"]),
     ]
 )

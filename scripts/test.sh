@@ -68,6 +68,16 @@ step_interop_stack() {
         bash "$ROOT/tests/interop/test-stack-interop.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# The LD_PRELOAD library's socket semantics against the kernel's (MTCP_SKIP_PRELOAD_TESTS=1 skips).
+step_preload() {
+    if [[ "${MTCP_SKIP_PRELOAD_TESTS:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_PRELOAD_TESTS=1)"
+        return 0
+    fi
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+        bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 # Debian's own programs (nginx, redis and its test suite, curl, wrk, python3) on the stack
 # through the preload library (needs root; about 15 minutes). MTCP_SKIP_COMPAT=1 skips it.
 step_compat() {
@@ -87,6 +97,7 @@ STEPS=(
     "unit tests ($CONFIGURATION):step_unit_tests"
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
+    "preload library against the kernel:step_preload"
     "compatibility: unmodified programs under the preload library:step_compat"
 )
 
@@ -99,7 +110,7 @@ done
 # Swift Testing ends with "Test run with N tests ... passed"; XCTest with "Executed N tests".
 passed="$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$TEST_LOG" | tail -n 1)"
 xctest="$(sed -n 's/.*Executed \([0-9][0-9]*\) tests\{0,1\}, with 0 failures.*/\1/p' "$TEST_LOG" | tail -n 1)"
-# The interop scripts and compat-tests end with "N passed, N failed" lines of their own.
+# The interop and preload scripts and compat-tests end with "N passed, N failed" lines of their own.
 interop="$(sed -n 's/^\(.* \)\{0,1\}\([0-9][0-9]*\) passed, 0 failed$/\2/p' "$INTEROP_LOG" | awk '{s += $1} END {print s + 0}')"
 total=$((${passed:-0} + ${xctest:-0} + ${interop:-0}))
 if ((total == 0)); then

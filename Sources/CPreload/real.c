@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -142,6 +143,12 @@ int mtcp_epoll_add_tagged(int epfd, int fd, uint32_t events, uint64_t tag) {
 
 pid_t mtcp_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
+void mtcp_block_all_signals(void) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
 int mtcp_start_thread(void *(*body)(void *), void *context) {
     pthread_t thread;
     pthread_attr_t attributes;
@@ -150,6 +157,26 @@ int mtcp_start_thread(void *(*body)(void *), void *context) {
     int result = pthread_create(&thread, &attributes, body, context);
     pthread_attr_destroy(&attributes);
     return result;
+}
+
+char **mtcp_saved_settings = NULL;
+
+// Keeps a copy of the MTCP_* variables as the program started: programs may clear their
+// environment before they open sockets (nginx does for its workers), and the settings are
+// parsed only when the first socket needs the stack.
+static void save_settings(void) {
+    extern char **environ;
+    size_t count = 0;
+    for (char **entry = environ; entry != NULL && *entry != NULL; entry++) {
+        if (strncmp(*entry, "MTCP_", 5) == 0) count++;
+    }
+    char **saved = calloc(count + 1, sizeof(char *));
+    if (saved == NULL) return;
+    size_t k = 0;
+    for (char **entry = environ; entry != NULL && *entry != NULL && k < count; entry++) {
+        if (strncmp(*entry, "MTCP_", 5) == 0) saved[k++] = strdup(*entry);
+    }
+    mtcp_saved_settings = saved;
 }
 
 // Runs when the library loads: the switch and the descriptor table (4 MiB of address space,
@@ -163,4 +190,5 @@ __attribute__((constructor)) static void mtcp_preload_load(void) {
     void *table = mmap(NULL, sizeof(int32_t) * MTCP_FD_TABLE_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (table != MAP_FAILED) mtcp_fd_table = (int32_t *)table;
+    save_settings();
 }

@@ -95,6 +95,17 @@ int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_coun
     return setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req));
 }
 
+int mtcp_shim_packet_rx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size) {
+    if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2) < 0) return -1;
+    struct tpacket_req req;
+    memset(&req, 0, sizeof(req));
+    req.tp_block_size = block_size;
+    req.tp_block_nr = block_count;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = (block_size / frame_size) * block_count;
+    return setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req));
+}
+
 int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size) {
     if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2) < 0) return -1;
     struct tpacket_req req;
@@ -150,4 +161,9 @@ int mtcp_shim_pin_to_cpu(int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof(set), &set);
+}
+
+void *mtcp_shim_map_shared_anonymous(size_t length) {
+    void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
 }

@@ -1,5 +1,6 @@
 import CPreload
 import Glibc
+import PacketIO
 import Stack
 
 // close, dup, fcntl, ioctl, epoll_create and fork: the life of descriptors and processes.
@@ -55,7 +56,10 @@ extension PreloadRuntime {
     /// The child side of fork: the parent's stack and connections stay the parent's. Sockets
     /// become inherited; this process starts its own stack when it first needs one.
     func becomeChild() {
-        if let stack { retired.append(stack) }
+        if let stack {
+            retired.append(stack)
+            if case .afpacket = options?.backend { preopenedSockets = AFPacketRing.openSockets() }
+        }
         stack = nil
         activationFailed = false
         driverStarted = false

@@ -81,6 +81,35 @@ extension PreloadRuntime {
         shadow.stackEpoll = -1
     }
 
+    /// Compacts kernel events at `from..<from+count`: drops the library's own descriptors and
+    /// folds an event into an earlier one with the same data among the first `foldAgainst`
+    /// (a kernel listener's half of a stack listener, or a level-triggered event seen again).
+    /// Returns the new end and whether an own descriptor was seen.
+    func keepApplicationEvents(
+        _ events: UnsafeMutablePointer<epoll_event>, foldAgainst stackCount: Int, from: Int, count: Int
+    ) -> (Int, Bool) {
+        var write = from
+        var sawOwn = false
+        for read in from..<(from + count) {
+            let data = mtcp_epoll_event_data(events + read)
+            if data == Self.notifyTag || data == Self.linkTag {
+                sawOwn = true
+                continue
+            }
+            var merged = false
+            for s in 0..<stackCount where mtcp_epoll_event_data(events + s) == data {
+                let both = mtcp_epoll_event_events(events + s) | mtcp_epoll_event_events(events + read)
+                mtcp_epoll_event_set(events + s, both, data)
+                merged = true
+                break
+            }
+            if merged { continue }
+            if write != read { events[write] = events[read] }
+            write += 1
+        }
+        return (write, sawOwn)
+    }
+
     /// epoll_wait over the kernel set and its shadow.
     func epollWait(
         _ epfd: Int32, _ shadow: EpollShadow, _ events: UnsafeMutablePointer<epoll_event>, _ max: Int,
@@ -93,10 +122,10 @@ extension PreloadRuntime {
                 mtcp_lock()
                 drive()
                 // When both sides have events, they take turns filling the array first.
-                let stackShare = shadow.preferKernel && capacity > 1 ? capacity / 2 : capacity
+                let stackShare = shadow.preferKernel ? capacity / 2 : capacity
                 shadow.preferKernel.toggle()
                 var n = 0
-                if !shadow.inherited, let stack, !shadow.members.isEmpty {
+                if stackShare > 0, !shadow.inherited, let stack, !shadow.members.isEmpty {
                     n =
                         (try? stack.epollReady(
                             shadow.stackEpoll, into: UnsafeMutableBufferPointer(rebasing: collected[0..<stackShare])))
@@ -107,7 +136,6 @@ extension PreloadRuntime {
                 mtcp_unlock()
                 for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
                 var total = n
-                var sawOwnDescriptor = false
                 if n < max {
                     let now = mtcp_shim_monotonic_ns()
                     var sleep: Int32 = 0
@@ -116,34 +144,25 @@ extension PreloadRuntime {
                         let ns = nanosecondsToSleep(remaining: remaining, limitByTimers: true)
                         sleep = ns < 0 ? -1 : Int32(clamping: (ns + 999_999) / 1_000_000)
                     }
-                    let k = mtcp_real_epoll_pwait(epfd, events + n, Int32(max - n), sleep, mask)
-                    if k < 0 { return n > 0 ? Int32(n) : -1 }
-                    // Take out the library's own descriptors and fold kernel-listener duplicates.
-                    var write = n
-                    for read in n..<(n + Int(k)) {
-                        let data = mtcp_epoll_event_data(events + read)
-                        if data == Self.notifyTag || data == Self.linkTag {
-                            sawOwnDescriptor = true
-                            continue
+                    // Our own descriptors may take slots; they go to the back of the kernel's
+                    // ready list once reported, so asking again (without sleeping) fills them.
+                    for attempt in 0..<3 {
+                        let k = mtcp_real_epoll_pwait(
+                            epfd, events + total, Int32(max - total), attempt == 0 ? sleep : 0, mask)
+                        if k < 0 {
+                            if total > 0 { return Int32(total) }
+                            return -1
                         }
-                        var merged = false
-                        for s in 0..<n where mtcp_epoll_event_data(events + s) == data {
-                            mtcp_epoll_event_set(
-                                events + s,
-                                mtcp_epoll_event_events(events + s) | mtcp_epoll_event_events(events + read),
-                                data)
-                            merged = true
-                            break
-                        }
-                        if merged { continue }
-                        if write != read { events[write] = events[read] }
-                        write += 1
+                        // A second look sees level-triggered kernel events again: fold those too.
+                        let (kept, sawOwn) = keepApplicationEvents(
+                            events, foldAgainst: attempt == 0 ? n : total, from: total, count: Int(k))
+                        total = kept
+                        if !sawOwn || total >= max { break }
                     }
-                    total = write
                 }
                 if total > 0 { return Int32(total) }
+                // Woken by our own descriptors or for a timer: run a round and look again.
                 if timeout == 0 || mtcp_shim_monotonic_ns() >= deadline { return 0 }
-                _ = sawOwnDescriptor  // woken by our own descriptors or a timer: run a round and look again
             }
         }
     }
@@ -167,6 +186,7 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
     if epfd == fd { return fail(.EINVAL) }
     guard let shadow = runtime.shadow(of: epfd, create: operation == .add) else { return -1 }
     let record = runtime.records[r]!
+    if record.listening { stack.markInterested(record.stackID) }
     let bits = event.map { mtcp_epoll_event_events($0) } ?? 0
     let data = event.map { mtcp_epoll_event_data($0) } ?? 0
     do {

@@ -26,8 +26,7 @@ extension PreloadRuntime {
             guard length > 0, let base else { continue }
             let buffer = UnsafeMutableRawBufferPointer(start: base, count: length)
             do throws(Errno) {
-                if peek { throw Errno.EOPNOTSUPP }  // PEEK-PENDING: wired to stack.peek with the Stack additions
-                let n = try stack.read(id, into: buffer)
+                let n = peek ? try stack.peek(id, into: buffer) : try stack.read(id, into: buffer)
                 total += n
                 if n < length || peek { break }
             } catch {
@@ -90,8 +89,14 @@ extension PreloadRuntime {
                 drive()
                 (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
             }
+            if error == .ECONNRESET || error == .ETIMEDOUT { records[r]!.failureReported = true }
             mtcp_unlock()
-            if let error, error != .EAGAIN { return total > 0 ? total : failSize(error) }
+            if let error, error != .EAGAIN {
+                if total > 0 { return total }
+                // Like Linux: the error is reported once, then the stream reads as ended.
+                if record.failureReported && (error == .ECONNRESET || error == .ETIMEDOUT) { return 0 }
+                return failSize(error)
+            }
             if error == nil {
                 if n == 0 { return total }  // end of stream
                 total += n
@@ -122,8 +127,15 @@ extension PreloadRuntime {
                 return failSize(.EBADF)
             }
             let record = records[r]!
-            let (n, error) = sendOnce(stack, record.stackID, iov, count, skip: total)
+            let sent = sendOnce(stack, record.stackID, iov, count, skip: total)
+            let n = sent.0
+            var error = sent.1
             if n > 0 { drive() }
+            if error == .ECONNRESET || error == .ETIMEDOUT {
+                // Like Linux: the reset is reported once, then writing gives EPIPE.
+                if record.failureReported { error = .EPIPE }
+                records[r]!.failureReported = true
+            }
             mtcp_unlock()
             total += n
             if total >= wanted { return total }

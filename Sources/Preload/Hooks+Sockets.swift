@@ -76,6 +76,10 @@ extension PreloadRuntime {
             try stack.setsockopt(id, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_REUSEADDR, 1)
             try stack.bind(id, address: .any, port: record.localPort)
             try stack.listen(id, backlog: Int(record.backlog))
+            stack.markInterested(id)
+            if !stack.claimListener(id, replacing: getppid()) {
+                log.info("listening port \(record.localPort) is served by another process; this one waits to take over")
+            }
             records[r]!.stackID = id
             records[r]!.inherited = false
             log.info("took over listening port \(record.localPort) from the parent process")
@@ -310,6 +314,7 @@ public func hook_accept4(
             mtcp_unlock()
             return fail(.EINVAL)
         }
+        stack.markInterested(record.stackID)
         let kernelFirst = record.kernelListener && record.preferKernel
         runtime.records[r]!.preferKernel.toggle()
         if !kernelFirst {

@@ -47,12 +47,17 @@ final class PreloadRuntime {
     let lastDriven = Atomic<UInt64>(0)
     let nextWake = Atomic<UInt64>(UInt64.max)
     var driverStarted = false
+    /// Packet sockets made right after fork, while the child still had the privilege (nginx
+    /// workers drop root before they first touch a socket).
+    var preopenedSockets: (receive: Int32, transmit: Int32)?
+    /// The shared port claims table (kept across fork).
+    var claimsTable: UnsafeMutableRawPointer?
     var statisticsRegistered = false
 
-    init(options: StackOptions?, log: PreloadLog, kernelListen: Bool) {
+    init(options: StackOptions?, log: PreloadLog) {
         self.options = options
         self.log = log
-        self.kernelListen = kernelListen
+        kernelListen = options?.kernelListen ?? true
         pid = getpid()
     }
 
@@ -60,22 +65,36 @@ final class PreloadRuntime {
 
     nonisolated(unsafe) static var current: PreloadRuntime?
 
-    /// The runtime, made on first use by a call that may need the stack (lock held).
+    /// The runtime, made on first use from the settings saved when the library loaded (a
+    /// program may clear its environment first, as nginx does for its workers).
     static func obtain() -> PreloadRuntime {
         if let current { return current }
-        let log = PreloadLog(level: PreloadLog.levelFromEnvironment())
         var options: StackOptions?
-        var kernelListen = true
+        var level = PreloadLog.levelFromEnvironment()
         do {
-            var arguments: [String] = []
-            options = try StackOptions.parse(&arguments)
+            let parsed = try StackOptions.fromEnvironment(savedSettings())
+            level = parsed.logLevel.rawValue
+            if parsed.enabled { options = parsed } else { mtcp_enabled = 0 }
         } catch {
-            log.error("bad MTCP_* settings (\(error)); every socket uses the kernel")
+            PreloadLog(level: level).error("bad MTCP_* settings (\(error)); every socket uses the kernel")
         }
-        if let value = getenv("MTCP_KERNEL_LISTEN"), String(cString: value) == "0" { kernelListen = false }
-        let runtime = PreloadRuntime(options: options, log: log, kernelListen: kernelListen)
+        let runtime = PreloadRuntime(options: options, log: PreloadLog(level: level))
         current = runtime
         return runtime
+    }
+
+    /// The saved MTCP_* variables as a dictionary.
+    static func savedSettings() -> [String: String] {
+        var settings: [String: String] = [:]
+        guard var entry = mtcp_saved_settings else { return settings }
+        while let raw = entry.pointee {
+            let text = String(cString: raw)
+            if let equals = text.firstIndex(of: "=") {
+                settings[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return settings
     }
 
     // MARK: Activation
@@ -93,8 +112,14 @@ final class PreloadRuntime {
         let link: PreloadLink
         do {
             switch options.backend {
-            case .afpacket: link = PreloadLink(.ring(try AFPacketRing(interface: options.interface)))
+            case .afpacket:
+                let sockets = preopenedSockets
+                preopenedSockets = nil
+                link = PreloadLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
             case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
+            case .dpdk:
+                log.error("the dpdk backend is not built in this version; every socket uses the kernel")
+                return false
             }
         } catch {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
@@ -108,6 +133,11 @@ final class PreloadRuntime {
         let stack = NetworkStack(io: link, configuration: options.stackConfiguration)
         let log = self.log
         stack.log = { log.warn($0) }
+        if let memory = claimsMemory(options) {
+            let claims = PortClaims(memory: memory, pid: getpid())
+            claims.activate()
+            stack.portClaims = claims
+        }
         stack.announce()
         self.stack = stack
         activationFailed = false
@@ -120,6 +150,31 @@ final class PreloadRuntime {
             Self.registerStatisticsAtExit()
         }
         return true
+    }
+
+    /// The table of which process answers which port: one per interface in /dev/shm, so
+    /// forked children and unrelated processes on the same interface share it (anonymous
+    /// shared memory, inherited by children only, when /dev/shm is unusable).
+    func claimsMemory(_ options: StackOptions) -> UnsafeMutableRawPointer? {
+        if let claimsTable { return claimsTable }
+        let path = "/dev/shm/mtcp-port-claims-\(options.interface)"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
+        if fd >= 0 {
+            _ = fchmod(fd, 0o666)
+            var memory: UnsafeMutableRawPointer?
+            if ftruncate(fd, off_t(PortClaims.byteCount)) == 0 {
+                let mapped = mmap(nil, PortClaims.byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                if mapped != MAP_FAILED { memory = mapped }
+            }
+            _ = mtcp_real_close(fd)
+            if let memory {
+                claimsTable = memory
+                return memory
+            }
+        }
+        log.warn("cannot share \(path) (errno \(mtcp_errno())): only forked processes share port claims")
+        claimsTable = PortClaims.mapShared()
+        return claimsTable
     }
 
     // MARK: Loop rounds
@@ -179,6 +234,8 @@ final class PreloadRuntime {
 
     /// Drives the stack when nobody else has for a millisecond.
     func driverLoop() {
+        // Signals are the application's: a blocked call must be the one that sees EINTR.
+        mtcp_block_all_signals()
         let myPid = pid
         while true {
             mtcp_lock()
@@ -263,13 +320,13 @@ extension PreloadRuntime {
     /// MTCP_STATS=PREFIX: at exit each process that ran a stack writes its counters to
     /// PREFIX.PID (one line of key=value pairs).
     static func registerStatisticsAtExit() {
-        guard getenv("MTCP_STATS") != nil else { return }
+        guard current?.options?.statsPath != nil else { return }
         atexit { PreloadRuntime.current?.writeStatistics() }
     }
 
     func writeStatistics() {
-        guard let prefix = getenv("MTCP_STATS"), let stack else { return }
-        let path = "\(String(cString: prefix)).\(getpid())"
+        guard let prefix = options?.statsPath, let stack else { return }
+        let path = "\(prefix).\(getpid())"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         let io = stack.io.statistics

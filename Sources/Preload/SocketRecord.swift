@@ -23,6 +23,8 @@ struct SocketRecord {
     var sendTimeout: Int64 = 0
     /// Options set so far, replayed on a kernel socket when this one falls back.
     var replay: [(level: Int32, name: Int32, value: [UInt8])] = []
+    /// ECONNRESET/ETIMEDOUT was reported once: later writes give EPIPE, reads end of stream.
+    var failureReported = false
     /// Alternates accept between the stack and the kernel listener.
     var preferKernel = false
 }

@@ -46,6 +46,7 @@ extension PreloadRuntime {
                 guard entry != 0, let r = adoptedRecord(entry), let stack else { continue }
                 recordOf[i] = r
                 stackItems += 1
+                if records[r]!.listening { stack.markInterested(records[r]!.stackID) }
                 let wanted = UInt32(UInt16(bitPattern: fds[i].events)) | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP
                 let ready = stack.readinessMask(records[r]!.stackID) & wanted
                 fds[i].revents = Int16(truncatingIfNeeded: ready)

@@ -128,6 +128,21 @@ extension NetworkStack {
         }
     }
 
+    /// epoll_wait without a loop round and without waiting: reports what is ready now. For a
+    /// caller that runs rounds itself and blocks elsewhere (the preload, in the kernel).
+    public func epollReady(_ epfd: Int32, into events: UnsafeMutableBufferPointer<EpollEvent>) throws(Errno) -> Int {
+        guard epfd >= 0, Int(epfd) < epolls.count, epolls[Int(epfd)] != nil else { throw .EBADF }
+        guard events.count > 0 else { throw .EINVAL }
+        return collect(Int(epfd), into: events)
+    }
+
+    /// True when the set's ready list holds a socket that may have an event to report (a
+    /// collect may still find none: level-triggered entries are checked again when collected).
+    public func epollHasReady(_ epfd: Int32) -> Bool {
+        guard epfd >= 0, Int(epfd) < epolls.count, let set = epolls[Int(epfd)] else { return false }
+        return !set.ready.isEmpty
+    }
+
     /// Moves ready registrations into `out`, each socket at most once per call.
     func collect(_ e: Int, into out: UnsafeMutableBufferPointer<EpollEvent>) -> Int {
         var count = 0

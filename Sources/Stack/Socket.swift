@@ -29,4 +29,9 @@ struct Socket {
 
     /// Bound by `bind` or by `listen`'s automatic bind (counted in the port table).
     var boundExplicitly = false
+    /// This socket holds a claim on its local port in the shared `PortClaims` table.
+    var claimsPort = false
+    /// The application waits on this listener (accept or poll): it may take over the port
+    /// from a process that no longer runs.
+    var interested = false
 }

@@ -18,6 +18,7 @@ public enum SocketConstant {
     public static let SO_RCVTIMEO: Int32 = 20
     public static let SO_SNDTIMEO: Int32 = 21
     public static let TCP_NODELAY: Int32 = 1
+    public static let TCP_CORK: Int32 = 3
     public static let TCP_KEEPIDLE: Int32 = 4
     public static let TCP_KEEPINTVL: Int32 = 5
     public static let TCP_KEEPCNT: Int32 = 6
@@ -41,6 +42,7 @@ struct SocketOptions {
     var keepIntervalSeconds = 75
     var keepCount = 9
     var noDelay = false
+    var cork = false
     var lingerOn = false
     var lingerSeconds: Int32 = 0
     var receiveTimeout: Interval?
@@ -57,6 +59,7 @@ struct SocketOptions {
         tcp.keepAliveInterval = .seconds(UInt64(keepIntervalSeconds))
         tcp.keepAliveCount = keepCount
         tcp.noDelay = noDelay
+        tcp.cork = cork
         if let congestion { tcp.congestionAlgorithm = congestion }
         return tcp
     }
@@ -95,6 +98,7 @@ extension NetworkStack {
         case (C.SOL_SOCKET, C.SO_RCVTIMEO): options.receiveTimeout = try interval()
         case (C.SOL_SOCKET, C.SO_SNDTIMEO): options.sendTimeout = try interval()
         case (C.IPPROTO_TCP, C.TCP_NODELAY): options.noDelay = try int() != 0
+        case (C.IPPROTO_TCP, C.TCP_CORK): options.cork = try int() != 0
         case (C.IPPROTO_TCP, C.TCP_KEEPIDLE):
             let v = try int()
             guard (1...32767).contains(v) else { throw .EINVAL }
@@ -172,6 +176,7 @@ extension NetworkStack {
         case (C.SOL_SOCKET, C.SO_RCVTIMEO): return try put(options.receiveTimeout)
         case (C.SOL_SOCKET, C.SO_SNDTIMEO): return try put(options.sendTimeout)
         case (C.IPPROTO_TCP, C.TCP_NODELAY): return try put(options.noDelay ? 1 : 0)
+        case (C.IPPROTO_TCP, C.TCP_CORK): return try put(options.cork ? 1 : 0)
         case (C.IPPROTO_TCP, C.TCP_KEEPIDLE): return try put(Int32(options.keepIdleSeconds))
         case (C.IPPROTO_TCP, C.TCP_KEEPINTVL): return try put(Int32(options.keepIntervalSeconds))
         case (C.IPPROTO_TCP, C.TCP_KEEPCNT): return try put(Int32(options.keepCount))
@@ -197,14 +202,22 @@ extension NetworkStack {
         return v
     }
 
-    /// Pushes options that matter to a live connection into it.
+    /// Pushes options that matter to a live connection into it; a listener's options go to
+    /// the connections it accepts later.
     func applyLiveOptions(_ i: Int, level: Int32, name: Int32) {
+        if sockets.slots[i]!.phase == .listening {
+            endpoint.setListenerConfiguration(
+                port: sockets.slots[i]!.localPort, sockets.slots[i]!.options.apply(to: endpoint.configuration))
+            return
+        }
         guard let connection = sockets.slots[i]!.connection else { return }
         let options = sockets.slots[i]!.options
         typealias C = SocketConstant
         switch (level, name) {
         case (C.IPPROTO_TCP, C.TCP_NODELAY):
             endpoint.withConnection(connection) { $0.setNoDelay(options.noDelay) }
+        case (C.IPPROTO_TCP, C.TCP_CORK):
+            endpoint.withConnection(connection) { $0.setCork(options.cork) }
         case (C.SOL_SOCKET, C.SO_KEEPALIVE), (C.IPPROTO_TCP, C.TCP_KEEPIDLE), (C.IPPROTO_TCP, C.TCP_KEEPINTVL),
             (C.IPPROTO_TCP, C.TCP_KEEPCNT):
             let now = clock()
@@ -214,7 +227,8 @@ extension NetworkStack {
                     interval: .seconds(UInt64(options.keepIntervalSeconds)), count: options.keepCount, now: now)
             }
         default:
-            // Buffer sizes and the congestion algorithm apply to connections opened later.
+            // Buffer sizes and the congestion algorithm apply to connections opened later
+            // (connect, or accept through the listener's configuration).
             break
         }
     }

@@ -43,6 +43,10 @@ extension NetworkStack {
             do {
                 let (tcp, data) = try TCPHeader.parse(payload, source: ip.source, destination: ip.destination)
                 statistics.tcpSegmentsReceived += 1
+                if let claims = portClaims, claims.isShared, !admits(tcp, from: ip.source, claims: claims) {
+                    statistics.segmentsForOtherProcesses += 1
+                    return
+                }
                 endpoint.handle(header: tcp, payload: data, source: ip.source, destination: ip.destination, now: now)
             } catch {
                 statistics.tcpErrors.count(error)
@@ -75,6 +79,7 @@ extension NetworkStack {
             return
         }
         statistics.icmpEchoRequests += 1
+        guard answersForAddress() else { return }
         sendEchoReply(to: ip.source, mac: sourceMAC, request: echo, data: data)
     }
 
@@ -100,7 +105,9 @@ extension NetworkStack {
         if packet.senderIP == packet.targetIP { statistics.arpGratuitous += 1 }
         guard packet.senderIP != .any else {
             // An address probe (RFC 5227) teaches nothing; answer it below if it is for us.
-            if packet.operation == ARPPacket.request && packet.targetIP == ours { replyARP(to: packet) }
+            if packet.operation == ARPPacket.request && packet.targetIP == ours && answersForAddress() {
+                replyARP(to: packet)
+            }
             return
         }
         let forUs = packet.targetIP == ours
@@ -110,7 +117,7 @@ extension NetworkStack {
         }
         if known { sharedNeighbours?.publish(packet.senderIP, packet.senderMAC) }
         if packet.operation == ARPPacket.request && forUs {
-            replyARP(to: packet)
+            if answersForAddress() { replyARP(to: packet) }
         } else if !known {
             statistics.arpIgnored += 1
         }

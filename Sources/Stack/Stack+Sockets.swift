@@ -33,8 +33,16 @@ extension NetworkStack {
         guard sockets.slots[i]!.phase == .fresh, !sockets.slots[i]!.boundExplicitly else { throw .EINVAL }
         guard address == .any || address == configuration.address else { throw .EADDRNOTAVAIL }
         let chosen: UInt16
+        var claimed = false
         if port == 0 {
-            guard let free = pickBindPort() else { throw .EADDRINUSE }
+            let free: UInt16?
+            if let claims = portClaims {
+                free = pickClaimedPort(claims) { acceptable in pickBindPort(where: acceptable) }
+                claimed = free != nil
+            } else {
+                free = pickBindPort()
+            }
+            guard let free else { throw .EADDRINUSE }
             chosen = free
         } else {
             guard portIsFree(port, for: i) else { throw .EADDRINUSE }
@@ -45,6 +53,7 @@ extension NetworkStack {
         sockets.slots[i]!.boundExplicitly = true
         sockets.slots[i]!.phase = .bound
         boundPorts[chosen, default: 0] += 1
+        if claimed { noteClaim(i, port: chosen) }
     }
 
     /// A port may be shared only by sockets that all set SO_REUSEPORT.
@@ -57,13 +66,15 @@ extension NetworkStack {
         return true
     }
 
-    func pickBindPort() -> UInt16? {
+    func pickBindPort(where acceptable: (UInt16) -> Bool = { _ in true }) -> UInt16? {
         let range = Self.bindEphemeralPorts
         let span = Int(range.upperBound - range.lowerBound) + 1
         for _ in 0..<span {
             let port = range.contains(nextEphemeralPort) ? nextEphemeralPort : range.lowerBound
             nextEphemeralPort = port >= range.upperBound ? range.lowerBound : port + 1
-            if boundPorts[port, default: 0] == 0 && !endpoint.isListening(port: port) { return port }
+            if boundPorts[port, default: 0] == 0 && !endpoint.isListening(port: port) && acceptable(port) {
+                return port
+            }
         }
         return nil
     }
@@ -79,12 +90,17 @@ extension NetworkStack {
         }
         let port = sockets.slots[i]!.localPort
         do {
-            try endpoint.listen(address: sockets.slots[i]!.localAddress, port: port, backlog: max(backlog, 1))
+            try endpoint.listen(
+                address: sockets.slots[i]!.localAddress, port: port, backlog: max(backlog, 1),
+                configuration: sockets.slots[i]!.options.apply(to: endpoint.configuration))
         } catch {
             throw .EADDRINUSE
         }
         listenerByPort[port] = id
         sockets.slots[i]!.phase = .listening
+        // Claimed when free or its owner is gone; a port another process holds stays with it
+        // (a forked child takes it over with claimListener).
+        if let claims = portClaims, claims.claim(port) { noteClaim(i, port: port) }
     }
 
     /// accept(2): the next established connection as a new socket, with the peer's address.
@@ -113,18 +129,20 @@ extension NetworkStack {
         socket.localPort = flow.localPort
         socket.remoteAddress = flow.remoteAddress
         socket.remotePort = flow.remotePort
+        // Every option carries over, SO_LINGER included, as Linux clones the listener.
         socket.options = listener.options
-        socket.options.lingerOn = false
         guard let id = sockets.allocate(socket) else {
             endpoint.abort(connection, now: clock())
             throw .EMFILE
         }
         setOwner(of: connection, to: id)
-        // Options set on the listener carry over (Linux inherits them on accept).
+        // The endpoint made the connection with the listener's options; options set on the
+        // listener after that connection's SYN carry over here.
         let options = socket.options
         let now = clock()
         endpoint.withConnection(connection) {
             $0.setNoDelay(options.noDelay)
+            $0.setCork(options.cork)
             if options.keepAlive {
                 $0.setKeepAlive(
                     true, idle: .seconds(UInt64(options.keepIdleSeconds)),
@@ -181,12 +199,25 @@ extension NetworkStack {
         let saved = endpoint.configuration
         endpoint.configuration = socket.options.apply(to: saved)
         defer { endpoint.configuration = saved }
+        var localPort = socket.boundExplicitly ? socket.localPort : nil
+        if let claims = portClaims {
+            if let bound = localPort {
+                if claims.claim(bound) { noteClaim(i, port: bound) }
+            } else {
+                // Ephemeral ports another live process uses are skipped: its flows are not ours.
+                localPort = pickClaimedPort(claims) { acceptable in
+                    endpoint.pickEphemeralPort(
+                        local: configuration.address, remote: address, remotePort: port, where: acceptable)
+                }
+                guard localPort != nil else { throw .EADDRNOTAVAIL }
+            }
+        }
         let connection: ConnectionID
         do {
             connection = try endpoint.connect(
-                from: configuration.address, localPort: socket.boundExplicitly ? socket.localPort : nil,
-                to: address, port: port, now: clock())
+                from: configuration.address, localPort: localPort, to: address, port: port, now: clock())
         } catch {
+            if !socket.boundExplicitly, let localPort { releaseUnusedClaim(localPort) }
             throw Errno(rawValue: error.errno)
         }
         let flow = endpoint.flow(connection)!
@@ -196,6 +227,7 @@ extension NetworkStack {
         sockets.slots[i]!.localPort = flow.localPort
         sockets.slots[i]!.remoteAddress = address
         sockets.slots[i]!.remotePort = port
+        if portClaims != nil && !socket.boundExplicitly { noteClaim(i, port: flow.localPort) }
         setOwner(of: connection, to: Int32(i))
     }
 
@@ -212,6 +244,7 @@ extension NetworkStack {
         if sockets.slots[i]!.boundExplicitly {
             sockets.slots[i]!.phase = .bound
         } else {
+            dropClaim(i)
             sockets.slots[i]!.phase = .fresh
             sockets.slots[i]!.localAddress = .any
             sockets.slots[i]!.localPort = 0
@@ -226,6 +259,13 @@ extension NetworkStack {
         return try read(i, into: buffer, mayBlock: !sockets.slots[i]!.nonBlocking)
     }
 
+    /// recv(2) with MSG_PEEK: copies readable bytes and leaves them to the next read. Never
+    /// waits: errors and end of stream as `read` on a non-blocking socket.
+    public func peek(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let i = try socketIndex(id)
+        return try read(i, into: buffer, mayBlock: false, peek: true)
+    }
+
     /// readv(2): fills the buffers in order; stops at the first short read.
     public func readv(_ id: Int32, _ buffers: [UnsafeMutableRawBufferPointer]) throws(Errno) -> Int {
         let i = try socketIndex(id)
@@ -236,14 +276,20 @@ extension NetworkStack {
         }
     }
 
-    func read(_ i: Int, into buffer: UnsafeMutableRawBufferPointer, mayBlock: Bool) throws(Errno) -> Int {
+    func read(
+        _ i: Int, into buffer: UnsafeMutableRawBufferPointer, mayBlock: Bool, peek: Bool = false
+    ) throws(Errno) -> Int {
         let deadline = deadline(after: sockets.slots[i]!.options.receiveTimeout)
         while true {
             let socket = sockets.slots[i]!
             switch socket.phase {
             case .connected:
                 if socket.readShut { return 0 }
-                switch endpoint.read(socket.connection!, into: buffer, now: clock()) {
+                let result =
+                    peek
+                    ? endpoint.peek(socket.connection!, into: buffer)
+                    : endpoint.read(socket.connection!, into: buffer, now: clock())
+                switch result {
                 case .bytes(let n): return n
                 case .endOfStream: return 0
                 case .failed(let error):
@@ -382,6 +428,7 @@ extension NetworkStack {
                 endpoint.close(connection, now: clock())
             }
         }
+        dropClaim(i)
         if socket.boundExplicitly {
             let port = socket.localPort
             let left = boundPorts[port, default: 1] - 1

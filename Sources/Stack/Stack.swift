@@ -39,6 +39,10 @@ public final class NetworkStack<IO: PacketIO> {
     /// Neighbours shared with the process's other instances (nil: this instance is alone).
     public var sharedNeighbours: SharedNeighbours?
     var sharedNeighboursSeen: UInt64 = 0
+    /// Port ownership shared with forked processes (nil: this process is alone on the link).
+    public var portClaims: PortClaims?
+    /// Sockets holding each claimed port, so that the claim goes back with the last of them.
+    var claimUsers: [UInt16: Int] = [:]
 
     /// A stack on `io` with `configuration`; `secret` keys ISNs and SYN cookies (random when nil).
     public init(

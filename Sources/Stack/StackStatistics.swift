@@ -74,6 +74,12 @@ public struct StackStatistics: Hashable, Sendable {
     public var noRoute = 0
     /// Frames dropped because the transmit ring was full.
     public var transmitRingFull = 0
+    /// TCP segments left to the process that owns their port (`PortClaims`, after fork).
+    public var segmentsForOtherProcesses = 0
+    /// ARP requests and ICMP echo requests left to the primary process to answer.
+    public var leftToPrimary = 0
+    /// Listening ports taken over from a process that no longer runs.
+    public var portTakeovers = 0
     public init() {}
 }
 
@@ -86,6 +92,7 @@ extension StackStatistics {
     /// Everything received and not used, for whatever reason.
     public var dropped: Int {
         malformed + notOurMAC + unknownEtherType + notOurAddress + unknownIPProtocol + arpIgnored
+            + segmentsForOtherProcesses
     }
 
     /// One line of `key=value` pairs for logs and test scripts.
@@ -99,5 +106,7 @@ extension StackStatistics {
             + " icmp_echo_replies=\(icmpEchoRepliesSent) arp_requests_in=\(arpRequestsReceived)"
             + " arp_replies_sent=\(arpRepliesSent) arp_pending_flushed=\(pendingFlushed)"
             + " arp_failures=\(arpResolutionFailures) no_route=\(noRoute) tx_ring_full=\(transmitRingFull)"
+            + " other_process_segments=\(segmentsForOtherProcesses) left_to_primary=\(leftToPrimary)"
+            + " port_takeovers=\(portTakeovers)"
     }
 }

@@ -39,6 +39,9 @@ public enum StackLauncher {
                 throw OptionsError("cannot open TAP \(options.interface): \(error)")
             }
             try launch(queues, options, application)
+        case .dpdk:
+            // Accepted by the parser so configurations can name it; the backend comes later.
+            throw OptionsError("dpdk backend not built in this version (use afpacket or tap)")
         }
     }
 

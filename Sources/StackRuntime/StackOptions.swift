@@ -3,81 +3,201 @@ import Stack
 import TCP
 import Wire
 
-/// How a program on the stack finds its interface and address: command-line flags first,
-/// then the MTCP_* environment variables the preload library also reads.
+/// How a program on the stack finds its settings. Command-line flags win over the MTCP_*
+/// environment variables, which win over the config file (`--config` or MTCP_CONFIG, see
+/// `ConfigFile`). The preload library reads the same variables and file (`fromEnvironment`).
 ///
-///     --iface IF        MTCP_IFACE     interface the stack owns (no kernel address on it)
-///     --addr A/N        MTCP_ADDR      our address and prefix length
-///     --gateway G       MTCP_GATEWAY   default gateway
-///     --backend B       MTCP_BACKEND   afpacket (default) or tap
-///     --cores N         MTCP_CORES     stack instances, one thread each (fanout shares flows)
-///     --impair SPEC     MTCP_IMPAIR    seeded impairment in both directions, e.g.
-///                                      loss=0.02,dup=0.01,reorder=0.05,corrupt=0.001,delay-us=100,seed=7
-///     --impair-tx SPEC  MTCP_IMPAIR_TX only on frames the stack sends
-///     --impair-rx SPEC  MTCP_IMPAIR_RX only on frames the stack receives
+///     --iface IF          MTCP_IFACE          interface the stack owns (no kernel address on it)
+///     --addr A/N          MTCP_ADDR           our address and prefix length
+///     --gateway G         MTCP_GATEWAY        default gateway
+///     --backend B         MTCP_BACKEND        afpacket (default), tap or dpdk
+///     --cores N           MTCP_CORES          stack instances, one thread each (fanout shares flows)
+///     --log LEVEL         MTCP_LOG            error, warn (default), info, debug, or 0-3
+///     --stats PREFIX      MTCP_STATS          each process writes its counters to PREFIX.PID at exit
+///     --no-kernel-listen  MTCP_KERNEL_LISTEN  (1 default) a 0.0.0.0 listener also accepts on kernel
+///                                             interfaces such as loopback; 0 or the flag: not
+///                         MTCP_ENABLE         (1 default) 0: the preload library passes all to libc
+///     --config FILE       MTCP_CONFIG         a file of KEY = value lines with the keys above
+///     --impair SPEC       MTCP_IMPAIR         seeded impairment in both directions, e.g.
+///                                             loss=0.02,dup=0.01,reorder=0.05,corrupt=0.001,delay-us=100,seed=7
+///     --impair-tx SPEC    MTCP_IMPAIR_TX      only on frames the stack sends
+///     --impair-rx SPEC    MTCP_IMPAIR_RX      only on frames the stack receives
+///     --cc ALGORITHM      (flag only)         reno or cubic
 public struct StackOptions: Sendable {
-    public enum Backend: String, Sendable { case afpacket, tap }
+    public enum Backend: String, Sendable { case afpacket, tap, dpdk }
 
+    /// How much the stack reports on stderr; each level includes the ones before it.
+    public enum LogLevel: Int, Sendable, Comparable {
+        case error, warn, info, debug
+
+        /// A name (error, warn or warning, info, debug) or a number 0-3.
+        public init?(parsing text: String) {
+            switch text.lowercased() {
+            case "error", "0": self = .error
+            case "warn", "warning", "1": self = .warn
+            case "info", "2": self = .info
+            case "debug", "3": self = .debug
+            default: return nil
+            }
+        }
+
+        public var name: String {
+            switch self {
+            case .error: "error"
+            case .warn: "warn"
+            case .info: "info"
+            case .debug: "debug"
+            }
+        }
+
+        public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+    }
+
+    /// MTCP_ENABLE: false makes the preload library a pure pass-through to libc.
+    public var enabled = true
     public var interface = ""
     public var address = IPv4Address(0, 0, 0, 0)
     public var prefixLength = 24
     public var gateway: IPv4Address?
     public var backend = Backend.afpacket
     public var cores = 1
+    public var logLevel = LogLevel.warn
+    /// MTCP_KERNEL_LISTEN: a listener on 0.0.0.0 also accepts on the kernel's interfaces.
+    public var kernelListen = true
+    /// MTCP_STATS: path prefix of the counter files (PREFIX.PID), none when nil.
+    public var statsPath: String?
     /// Impairment of frames the stack sends and of frames it receives.
     public var impairTransmit: ImpairmentSpec?
     public var impairReceive: ImpairmentSpec?
     public var tcp = TCPConfiguration()
+    /// The config file the settings were read from, if any.
+    public var configPath: String?
+
+    public init() {}
 
     public static let usage = """
-        stack options: --iface IF --addr A/N [--gateway G] [--backend afpacket|tap] [--cores N]
+        stack options: --iface IF --addr A/N [--gateway G] [--backend afpacket|tap|dpdk] [--cores N]
+                       [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
                        [--cc reno|cubic]
-        (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
+        (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_CONFIG, MTCP_LOG, MTCP_STATS,
+         MTCP_KERNEL_LISTEN, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
         """
 
-    /// Reads the environment, then removes the stack flags from `arguments` (the rest stays
-    /// for the program).
+    /// Flags that take a value, and the variable each stands for ("--cc" has none).
+    static let valueFlags: [String: String] = [
+        "--iface": "MTCP_IFACE", "--addr": "MTCP_ADDR", "--gateway": "MTCP_GATEWAY", "--backend": "MTCP_BACKEND",
+        "--cores": "MTCP_CORES", "--log": "MTCP_LOG", "--stats": "MTCP_STATS", "--impair": "MTCP_IMPAIR",
+        "--impair-tx": "MTCP_IMPAIR_TX", "--impair-rx": "MTCP_IMPAIR_RX", "--cc": "--cc", "--config": "MTCP_CONFIG",
+    ]
+
+    /// Reads the config file and the process environment, then removes the stack flags from
+    /// `arguments` (the rest stays for the program) and applies them.
     public static func parse(_ arguments: inout [String]) throws(OptionsError) -> StackOptions {
-        var options = StackOptions()
-        try options.apply(name: "--iface", value: environment("MTCP_IFACE"))
-        try options.apply(name: "--addr", value: environment("MTCP_ADDR"))
-        try options.apply(name: "--gateway", value: environment("MTCP_GATEWAY"))
-        try options.apply(name: "--backend", value: environment("MTCP_BACKEND"))
-        try options.apply(name: "--cores", value: environment("MTCP_CORES"))
-        try options.apply(name: "--impair", value: environment("MTCP_IMPAIR"))
-        try options.apply(name: "--impair-tx", value: environment("MTCP_IMPAIR_TX"))
-        try options.apply(name: "--impair-rx", value: environment("MTCP_IMPAIR_RX"))
+        try parse(&arguments, environment: processEnvironment())
+    }
+
+    /// `parse` with the environment given as a dictionary (for tests and launchers).
+    public static func parse(
+        _ arguments: inout [String], environment: [String: String]
+    ) throws(OptionsError) -> StackOptions {
+        var flags: [(flag: String, value: String)] = []
         var rest: [String] = []
         var index = 0
         while index < arguments.count {
             let flag = arguments[index]
-            if [
-                "--iface", "--addr", "--gateway", "--backend", "--cores", "--impair", "--impair-tx", "--impair-rx",
-                "--cc",
-            ].contains(flag) {
+            if flag == "--no-kernel-listen" {
+                flags.append((flag, "0"))
+                index += 1
+            } else if valueFlags[flag] != nil {
                 guard index + 1 < arguments.count else { throw OptionsError("missing value for \(flag)") }
-                try options.apply(name: flag, value: arguments[index + 1])
+                flags.append((flag, arguments[index + 1]))
                 index += 2
             } else {
                 rest.append(flag)
                 index += 1
             }
         }
+        var config = environment["MTCP_CONFIG"]
+        for (flag, value) in flags where flag == "--config" { config = value }
+        var options = try layered(config: config, environment: environment)
+        for (flag, value) in flags where flag != "--config" {
+            let key = flag == "--no-kernel-listen" ? "MTCP_KERNEL_LISTEN" : valueFlags[flag]!
+            do { try options.apply(key: key, value: value) } catch { throw OptionsError("\(flag): \(error)") }
+        }
         arguments = rest
-        guard !options.interface.isEmpty else { throw OptionsError("no interface: give --iface or MTCP_IFACE") }
-        guard options.address != IPv4Address(0, 0, 0, 0) else {
-            throw OptionsError("no address: give --addr A/N or MTCP_ADDR")
+        try options.validate()
+        return options
+    }
+
+    /// What the preload library runs on: the MTCP_CONFIG file, then the environment (no
+    /// flags). Interface and address are required only when the stack is enabled;
+    /// MTCP_ENABLE=0 in the environment means pass-through, whatever else is set or broken.
+    public static func fromEnvironment() throws(OptionsError) -> StackOptions {
+        try fromEnvironment(processEnvironment())
+    }
+
+    /// `fromEnvironment` with the environment given as a dictionary (for tests).
+    public static func fromEnvironment(_ environment: [String: String]) throws(OptionsError) -> StackOptions {
+        if let enable = environment["MTCP_ENABLE"], (try? boolean(enable)) == false {
+            var disabled = StackOptions()
+            disabled.enabled = false
+            return disabled
+        }
+        let options = try layered(config: environment["MTCP_CONFIG"], environment: environment)
+        if options.enabled { try options.validate() }
+        return options
+    }
+
+    /// Defaults, then the config file (when `config` names one), then the variables.
+    static func layered(config: String?, environment: [String: String]) throws(OptionsError) -> StackOptions {
+        var options = StackOptions()
+        if let config, !config.isEmpty {
+            let file = try ConfigFile(path: config)
+            for setting in file.settings {
+                do { try options.apply(key: setting.key, value: setting.value) } catch {
+                    throw OptionsError("\(config):\(setting.line): \(setting.key) = \(setting.value): \(error)")
+                }
+            }
+            options.configPath = config
+        }
+        for key in ConfigFile.keys {
+            guard let value = environment[key] else { continue }
+            do { try options.apply(key: key, value: value) } catch { throw OptionsError("\(key): \(error)") }
         }
         return options
     }
 
-    mutating func apply(name: String, value: String?) throws(OptionsError) {
-        guard let value, !value.isEmpty else { return }
-        switch name {
-        case "--iface":
+    /// The MTCP_* names this layer reads from the process environment.
+    public static let environmentKeys = ConfigFile.keys + ["MTCP_CONFIG"]
+
+    /// The MTCP_* variables of this process that are set.
+    public static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        for key in environmentKeys {
+            if let value = getenv(key) { result[key] = String(cString: value) }
+        }
+        return result
+    }
+
+    /// Interface and address are there: what a stack needs to start.
+    public func validate() throws(OptionsError) {
+        guard !interface.isEmpty else { throw OptionsError("no interface: give --iface or MTCP_IFACE") }
+        guard address != IPv4Address(0, 0, 0, 0) else {
+            throw OptionsError("no address: give --addr A/N or MTCP_ADDR")
+        }
+    }
+
+    /// Sets one setting from its text; `key` is an MTCP_* name or "--cc". Empty text leaves
+    /// the setting as it was (an exported but empty variable counts as unset).
+    mutating func apply(key: String, value: String) throws(OptionsError) {
+        guard !value.isEmpty else { return }
+        switch key {
+        case "MTCP_ENABLE":
+            enabled = try StackOptions.boolean(value)
+        case "MTCP_IFACE":
             interface = value
-        case "--addr":
+        case "MTCP_ADDR":
             let parts = value.split(separator: "/", maxSplits: 1).map(String.init)
             guard let a = IPv4Address(parts[0]) else { throw OptionsError("bad address \(value)") }
             address = a
@@ -85,30 +205,65 @@ public struct StackOptions: Sendable {
                 guard let n = Int(parts[1]), (1...32).contains(n) else { throw OptionsError("bad prefix in \(value)") }
                 prefixLength = n
             }
-        case "--gateway":
+        case "MTCP_GATEWAY":
             guard let g = IPv4Address(value) else { throw OptionsError("bad gateway \(value)") }
             gateway = g
-        case "--backend":
+        case "MTCP_BACKEND":
             guard let b = Backend(rawValue: value) else {
-                throw OptionsError("backend \(value) is not available here (afpacket, tap)")
+                throw OptionsError("backend \(value) is not available here (afpacket, tap, dpdk)")
             }
             backend = b
-        case "--cores":
-            guard let n = Int(value), (1...64).contains(n) else { throw OptionsError("bad core count \(value)") }
+        case "MTCP_CORES":
+            guard let n = Int(value), (1...64).contains(n) else { throw OptionsError("bad core count \(value) (1-64)") }
             cores = n
-        case "--impair":
+        case "MTCP_LOG":
+            guard let level = LogLevel(parsing: value) else {
+                throw OptionsError("bad log level \(value) (error, warn, info, debug, or 0-3)")
+            }
+            logLevel = level
+        case "MTCP_KERNEL_LISTEN":
+            kernelListen = try StackOptions.boolean(value)
+        case "MTCP_STATS":
+            statsPath = value
+        case "MTCP_IMPAIR":
             impairTransmit = try ImpairmentSpec(parsing: value)
             impairReceive = impairTransmit
-        case "--impair-tx":
+        case "MTCP_IMPAIR_TX":
             impairTransmit = try ImpairmentSpec(parsing: value)
-        case "--impair-rx":
+        case "MTCP_IMPAIR_RX":
             impairReceive = try ImpairmentSpec(parsing: value)
         case "--cc":
             guard let a = CongestionAlgorithm(rawValue: value) else { throw OptionsError("unknown --cc \(value)") }
             tcp.congestionAlgorithm = a
         default:
-            throw OptionsError("unknown option \(name)")
+            throw OptionsError("unknown option \(key)")
         }
+    }
+
+    /// 1/0, yes/no, true/false, on/off.
+    static func boolean(_ text: String) throws(OptionsError) -> Bool {
+        switch text.lowercased() {
+        case "1", "yes", "true", "on": return true
+        case "0", "no", "false", "off": return false
+        default: throw OptionsError("expected 1 or 0, not \(text)")
+        }
+    }
+
+    /// The settings as the MTCP_* variables that give them back (`fromEnvironment` of these
+    /// alone yields the same options, except --cc, which has no variable): what mtcp-run exports.
+    public var environmentVariables: [(name: String, value: String)] {
+        var result: [(name: String, value: String)] = [("MTCP_ENABLE", enabled ? "1" : "0")]
+        if !interface.isEmpty { result.append(("MTCP_IFACE", interface)) }
+        if address != IPv4Address(0, 0, 0, 0) { result.append(("MTCP_ADDR", "\(address)/\(prefixLength)")) }
+        if let gateway { result.append(("MTCP_GATEWAY", "\(gateway)")) }
+        result.append(("MTCP_BACKEND", backend.rawValue))
+        result.append(("MTCP_CORES", "\(cores)"))
+        result.append(("MTCP_LOG", logLevel.name))
+        result.append(("MTCP_KERNEL_LISTEN", kernelListen ? "1" : "0"))
+        if let statsPath { result.append(("MTCP_STATS", statsPath)) }
+        if let impairTransmit { result.append(("MTCP_IMPAIR_TX", impairTransmit.text)) }
+        if let impairReceive { result.append(("MTCP_IMPAIR_RX", impairReceive.text)) }
+        return result
     }
 
     public var stackConfiguration: StackConfiguration {
@@ -117,13 +272,18 @@ public struct StackOptions: Sendable {
 }
 
 /// `--impair` text: comma-separated key=value pairs, the same in both directions.
-public struct ImpairmentSpec: Sendable {
+public struct ImpairmentSpec: Sendable, Equatable {
     public var loss = 0.0
     public var duplicate = 0.0
     public var reorder = 0.0
     public var corrupt = 0.0
     public var delayMicroseconds: UInt64 = 0
     public var seed: UInt64 = 1
+
+    /// The spec as `--impair` text that parses back to it.
+    public var text: String {
+        "loss=\(loss),dup=\(duplicate),reorder=\(reorder),corrupt=\(corrupt),delay-us=\(delayMicroseconds),seed=\(seed)"
+    }
 
     public init(parsing text: String) throws(OptionsError) {
         for item in text.split(separator: ",") {
@@ -158,9 +318,4 @@ public struct ImpairmentSpec: Sendable {
 public struct OptionsError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-func environment(_ name: String) -> String? {
-    guard let value = getenv(name) else { return nil }
-    return String(cString: value)
 }

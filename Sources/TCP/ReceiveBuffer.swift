@@ -155,6 +155,13 @@ public struct ReceiveBuffer {
 
     /// Copies readable bytes into `buffer` and consumes them; returns how many were copied.
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let n = peek(into: buffer)
+        consume(n)
+        return n
+    }
+
+    /// Copies readable bytes into `buffer` without consuming them (MSG_PEEK).
+    public func peek(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard let destination = buffer.baseAddress else { return 0 }
         let n = Swift.min(buffer.count, readable)
         guard n > 0 else { return 0 }
@@ -164,7 +171,6 @@ public struct ReceiveBuffer {
         if fromFirst < n, let base = second.baseAddress {
             (destination + fromFirst).copyMemory(from: base, byteCount: n - fromFirst)
         }
-        consume(n)
         return n
     }
 

@@ -26,6 +26,11 @@ public struct TCPConfiguration: Sendable {
     public var delayedAckTimeout: Interval = .milliseconds(40)
     /// TCP_NODELAY: when true, Nagle's algorithm is off.
     public var noDelay: Bool = false
+    /// TCP_CORK: when true, only full segments go out (a partial one after `corkLimit`, or with
+    /// FIN, or when uncorked).
+    public var cork: Bool = false
+    /// How long a corked partial segment may wait (Linux: 200 ms).
+    public var corkLimit: Interval = .milliseconds(200)
     public var keepAlive: Bool = false
     public var keepAliveIdle: Interval = .seconds(7200)
     public var keepAliveInterval: Interval = .seconds(75)

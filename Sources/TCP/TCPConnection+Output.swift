@@ -140,6 +140,9 @@ extension TCPConnection {
         segmentCap: Int, persistFired: Bool, now: Instant, into sink: inout Sink
     ) {
         var override = persistFired
+        let push = pushPending
+        pushPending = false
+        if !configuration.cork || dataEnd - sendNext <= 0 { corkDeadline = .never }
         while true {
             let remaining = max(dataEnd - sendNext, 0)
             let finToSend = finRequested && sendNext == finSequence
@@ -179,9 +182,15 @@ extension TCPConnection {
                 }
                 if !limitedByPeer && inFlight > 0 && !override { return }
             }
-            if length == remaining && length < segmentCap && !configuration.noDelay && inFlight > 0
-                && !(finRequested && sendNext + length == finSequence)
-            {
+            let partialTail =
+                length == remaining && length < segmentCap && !(finRequested && sendNext + length == finSequence)
+            if partialTail && configuration.cork && !override && !push {
+                // TCP_CORK: wait for a full segment, but no longer than the cork limit.
+                if corkDeadline == .never { corkDeadline = now + configuration.corkLimit }
+                if now < corkDeadline { return }
+                corkDeadline = .never
+            }
+            if partialTail && !configuration.noDelay && inFlight > 0 && !push {
                 // Nagle: one small segment in flight at a time.
                 return
             }

@@ -101,6 +101,10 @@ public struct TCPConnection {
     var lastSendTime: Instant
     var timeWaitDeadline = Instant.never
     var finWait2Deadline = Instant.never
+    /// When a partial segment held by TCP_CORK goes out anyway.
+    var corkDeadline = Instant.never
+    /// Send the partial tail at the next output even if Nagle would hold it (uncorking).
+    var pushPending = false
 
     // Congestion control and loss recovery.
     var congestion: CongestionController
@@ -319,6 +323,15 @@ public struct TCPConnection {
         return .wouldBlock
     }
 
+    /// Copies readable bytes into `buffer` and leaves them in place (MSG_PEEK); the same
+    /// results as `read` otherwise.
+    public func peek(into buffer: UnsafeMutableRawBufferPointer) -> TCPReadResult {
+        if receiveBuffer.readable > 0 { return .bytes(receiveBuffer.peek(into: buffer)) }
+        if let error { return .failed(error) }
+        if peerFinReceived || state == .closed { return .endOfStream }
+        return .wouldBlock
+    }
+
     /// Copies as much of `bytes` into the send buffer as fits; it goes out at the next `poll`.
     public mutating func write(_ bytes: UnsafeRawBufferPointer, now: Instant) -> TCPWriteResult {
         if let error { return .failed(error) }
@@ -414,6 +427,7 @@ public struct TCPConnection {
         keepAliveDeadline = .never
         timeWaitDeadline = .never
         finWait2Deadline = .never
+        corkDeadline = .never
         ackPending = false
         ackNow = false
     }
@@ -425,6 +439,7 @@ public struct TCPConnection {
         persistDeadline = .never
         keepAliveDeadline = .never
         finWait2Deadline = .never
+        corkDeadline = .never
     }
 
     mutating func armKeepAlive(now: Instant) {
@@ -457,6 +472,13 @@ public struct TCPConnection {
         configuration.noDelay = noDelay
     }
 
+    /// TCP_CORK on a live connection; uncorking pushes a held partial segment out at once.
+    public mutating func setCork(_ cork: Bool) {
+        if configuration.cork && !cork { pushPending = true }
+        configuration.cork = cork
+        if !cork { corkDeadline = .never }
+    }
+
     /// The earliest instant at which `poll` has timer work to do.
     public var nextDeadline: Instant {
         if resetPending || ackNow || fastRetransmitPending || resetReplySequence != nil { return .zero }
@@ -466,6 +488,7 @@ public struct TCPConnection {
         d = min(d, keepAliveDeadline)
         d = min(d, timeWaitDeadline)
         d = min(d, finWait2Deadline)
+        d = min(d, corkDeadline)
         return d
     }
 }

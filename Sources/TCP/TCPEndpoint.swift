@@ -33,6 +33,9 @@ public final class TCPEndpoint {
     struct Listener {
         var address: IPv4Address
         var backlog: Int
+        /// What connections accepted here start with (the listening socket's options); nil:
+        /// the endpoint's configuration.
+        var configuration: TCPConfiguration?
         var acceptQueue: [Int32] = []
         var acceptHead = 0
         var embryonic = 0
@@ -79,9 +82,18 @@ public final class TCPEndpoint {
 
     /// Starts accepting connections on `port`. `backlog` bounds both half-open connections
     /// (beyond it SYN cookies answer) and established connections waiting for `accept`.
-    public func listen(address: IPv4Address = .any, port: UInt16, backlog: Int) throws(TCPEndpointError) {
+    /// Connections made here start with `configuration` (the endpoint's when nil), as accepted
+    /// sockets inherit the listening socket's options.
+    public func listen(
+        address: IPv4Address = .any, port: UInt16, backlog: Int, configuration: TCPConfiguration? = nil
+    ) throws(TCPEndpointError) {
         guard listeners[port] == nil else { throw .addressInUse }
-        listeners[port] = Listener(address: address, backlog: max(backlog, 1))
+        listeners[port] = Listener(address: address, backlog: max(backlog, 1), configuration: configuration)
+    }
+
+    /// Changes what later connections on `port` start with (options set on a listening socket).
+    public func setListenerConfiguration(port: UInt16, _ configuration: TCPConfiguration?) {
+        listeners[port]?.configuration = configuration
     }
 
     /// Stops listening; connections not yet accepted are reset.
@@ -95,6 +107,17 @@ public final class TCPEndpoint {
     }
 
     public func isListening(port: UInt16) -> Bool { listeners[port] != nil }
+
+    /// True when `flow` has a connection in the table (in any state).
+    public func hasFlow(_ flow: TCPFlow) -> Bool { flows[flow] != nil }
+
+    /// A free ephemeral port for a connection to `remote`:`remotePort` that `acceptable` agrees
+    /// to (asked last, so it may reserve the port); nil when none is left.
+    public func pickEphemeralPort(
+        local: IPv4Address, remote: IPv4Address, remotePort: UInt16, where acceptable: (UInt16) -> Bool
+    ) -> UInt16? {
+        pickEphemeralFlow(local: local, remote: remote, remotePort: remotePort, acceptable: acceptable)?.localPort
+    }
 
     /// Opens a connection; the SYN goes out at the next `poll`.
     public func connect(
@@ -115,7 +138,7 @@ public final class TCPEndpoint {
         let iss = isnGenerator.isn(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
-        let memory = takeMemory()
+        let memory = takeMemory(for: configuration)
         let connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now, memory: memory)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
@@ -153,6 +176,12 @@ public final class TCPEndpoint {
 
     public func read(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer, now: Instant) -> TCPReadResult {
         withConnection(id) { $0.read(into: buffer, now: now) } ?? .failed(.notConnected)
+    }
+
+    /// Copies readable bytes without consuming them (MSG_PEEK).
+    public func peek(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer) -> TCPReadResult {
+        guard let slot = validSlot(id) else { return .failed(.notConnected) }
+        return slots[Int(slot)].connection!.peek(into: buffer)
     }
 
     public func write(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, now: Instant) -> TCPWriteResult {
@@ -284,14 +313,15 @@ public final class TCPEndpoint {
             statistics.listenQueueOverflows += 1
             return
         }
+        let configuration = listener.configuration ?? configuration
         if listener.embryonic >= listener.backlog {
-            sendCookie(for: segment, flow: flow, now: now)
+            sendCookie(for: segment, flow: flow, configuration: configuration, now: now)
             return
         }
         let iss = isnGenerator.isn(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
-        let memory = takeMemory()
+        let memory = takeMemory(for: configuration)
         guard
             let connection = TCPConnection(
                 acceptingSYN: segment, configuration: configuration, initialSequence: iss, now: now, memory: memory)
@@ -324,7 +354,7 @@ public final class TCPEndpoint {
 
     /// Answers a SYN statelessly: the ISN is a cookie, and the options we must remember
     /// ride in the timestamp (as Linux does); without timestamps only the MSS survives.
-    func sendCookie(for syn: TCPSegment, flow: TCPFlow, now: Instant) {
+    func sendCookie(for syn: TCPSegment, flow: TCPFlow, configuration: TCPConfiguration, now: Instant) {
         let peerMSS = syn.options.maximumSegmentSize ?? 536
         let (isn, _) = cookies.encode(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
@@ -373,12 +403,13 @@ public final class TCPEndpoint {
             statistics.listenQueueOverflows += 1
             return
         }
+        let configuration = listener.configuration ?? configuration
         var scale: UInt8?
         var sack = false
         if let ts = ack.options.timestamp, configuration.timestamps {
             (scale, sack) = cookies.decodeTimestamp(ts.echoReply)
         }
-        let memory = takeMemory()
+        let memory = takeMemory(for: configuration)
         let connection = TCPConnection(
             cookieAck: ack, peerMSS: Int(mss), peerWindowShift: scale, sackPermitted: sack,
             configuration: configuration, now: now, memory: memory)
@@ -473,9 +504,9 @@ public final class TCPEndpoint {
     /// Counters of the pool that lends connections their buffer memory.
     public var memoryPoolStatistics: ConnectionMemoryPoolStatistics { memoryPool.statistics }
 
-    /// A pool chunk for a new connection, or nil when the configuration changed since `init`
-    /// so the connection must allocate buffers of its own sizes.
-    func takeMemory() -> ConnectionMemory? {
+    /// A pool chunk for a new connection, or nil when `configuration`'s buffer sizes differ
+    /// from the pool's so the connection must allocate buffers of its own sizes.
+    func takeMemory(for configuration: TCPConfiguration) -> ConnectionMemory? {
         memoryPool.fits(configuration) ? memoryPool.take() : nil
     }
 
@@ -574,14 +605,16 @@ public final class TCPEndpoint {
         }
     }
 
-    func pickEphemeralFlow(local: IPv4Address, remote: IPv4Address, remotePort: UInt16) -> TCPFlow? {
+    func pickEphemeralFlow(
+        local: IPv4Address, remote: IPv4Address, remotePort: UInt16, acceptable: (UInt16) -> Bool = { _ in true }
+    ) -> TCPFlow? {
         let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
         for _ in 0..<span {
             let port = nextEphemeralPort
             nextEphemeralPort = port >= Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
             if listeners[port] != nil { continue }
             let flow = TCPFlow(localAddress: local, localPort: port, remoteAddress: remote, remotePort: remotePort)
-            if flows[flow] == nil { return flow }
+            if flows[flow] == nil && acceptable(port) { return flow }
         }
         return nil
     }

@@ -35,6 +35,39 @@ let OUT = EpollFlags.EPOLLOUT
         #expect(throws: Errno.ENOENT) { try hosts.b.epollControl(ep, op: .modify, socket: server, events: IN) }
     }
 
+    @Test func readyCollectsWithoutRunningARound() throws {
+        let hosts = TwoHosts()
+        let (client, server, _) = try hosts.connectedPair()
+        let ep = hosts.b.epollCreate()
+        try hosts.b.epollControl(ep, op: .add, socket: server, events: IN, data: 5)
+        var events = [EpollEvent](repeating: EpollEvent(), count: 4)
+        func ready() throws -> [EpollEvent] {
+            let n = try events.withUnsafeMutableBufferPointer { try hosts.b.epollReady(ep, into: $0) }
+            return Array(events[0..<n])
+        }
+        #expect(!hosts.b.epollHasReady(ep))
+        #expect(try ready().isEmpty)
+        _ = try pattern(100, seed: 1).withUnsafeBytes { try hosts.a.write(client, $0) }
+        hosts.a.poll()
+        #expect(hosts.link.b.pending > 0)
+        // The segment waits on the link: nothing is ready until a round receives it.
+        #expect(!hosts.b.epollHasReady(ep))
+        #expect(try ready().isEmpty)
+        #expect(hosts.link.b.pending > 0)
+        hosts.b.poll()
+        #expect(hosts.b.epollHasReady(ep))
+        #expect(try ready() == [EpollEvent(events: IN, data: 5)])
+        var buffer = [UInt8](repeating: 0, count: 200)
+        #expect(try buffer.withUnsafeMutableBytes { try hosts.b.read(server, into: $0) } == 100)
+        // Level-triggered: still listed until a collect finds it no longer ready.
+        #expect(try ready().isEmpty)
+        #expect(!hosts.b.epollHasReady(ep))
+        #expect(throws: Errno.EBADF) {
+            _ = try events.withUnsafeMutableBufferPointer { try hosts.b.epollReady(99, into: $0) }
+        }
+        #expect(!hosts.b.epollHasReady(99))
+    }
+
     @Test func edgeTriggeredReportsOncePerArrival() throws {
         let hosts = TwoHosts()
         let (client, server, _) = try hosts.connectedPair()

@@ -43,6 +43,33 @@ import Wire
         #expect(hosts.a.statistics.noRoute == 0 && hosts.a.statistics.transmitRingFull == 0)
     }
 
+    @Test func peekLeavesBytesForTheNextReadAndNeverBlocks() throws {
+        let hosts = TwoHosts()
+        let (client, server, _) = try hosts.connectedPair()
+        try hosts.b.setNonBlocking(server, false)
+        var buffer = [UInt8](repeating: 0, count: 200)
+        #expect(throws: Errno.EAGAIN) { _ = try buffer.withUnsafeMutableBytes { try hosts.b.peek(server, into: $0) } }
+        let message = pattern(100, seed: 4)
+        _ = try message.withUnsafeBytes { try hosts.a.write(client, $0) }
+        hosts.run(for: .milliseconds(10))
+        for _ in 0..<2 {
+            let n = try buffer.withUnsafeMutableBytes {
+                try hosts.b.peek(server, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<40]))
+            }
+            #expect(n == 40 && Array(buffer[0..<40]) == Array(message[0..<40]))
+        }
+        var available: Int32 = 0
+        try hosts.b.ioctl(server, request: SocketConstant.FIONREAD, &available)
+        #expect(available == 100)
+        #expect(try buffer.withUnsafeMutableBytes { try hosts.b.read(server, into: $0) } == 100)
+        #expect(Array(buffer[0..<100]) == message)
+        try hosts.a.shutdown(client, how: SocketConstant.SHUT_WR)
+        hosts.run(for: .milliseconds(10))
+        #expect(try buffer.withUnsafeMutableBytes { try hosts.b.peek(server, into: $0) } == 0)
+        let fresh = try hosts.b.socket()
+        #expect(throws: Errno.ENOTCONN) { _ = try buffer.withUnsafeMutableBytes { try hosts.b.peek(fresh, into: $0) } }
+    }
+
     @Test func blockingCallsWaitThroughTheHook() throws {
         let hosts = TwoHosts()
         let listener = try hosts.b.socket()
@@ -179,6 +206,67 @@ import Wire
         // ENOTTY for an unknown ioctl.
         var value: Int32 = 0
         #expect(throws: Errno.ENOTTY) { try a.ioctl(c, request: 0x1234, &value) }
+    }
+
+    @Test func acceptedSocketsInheritTheListenersOptions() throws {
+        let hosts = TwoHosts()
+        let b = hosts.b
+        typealias C = SocketConstant
+        let listener = try b.socket()
+        try b.bind(listener, address: .any, port: 80)
+        // Some options before listen, some after: both reach connections accepted later.
+        try b.setsockopt(listener, level: C.SOL_SOCKET, name: C.SO_RCVBUF, 16384)
+        try b.setsockopt(listener, level: C.IPPROTO_TCP, name: C.TCP_NODELAY, 1)
+        try b.setsockopt(listener, level: C.SOL_SOCKET, name: C.SO_KEEPALIVE, 1)
+        try b.listen(listener, backlog: 4)
+        try b.setsockopt(listener, level: C.SOL_SOCKET, name: C.SO_SNDBUF, 32768)
+        try b.setsockopt(listener, level: C.IPPROTO_TCP, name: C.TCP_KEEPIDLE, 30)
+        try b.setsockopt(listener, level: C.IPPROTO_TCP, name: C.TCP_KEEPINTVL, 7)
+        try b.setsockopt(listener, level: C.IPPROTO_TCP, name: C.TCP_KEEPCNT, 3)
+        try b.setsockopt(listener, level: C.IPPROTO_TCP, name: C.TCP_CORK, 1)
+        var cubic = Array("cubic".utf8) + [0]
+        try cubic.withUnsafeBytes {
+            try b.setsockopt(listener, level: C.IPPROTO_TCP, name: C.TCP_CONGESTION, value: $0)
+        }
+        let linger: [Int32] = [1, 5]
+        try linger.withUnsafeBytes { try b.setsockopt(listener, level: C.SOL_SOCKET, name: C.SO_LINGER, value: $0) }
+        let client = try hosts.a.socket()
+        try hosts.a.connect(client, address: addressB, port: 80)
+        let server = try b.accept(listener).socket
+        let ints: [(Int32, Int32, Int32)] = [
+            (C.SOL_SOCKET, C.SO_RCVBUF, 32768), (C.SOL_SOCKET, C.SO_SNDBUF, 65536), (C.IPPROTO_TCP, C.TCP_NODELAY, 1),
+            (C.SOL_SOCKET, C.SO_KEEPALIVE, 1), (C.IPPROTO_TCP, C.TCP_KEEPIDLE, 30), (C.IPPROTO_TCP, C.TCP_KEEPINTVL, 7),
+            (C.IPPROTO_TCP, C.TCP_KEEPCNT, 3), (C.IPPROTO_TCP, C.TCP_CORK, 1),
+        ]
+        for (level, name, value) in ints { #expect(try b.getsockopt(server, level: level, name: name) == value) }
+        var got = [Int32](repeating: 0, count: 2)
+        _ = try got.withUnsafeMutableBytes {
+            try b.getsockopt(server, level: C.SOL_SOCKET, name: C.SO_LINGER, into: $0)
+        }
+        #expect(got == [1, 5])
+        cubic = [UInt8](repeating: 0, count: 16)
+        _ = try cubic.withUnsafeMutableBytes {
+            try b.getsockopt(server, level: C.IPPROTO_TCP, name: C.TCP_CONGESTION, into: $0)
+        }
+        #expect(Array(cubic[0..<6]) == Array("cubic".utf8) + [0])
+        // The connection itself was made with them at the SYN: buffer sizes and congestion
+        // control cannot change later, and the client saw the small window in the SYN-ACK.
+        let connection = try #require(b.connectionSnapshot(server))
+        #expect(connection.configuration.receiveBufferSize == 16384)
+        #expect(connection.configuration.sendBufferSize == 32768)
+        #expect(connection.configuration.congestionAlgorithm == .cubic)
+        #expect(connection.configuration.cork && connection.configuration.noDelay)
+        #expect(connection.configuration.keepAlive && connection.configuration.keepAliveCount == 3)
+        #expect(try #require(hosts.a.connectionSnapshot(client)).sendWindow <= 16384)
+        // A listener without options gives the defaults.
+        let plain = try hosts.a.socket()
+        try hosts.a.bind(plain, address: .any, port: 81)
+        try hosts.a.listen(plain, backlog: 4)
+        let other = try b.socket()
+        try b.connect(other, address: addressA, port: 81)
+        let accepted = try hosts.a.accept(plain).socket
+        let defaults = try #require(hosts.a.connectionSnapshot(accepted)).configuration
+        #expect(defaults.receiveBufferSize == TCPConfiguration().receiveBufferSize && !defaults.cork)
     }
 
     @Test func optionsRoundTripAndFIONREAD() throws {

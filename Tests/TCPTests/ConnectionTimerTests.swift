@@ -104,6 +104,61 @@ import Wire
     }
 }
 
+@Suite struct CorkTests {
+    func corked() -> TCPConfiguration {
+        var config = TCPConfiguration()
+        config.cork = true
+        return config
+    }
+
+    @Test func onlyFullSegmentsGoWhileCorked() throws {
+        let h = try ConnectionHarness.established(corked())
+        h.write(testBytes(300))
+        #expect(h.poll().isEmpty)
+        h.write(testBytes(1200, seed: 1))
+        // One full segment (MSS 1000); the 500-byte rest waits, even with nothing in flight.
+        #expect(h.poll().map(\.payload.count) == [1000])
+        _ = h.deliver(seg(seq: peerISS + 1, ack: localISS + 1001))
+        #expect(h.poll().isEmpty)
+        // A FIN goes out with the remainder.
+        h.connection.shutdownWrite(now: h.now)
+        let out = h.poll()
+        #expect(out.count == 1 && out.first?.payload.count == 500 && out.first?.flags.contains(.fin) == true)
+    }
+
+    @Test func uncorkingSendsThePartialSegmentAtOnce() throws {
+        let h = try ConnectionHarness.established(corked())
+        h.write(testBytes(10))
+        #expect(h.poll().isEmpty)
+        h.connection.setCork(false)
+        #expect(h.poll().map(\.payload) == [testBytes(10)])
+        // Uncorking pushes even past Nagle: a small segment is in flight and another waits.
+        h.connection.setCork(true)
+        h.write(testBytes(20, seed: 1))
+        #expect(h.poll().isEmpty)
+        h.connection.setCork(false)
+        #expect(h.poll().map(\.payload) == [testBytes(20, seed: 1)])
+        // Afterwards Nagle holds small writes again.
+        h.write(testBytes(5, seed: 2))
+        #expect(h.poll().isEmpty)
+    }
+
+    @Test func aCorkedPartialSegmentGoesAfterTwoHundredMilliseconds() throws {
+        let h = try ConnectionHarness.established(corked())
+        let start = h.now
+        h.write(testBytes(100))
+        #expect(h.poll().isEmpty)
+        #expect(h.connection.nextDeadline == start + .milliseconds(200))
+        h.advance(by: .milliseconds(199))
+        #expect(h.poll().isEmpty)
+        let out = h.fireNextDeadline()
+        #expect(h.now == start + .milliseconds(200))
+        #expect(out.map(\.payload) == [testBytes(100)])
+        // Nothing held: the cork timer is off again (only the retransmission timer runs).
+        #expect(h.connection.nextDeadline == h.now + h.connection.retransmissionTimeout)
+    }
+}
+
 @Suite struct KeepAliveTests {
     func keepAliveConfig() -> TCPConfiguration {
         var config = TCPConfiguration()

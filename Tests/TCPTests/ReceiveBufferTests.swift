@@ -31,6 +31,21 @@ extension ReceiveBuffer {
 }
 
 @Suite struct ReceiveBufferTests {
+    @Test func peekCopiesAcrossTheWrapWithoutConsuming() {
+        var buffer = ReceiveBuffer(capacity: 8)
+        defer { buffer.deallocate() }
+        #expect(buffer.write(offset: 0, [1, 2, 3, 4, 5, 6]) == 6)
+        #expect(buffer.read(5) == [1, 2, 3, 4, 5])
+        #expect(buffer.write(offset: 0, [7, 8, 9, 10]) == 4)
+        #expect(buffer.peekReadable().1.count > 0)
+        var out = [UInt8](repeating: 0, count: 4)
+        #expect(out.withUnsafeMutableBytes { buffer.peek(into: $0) } == 4)
+        #expect(out == [6, 7, 8, 9])
+        #expect(buffer.readable == 5)
+        #expect(buffer.read(8) == [6, 7, 8, 9, 10])
+        #expect(out.withUnsafeMutableBytes { buffer.peek(into: $0) } == 0)
+    }
+
     @Test func inOrderWriteAndRead() {
         var buffer = ReceiveBuffer(capacity: 16)
         defer { buffer.deallocate() }

@@ -33,6 +33,9 @@ static inline int mtcp_fd_set_entry(int fd, int32_t value) {
     return 1;
 }
 
+/// The MTCP_* environment entries ("KEY=value", NULL-terminated) as the program started.
+extern char **mtcp_saved_settings;
+
 /// 1 unless MTCP_ENABLE=0 (then every hook passes straight to libc).
 extern int mtcp_enabled;
 
@@ -101,6 +104,8 @@ static inline int mtcp_fd_isset(int fd, const fd_set *set) { return set != NULL 
 static inline void mtcp_fd_set(int fd, fd_set *set) { FD_SET(fd, set); }
 static inline void mtcp_fd_zero(fd_set *set) { FD_ZERO(set); }
 pid_t mtcp_gettid(void);
+/// Blocks every signal in the calling thread (the library's own threads).
+void mtcp_block_all_signals(void);
 /// Starts a detached thread running body(context).
 int mtcp_start_thread(void *(*body)(void *), void *context);
 

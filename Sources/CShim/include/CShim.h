@@ -75,6 +75,7 @@ int mtcp_shim_setsockopt_int(int fd, int level, int name, int value);
 int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_count, unsigned frame_size,
                                 unsigned retire_timeout_ms);
 /// Sets PACKET_VERSION TPACKET_V2 and a PACKET_TX_RING; 0 or -1 with errno.
+int mtcp_shim_packet_rx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 /// Joins fanout `group` with `mode` (PACKET_FANOUT_* | flags); 0 or -1 with errno.
 int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode);
@@ -145,6 +146,20 @@ static inline uint32_t mtcp_shim_v2_frame_status(const void *frame) {
 static inline void mtcp_shim_v2_frame_set_status(void *frame, uint32_t status) {
     __atomic_store_n(&((struct tpacket2_hdr *)frame)->tp_status, status, __ATOMIC_RELEASE);
 }
+/// TPACKET_V2 receive frames: length on the wire, bytes captured, where the Ethernet header
+/// starts, and the packet type from the sockaddr_ll that follows the header.
+static inline uint32_t mtcp_shim_v2_frame_len(const void *frame) { return ((const struct tpacket2_hdr *)frame)->tp_len; }
+static inline uint32_t mtcp_shim_v2_frame_snaplen(const void *frame) {
+    return ((const struct tpacket2_hdr *)frame)->tp_snaplen;
+}
+static inline uint32_t mtcp_shim_v2_frame_mac_offset(const void *frame) {
+    return ((const struct tpacket2_hdr *)frame)->tp_mac;
+}
+static inline uint8_t mtcp_shim_v2_frame_pkttype(const void *frame) {
+    const struct sockaddr_ll *address =
+        (const struct sockaddr_ll *)((const uint8_t *)frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    return address->sll_pkttype;
+}
 /// Sets the frame length and hands the frame to the kernel (TP_STATUS_SEND_REQUEST).
 static inline void mtcp_shim_v2_frame_send_request(void *frame, uint32_t length) {
     struct tpacket2_hdr *h = (struct tpacket2_hdr *)frame;
@@ -160,5 +175,27 @@ int mtcp_shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data
 int mtcp_shim_timerfd_set_ns(int fd, uint64_t initial_ns, uint64_t interval_ns);
 /// Pins the calling thread to one CPU; 0 or -1 with errno.
 int mtcp_shim_pin_to_cpu(int cpu);
+
+// MARK: atomics over shared memory (tables shared by forked processes)
+
+/// Sequentially consistent load of a 32-bit value other processes may change.
+static inline int32_t mtcp_shim_atomic_load_i32(const int32_t *address) {
+    return __atomic_load_n(address, __ATOMIC_SEQ_CST);
+}
+/// Sequentially consistent store.
+static inline void mtcp_shim_atomic_store_i32(int32_t *address, int32_t value) {
+    __atomic_store_n(address, value, __ATOMIC_SEQ_CST);
+}
+/// Replaces `expected` with `desired`; true when it did (the value was `expected`).
+static inline _Bool mtcp_shim_atomic_cas_i32(int32_t *address, int32_t expected, int32_t desired) {
+    return __atomic_compare_exchange_n(address, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+/// Adds `delta`; returns the value before.
+static inline int32_t mtcp_shim_atomic_add_i32(int32_t *address, int32_t delta) {
+    return __atomic_fetch_add(address, delta, __ATOMIC_SEQ_CST);
+}
+/// A zeroed MAP_SHARED|MAP_ANONYMOUS mapping of `length` bytes that fork() children share;
+/// NULL on failure (errno set).
+void *mtcp_shim_map_shared_anonymous(size_t length);
 
 #endif

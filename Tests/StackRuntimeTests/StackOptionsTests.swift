@@ -1,0 +1,216 @@
+import Glibc
+import PacketIO
+import Stack
+import StackRuntime
+import Testing
+import Wire
+
+@Suite struct StackOptionsTests {
+    @Test func defaults() throws {
+        var arguments = ["--iface", "veth0", "--addr", "10.0.0.2"]
+        let options = try StackOptions.parse(&arguments, environment: [:])
+        #expect(arguments.isEmpty)
+        #expect(options.enabled)
+        #expect(options.interface == "veth0")
+        #expect(options.address == IPv4Address(10, 0, 0, 2))
+        #expect(options.prefixLength == 24)
+        #expect(options.gateway == nil)
+        #expect(options.backend == .afpacket)
+        #expect(options.cores == 1)
+        #expect(options.logLevel == .warn)
+        #expect(options.kernelListen)
+        #expect(options.statsPath == nil)
+        #expect(options.configPath == nil)
+    }
+
+    @Test func programArgumentsStayInOrder() throws {
+        var arguments = [
+            "--root", "/www", "--iface", "v", "--port", "80", "--addr", "1.2.3.4/16", "--no-kernel-listen",
+        ]
+        let options = try StackOptions.parse(&arguments, environment: [:])
+        #expect(arguments == ["--root", "/www", "--port", "80"])
+        #expect(options.prefixLength == 16)
+        #expect(!options.kernelListen)
+    }
+
+    @Test func flagsBeatEnvironmentWhichBeatsTheConfigFile() throws {
+        let file = TemporaryFile(
+            """
+            iface = from-file
+            MTCP_ADDR = 10.1.1.1/8
+            cores = 2
+            log = debug
+            stats = /tmp/file-stats
+            """)
+        var arguments = ["--iface", "from-flag", "--log", "error"]
+        let environment = ["MTCP_CONFIG": file.path, "MTCP_IFACE": "from-env", "MTCP_CORES": "3", "MTCP_LOG": "info"]
+        let options = try StackOptions.parse(&arguments, environment: environment)
+        #expect(options.interface == "from-flag")
+        #expect(options.logLevel == .error)
+        #expect(options.cores == 3)
+        #expect(options.address == IPv4Address(10, 1, 1, 1))
+        #expect(options.prefixLength == 8)
+        #expect(options.statsPath == "/tmp/file-stats")
+        #expect(options.configPath == file.path)
+    }
+
+    @Test func configFlagReplacesTheConfigVariable() throws {
+        let chosen = TemporaryFile("iface = chosen\naddr = 10.0.0.9\n")
+        let other = TemporaryFile("iface = other\naddr = 10.0.0.8\n")
+        var arguments = ["--config", chosen.path]
+        let options = try StackOptions.parse(&arguments, environment: ["MTCP_CONFIG": other.path])
+        #expect(options.interface == "chosen")
+        #expect(options.configPath == chosen.path)
+    }
+
+    @Test func fromEnvironmentReadsFileThenVariables() throws {
+        let file = TemporaryFile("iface = veth9\naddr = 192.168.5.2/24\ngateway = 192.168.5.1\nkernel_listen = no\n")
+        let options = try StackOptions.fromEnvironment([
+            "MTCP_CONFIG": file.path, "MTCP_BACKEND": "tap", "MTCP_STATS": "/tmp/s", "MTCP_GATEWAY": "",
+        ])
+        #expect(options.interface == "veth9")
+        #expect(options.gateway == IPv4Address(192, 168, 5, 1))
+        #expect(options.backend == .tap)
+        #expect(!options.kernelListen)
+        #expect(options.statsPath == "/tmp/s")
+    }
+
+    @Test func disabledNeedsNoInterface() throws {
+        let options = try StackOptions.fromEnvironment(["MTCP_ENABLE": "0"])
+        #expect(!options.enabled)
+        #expect {
+            _ = try StackOptions.fromEnvironment([:])
+        } throws: { error in
+            "\(error)".contains("no interface")
+        }
+        #expect {
+            _ = try StackOptions.fromEnvironment(["MTCP_IFACE": "v"])
+        } throws: { error in
+            "\(error)".contains("no address")
+        }
+    }
+
+    @Test func disabledInTheEnvironmentIgnoresEverythingElse() throws {
+        let broken = TemporaryFile("this is not a setting\n")
+        let options = try StackOptions.fromEnvironment([
+            "MTCP_ENABLE": "0", "MTCP_CONFIG": broken.path, "MTCP_LOG": "loud",
+        ])
+        #expect(!options.enabled)
+        // Disabled in the file: the file and the variables are still read and checked.
+        let file = TemporaryFile("enable = 0\nlog = debug\n")
+        #expect(try !StackOptions.fromEnvironment(["MTCP_CONFIG": file.path]).enabled)
+        #expect {
+            _ = try StackOptions.fromEnvironment(["MTCP_CONFIG": file.path, "MTCP_LOG": "loud"])
+        } throws: { error in
+            "\(error)".hasPrefix("MTCP_LOG: bad log level loud")
+        }
+    }
+
+    @Test(arguments: [
+        ("error", StackOptions.LogLevel.error), ("warn", .warn), ("warning", .warn), ("INFO", .info),
+        ("debug", .debug), ("0", .error), ("1", .warn), ("2", .info), ("3", .debug),
+    ])
+    func logLevels(text: String, level: StackOptions.LogLevel) throws {
+        let options = try StackOptions.fromEnvironment([
+            "MTCP_IFACE": "v", "MTCP_ADDR": "10.0.0.2", "MTCP_LOG": text,
+        ])
+        #expect(options.logLevel == level)
+    }
+
+    @Test(arguments: [
+        (["MTCP_LOG": "loud"], "MTCP_LOG: bad log level loud"),
+        (["MTCP_LOG": "4"], "MTCP_LOG: bad log level 4"),
+        (["MTCP_ENABLE": "maybe"], "MTCP_ENABLE: expected 1 or 0"),
+        (["MTCP_KERNEL_LISTEN": "2"], "MTCP_KERNEL_LISTEN: expected 1 or 0"),
+        (["MTCP_BACKEND": "netmap"], "MTCP_BACKEND: backend netmap is not available"),
+        (["MTCP_CORES": "0"], "MTCP_CORES: bad core count 0"),
+        (["MTCP_ADDR": "10.0.0"], "MTCP_ADDR: bad address 10.0.0"),
+    ])
+    func badVariablesNameTheVariable(environment: [String: String], message: String) {
+        #expect {
+            _ = try StackOptions.fromEnvironment(environment)
+        } throws: { error in
+            "\(error)".hasPrefix(message)
+        }
+    }
+
+    @Test func badFlagValuesNameTheFlag() {
+        var arguments = ["--iface", "v", "--addr", "10.0.0.2", "--log", "chatty"]
+        #expect {
+            _ = try StackOptions.parse(&arguments, environment: [:])
+        } throws: { error in
+            "\(error)".hasPrefix("--log: bad log level chatty")
+        }
+        var missing = ["--iface", "v", "--stats"]
+        #expect {
+            _ = try StackOptions.parse(&missing, environment: [:])
+        } throws: { error in
+            "\(error)" == "missing value for --stats"
+        }
+    }
+
+    @Test func badValueInTheFileNamesFileAndLine() {
+        let file = TemporaryFile("# settings\niface = v\n\ncores = lots\n")
+        #expect {
+            _ = try StackOptions.fromEnvironment(["MTCP_CONFIG": file.path])
+        } throws: { error in
+            "\(error)".hasPrefix("\(file.path):4: MTCP_CORES = lots: bad core count lots")
+        }
+    }
+
+    @Test func environmentOverridesABadFileValueOnlyAfterReadingIt() {
+        // The file is checked whole even where the environment would win: a broken file is
+        // reported, not hidden.
+        let file = TemporaryFile("iface = v\naddr = nonsense\n")
+        #expect {
+            _ = try StackOptions.fromEnvironment(["MTCP_CONFIG": file.path, "MTCP_ADDR": "10.0.0.2"])
+        } throws: { error in
+            "\(error)".hasPrefix("\(file.path):2:")
+        }
+    }
+
+    @Test func exportedVariablesGiveTheSameOptionsBack() throws {
+        var arguments = [
+            "--iface", "veth3", "--addr", "10.2.3.4/20", "--gateway", "10.2.0.1", "--backend", "tap", "--cores", "4",
+            "--log", "3", "--stats", "/tmp/counters", "--no-kernel-listen", "--impair-tx", "loss=0.25,seed=9",
+            "--impair-rx", "dup=0.5,delay-us=100",
+        ]
+        let options = try StackOptions.parse(&arguments, environment: [:])
+        var environment: [String: String] = [:]
+        for (name, value) in options.environmentVariables { environment[name] = value }
+        #expect(environment["MTCP_ENABLE"] == "1")
+        #expect(environment["MTCP_ADDR"] == "10.2.3.4/20")
+        #expect(environment["MTCP_LOG"] == "debug")
+        #expect(environment["MTCP_KERNEL_LISTEN"] == "0")
+        let back = try StackOptions.fromEnvironment(environment)
+        #expect(back.interface == options.interface)
+        #expect(back.address == options.address)
+        #expect(back.prefixLength == options.prefixLength)
+        #expect(back.gateway == options.gateway)
+        #expect(back.backend == options.backend)
+        #expect(back.cores == options.cores)
+        #expect(back.logLevel == options.logLevel)
+        #expect(back.kernelListen == options.kernelListen)
+        #expect(back.statsPath == options.statsPath)
+        #expect(back.impairTransmit == options.impairTransmit)
+        #expect(back.impairReceive == options.impairReceive)
+        #expect(back.impairTransmit?.loss == 0.25)
+    }
+
+    @Test func dpdkIsParsedButTheLauncherSaysItIsNotBuilt() throws {
+        var arguments = ["--iface", "0000:01:00.0", "--addr", "10.0.0.2", "--backend", "dpdk"]
+        let options = try StackOptions.parse(&arguments, environment: [:])
+        #expect(options.backend == .dpdk)
+        final class NeverRuns: StackApplication {
+            var ran = false
+            func run<IO: PacketIO>(stack: NetworkStack<IO>, instance: Int, count: Int) { ran = true }
+        }
+        let application = NeverRuns()
+        #expect {
+            try StackLauncher.run(options, application)
+        } throws: { error in
+            "\(error)".hasPrefix("dpdk backend not built in this version")
+        }
+        #expect(!application.ran)
+    }
+}
