@@ -14,12 +14,13 @@ say "servers ($COMPAT_MODE) in $STACK_A_NS at $STACK_A_ADDR; clients ($COMPAT_MO
 on_a() { stack_run "$STACK_A_NS" "$STACK_A_IF" "$STACK_A_ADDR" "$@"; }
 on_b() { stack_run "$STACK_B_NS" "$STACK_B_IF" "$STACK_B_ADDR" "$@"; }
 # A plain kernel probe cannot reach A's stack from B (B's kernel has no address): probe with
-# a client on B's stack.
+# a client on B's stack that closes its connection.
 probe() {
     local port="$1"
     local i
     for ((i = 0; i < 15; i++)); do
-        on_b 4 probe bash -c "exec 3<>/dev/tcp/$STACK_A_ADDR/$port" 2>/dev/null && return 0
+        on_b 4 probe python3 -c "import socket; socket.create_connection(('$STACK_A_ADDR', $port), timeout=3).close()" \
+            2>/dev/null && return 0
         sleep 0.2
     done
     return 1

@@ -3,7 +3,8 @@
 # namespace, and python3's http.server on the stack fetched by the kernel's curl:
 #   curl             small files and 10 MiB from a kernel nginx, byte-exact; a refused connection
 #   wrk              3 s, 20 connections against the kernel nginx: no errors, all 2xx
-#   redis-cli        PING, SET/GET of a random 1 MiB value against a kernel redis-server
+#   redis-cli        PING, SET/GET of a random 1 MiB value against a kernel redis-server;
+#                    bash /dev/tcp (dup2, exit without close): no connection left behind
 #   redis-benchmark  SET, GET, LPUSH, LRANGE_100 against it: no errors
 #   python3 urllib   10 MiB from a kernel python3 http.server, byte-exact; a read timeout fires
 #   python3 http.server on the stack (threads, blocking sockets, poll): kernel curl fetches
@@ -97,6 +98,23 @@ redis_big() {
     same_file "$WORK/value" "$WORK/value.got"
 }
 check "redis-cli (stack) SET -x / GET of a random 1 MiB value, byte-exact" redis_big
+# bash's /dev/tcp: `exec 3<>` moves the socket to descriptor 3 (dup2), and the process then
+# exits without closing it; the kernel's redis must see the connection end.
+bash_dev_tcp() {
+    local out clients
+    out="$(on_stack 20 bash bash -c "exec 3<>/dev/tcp/$PEER_ADDR/6379 && printf 'PING\r\n' >&3 && head -c 7 <&3")"
+    echo "bash read: $out" >&2
+    [[ "$out" == "+PONG"* ]]
+}
+check "bash /dev/tcp (stack; socket dup2'd to fd 3): PING answers +PONG" bash_dev_tcp
+leftover() {
+    local clients
+    clients="$(in_peer 10 redis-cli -h "$PEER_ADDR" -p 6379 CLIENT LIST)"
+    echo "$clients" >&2
+    [[ "$(grep -c . <<<"$clients")" == 1 ]]
+}
+no_leftover() { netns_wait_for 30 leftover || leftover; }
+check "after the stack clients exited, the kernel redis has no connection left from them" no_leftover
 stack_benchmark() {
     local out="$WORK/benchmark.txt" lines test
     on_stack 120 redis-benchmark redis-benchmark -h "$PEER_ADDR" -p 6379 \
