@@ -17,13 +17,15 @@
 int32_t *mtcp_fd_table = NULL;
 int mtcp_enabled = 1;
 
-static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
+// Recursive: code running under the lock (DPDK drivers while a port starts, the Swift
+// runtime) may call a hooked function that takes it again.
+static pthread_mutex_t stack_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 void mtcp_lock(void) { pthread_mutex_lock(&stack_lock); }
 void mtcp_unlock(void) { pthread_mutex_unlock(&stack_lock); }
 int mtcp_trylock(void) { return pthread_mutex_trylock(&stack_lock) == 0; }
 void mtcp_lock_reset(void) {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     stack_lock = fresh;
 }
 

@@ -1,4 +1,5 @@
 import PacketIO
+import PacketIODPDK
 import Wire
 
 /// The link a preloaded process's stack runs on: one concrete type over the backends, so the
@@ -7,6 +8,8 @@ final class PreloadLink: PacketIO {
     enum Backend {
         case ring(AFPacketRing)
         case tap(TAPDevice)
+        /// A DPDK queue: no descriptor to sleep on, so waits are short naps.
+        case dpdk(DPDKQueue, DPDKPort)
     }
 
     let backend: Backend
@@ -17,6 +20,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.macAddress
         case .tap(let io): io.macAddress
+        case .dpdk(let io, _): io.macAddress
         }
     }
 
@@ -24,6 +28,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.mtu
         case .tap(let io): io.mtu
+        case .dpdk(let io, _): io.mtu
         }
     }
 
@@ -31,6 +36,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.waitDescriptor
         case .tap(let io): io.waitDescriptor
+        case .dpdk(let io, _): io.waitDescriptor
         }
     }
 
@@ -38,6 +44,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.statistics
         case .tap(let io): io.statistics
+        case .dpdk(let io, _): io.statistics
         }
     }
 
@@ -45,6 +52,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.receive(limit: limit, body)
         case .tap(let io): io.receive(limit: limit, body)
+        case .dpdk(let io, _): io.receive(limit: limit, body)
         }
     }
 
@@ -52,6 +60,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.nextTransmitBuffer()
         case .tap(let io): io.nextTransmitBuffer()
+        case .dpdk(let io, _): io.nextTransmitBuffer()
         }
     }
 
@@ -59,6 +68,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.commitTransmit(length: length)
         case .tap(let io): io.commitTransmit(length: length)
+        case .dpdk(let io, _): io.commitTransmit(length: length)
         }
     }
 
@@ -66,6 +76,7 @@ final class PreloadLink: PacketIO {
         switch backend {
         case .ring(let io): io.flush()
         case .tap(let io): io.flush()
+        case .dpdk(let io, _): io.flush()
         }
     }
 }

@@ -415,7 +415,7 @@ extension NetworkStack {
     public func close(_ id: Int32) throws(Errno) {
         let i = try socketIndex(id)
         let socket = sockets.slots[i]!
-        for epfd in socket.watchers { epolls[Int(epfd)]?.forget(id) }
+        for epfd in sockets.watchers[i] { epolls[Int(epfd)]?.forget(id) }
         if socket.phase == .listening {
             endpoint.stopListening(port: socket.localPort, now: clock())
             if listenerByPort[socket.localPort] == id { listenerByPort.removeValue(forKey: socket.localPort) }

@@ -40,8 +40,8 @@ public enum StackLauncher {
             }
             try launch(queues, options, application)
         case .dpdk:
-            // Accepted by the parser so configurations can name it; the backend comes later.
-            throw OptionsError("dpdk backend not built in this version (use afpacket or tap)")
+            let port = try DPDKBackend.open(options)
+            try launch(port.queues, options, application)
         }
     }
 
