@@ -104,6 +104,18 @@ step_capi() {
         bash "$ROOT/tests/capi/test-capi.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# Debian's own programs (nginx, redis and its test suite, curl, wrk, python3) on the stack
+# through the preload library (needs root; about 15 minutes). MTCP_SKIP_COMPAT=1 skips it.
+step_compat() {
+    if [[ "${MTCP_SKIP_COMPAT:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_COMPAT=1)"
+        return 0
+    fi
+    swift build -c "$CONFIGURATION" --product mtcp-preload </dev/null
+    COMPAT_PRELOAD="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)/libmtcp-preload.so" \
+        bash "$ROOT/compat-tests/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 STEPS=(
     "dependencies:step_dependencies"
     "format lint:step_format_lint"
@@ -114,6 +126,7 @@ STEPS=(
     "dpdk backend over a veth:step_dpdk"
     "mTCP C API examples against the kernel:step_capi"
     "preload library against the kernel:step_preload"
+    "compatibility: unmodified programs under the preload library:step_compat"
 )
 
 for entry in "${STEPS[@]}"; do
@@ -125,7 +138,7 @@ done
 # Swift Testing ends with "Test run with N tests ... passed"; XCTest with "Executed N tests".
 passed="$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$TEST_LOG" | tail -n 1)"
 xctest="$(sed -n 's/.*Executed \([0-9][0-9]*\) tests\{0,1\}, with 0 failures.*/\1/p' "$TEST_LOG" | tail -n 1)"
-# The interop and preload scripts end with "N passed, N failed" lines of their own.
+# The interop and preload scripts and compat-tests end with "N passed, N failed" lines of their own.
 interop="$(sed -n 's/^\(.* \)\{0,1\}\([0-9][0-9]*\) passed, 0 failed$/\2/p' "$INTEROP_LOG" | awk '{s += $1} END {print s + 0}')"
 total=$((${passed:-0} + ${xctest:-0} + ${interop:-0}))
 if ((total == 0)); then
