@@ -64,8 +64,18 @@ int mtcp_shim_tun_set_iff(int fd, const char *name, int flags, char *actual_name
     return 0;
 }
 
+int mtcp_shim_private_fd_floor = 0;
+
+int mtcp_shim_move_to_private_range(int fd) {
+    if (fd < 0 || mtcp_shim_private_fd_floor <= 0 || fd >= mtcp_shim_private_fd_floor) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, mtcp_shim_private_fd_floor);
+    if (moved < 0) return fd;
+    close(fd);
+    return moved;
+}
+
 int mtcp_shim_packet_socket(int protocol) {
-    return socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons((uint16_t)protocol));
+    return mtcp_shim_move_to_private_range(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons((uint16_t)protocol)));
 }
 
 int mtcp_shim_packet_bind(int fd, int ifindex, int protocol) {

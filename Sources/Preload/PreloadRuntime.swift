@@ -60,7 +60,7 @@ final class PreloadRuntime {
     var preopenedSockets: (receive: Int32, transmit: Int32)?
     /// The shared port claims table (kept across fork).
     var claimsTable: UnsafeMutableRawPointer?
-    var statisticsRegistered = false
+    var exitHandlerRegistered = false
 
     init(options: StackOptions?, log: PreloadLog) {
         self.options = options
@@ -123,6 +123,7 @@ final class PreloadRuntime {
             )
             return false
         }
+        mtcp_set_private_fd_floor()
         let link: SelectedLink
         do {
             switch options.backend {
@@ -143,7 +144,8 @@ final class PreloadRuntime {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
             return false
         }
-        anchor = mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        anchor = mtcp_move_private(
+            mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
         guard anchor >= 0 else {
             log.error("cannot create the placeholder socket (errno \(mtcp_errno())); every socket uses the kernel")
             return false
@@ -166,9 +168,9 @@ final class PreloadRuntime {
         if options.cores > 1 {
             logOnce("cores", "MTCP_CORES=\(options.cores): the preload library runs one stack instance per process")
         }
-        if !statisticsRegistered {
-            statisticsRegistered = true
-            Self.registerStatisticsAtExit()
+        if !exitHandlerRegistered {
+            exitHandlerRegistered = true
+            Self.registerExitHandler()
         }
         return true
     }
@@ -361,9 +363,28 @@ struct SignalTarget {
 extension PreloadRuntime {
     /// MTCP_STATS=PREFIX: at exit each process that ran a stack writes its counters to
     /// PREFIX.PID (one line of key=value pairs).
-    static func registerStatisticsAtExit() {
-        guard current?.options?.statsPath != nil else { return }
-        atexit { PreloadRuntime.current?.writeStatistics() }
+    /// At exit the kernel closes a process's sockets (FIN, or RST with unread data); the
+    /// library does the same for stack sockets, then writes MTCP_STATS.
+    static func registerExitHandler() {
+        atexit {
+            guard let runtime = PreloadRuntime.current else { return }
+            mtcp_lock()
+            runtime.closeEverythingAtExit()
+            mtcp_unlock()
+            runtime.writeStatistics()
+        }
+    }
+
+    /// Closes every stack socket this process owns and sends what that produces (lock held).
+    func closeEverythingAtExit() {
+        guard let stack else { return }
+        for r in records.indices {
+            guard let record = records[r], !record.inherited else { continue }
+            try? stack.close(record.stackID)
+            records[r]!.inherited = true
+        }
+        // A few rounds: the FINs leave, and ACKs still owed go with them.
+        for _ in 0..<3 { drive() }
     }
 
     func writeStatistics() {

@@ -67,6 +67,13 @@ int mtcp_shim_tun_set_iff(int fd, const char *name, int flags, char *actual_name
 
 /// socket(AF_PACKET, SOCK_RAW, htons(protocol)); protocol in host order (0: receive nothing).
 int mtcp_shim_packet_socket(int protocol);
+/// Where descriptors the stack makes for itself go (0: anywhere). A library living inside
+/// another program sets it high, so the program's own fd numbers (dup2 onto 3, a shell's
+/// `exec 3<>`) never land on them.
+extern int mtcp_shim_private_fd_floor;
+/// Moves `fd` to the lowest free number at or above the floor (close-on-exec); `fd` itself
+/// when there is no floor or the move fails.
+int mtcp_shim_move_to_private_range(int fd);
 /// Binds a packet socket to an interface and protocol (host order); 0 or -1 with errno.
 int mtcp_shim_packet_bind(int fd, int ifindex, int protocol);
 /// setsockopt(fd, level, name, &value, sizeof(int)); 0 or -1 with errno.
