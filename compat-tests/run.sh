@@ -54,6 +54,12 @@ LOGS="$(mktemp -d /tmp/mtcp-compat-logs.XXXXXX)"
 if [[ "${COMPAT_KEEP:-0}" != 1 ]]; then trap 'rm -rf "$LOGS"' EXIT; fi
 
 selected=("$@")
+for name in "${selected[@]}"; do
+    if [[ " ${ALL[*]%%:*} " != *" $name "* ]]; then
+        echo "compat-tests: no test '$name' (tests: ${ALL[*]%%:*})" >&2
+        exit 2
+    fi
+done
 passed=0
 failed=0
 failed_tests=()

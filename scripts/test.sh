@@ -105,7 +105,7 @@ step_capi() {
 }
 
 # Debian's own programs (nginx, redis and its test suite, curl, wrk, python3) on the stack
-# through the preload library (needs root; about 15 minutes). MTCP_SKIP_COMPAT=1 skips it.
+# through the preload library (needs root; about 6 minutes). MTCP_SKIP_COMPAT=1 skips it.
 step_compat() {
     if [[ "${MTCP_SKIP_COMPAT:-0}" == 1 ]]; then
         echo "skipped (MTCP_SKIP_COMPAT=1)"
