@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "PacketIODPDK", dependencies: ["CDPDK", "PacketIO", "Wire"], swiftSettings: hotPath),
         .target(name: "Simulation", dependencies: ["Wire", "TCP"]),
-        .target(name: "Stack", dependencies: ["Wire", "TCP", "PacketIO"], swiftSettings: hotPath),
+        .target(name: "Stack", dependencies: ["Wire", "TCP", "CShim", "PacketIO"], swiftSettings: hotPath),
         .target(
             name: "StackRuntime", dependencies: ["Stack", "PacketIO", "PacketIODPDK", "TCP", "Wire"],
             swiftSettings: example),
@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
         .testTarget(name: "PacketIODPDKTests", dependencies: ["PacketIODPDK", "PacketIO"]),
-        .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire"]),
+        .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire", "CShim"]),
         .testTarget(
             name: "StackRuntimeTests", dependencies: ["StackRuntime", "Stack", "PacketIO", "PacketIODPDK", "Wire"]),
     ]

@@ -125,8 +125,13 @@ public final class AFPacketRing: PacketIO {
         sockets.rxMapping = (rxRing, rxLength)
         try Self.check(mtcp_shim_packet_bind(rx, index, ETH_P_ALL), "bind(rx)")
         if let group = fanoutGroup {
-            let mode = UInt16(PACKET_FANOUT_HASH) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
-            try Self.check(mtcp_shim_packet_fanout(rx, group, mode), "setsockopt(PACKET_FANOUT)")
+            switch configuration.fanoutSteering {
+            case .flowHash:
+                let mode = UInt16(PACKET_FANOUT_HASH) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
+                try Self.check(mtcp_shim_packet_fanout(rx, group, mode), "setsockopt(PACKET_FANOUT)")
+            case .portSum:
+                try Self.check(mtcp_shim_packet_fanout_port_sum(rx, group), "setsockopt(PACKET_FANOUT cBPF)")
+            }
         }
 
         if sockets.tx < 0 { sockets.tx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)") }

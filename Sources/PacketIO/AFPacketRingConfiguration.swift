@@ -1,4 +1,10 @@
 extension AFPacketRing {
+    /// How frames are spread over a fanout group's members.
+    public enum FanoutSteering: String, Sendable, Hashable {
+        case flowHash
+        case portSum
+    }
+
     /// TPACKET_V3 blocks or TPACKET_V2 frames on receive.
     public enum ReceiveMode: String, Sendable, Hashable {
         case blocks
@@ -21,6 +27,11 @@ extension AFPacketRing {
         /// once: the choice for request/response traffic). Frames larger than the V2 frame
         /// slot (MTU-sized) are counted as receive drops.
         public var receiveMode = ReceiveMode.frames
+        /// How a fanout group spreads frames over its members: the kernel's flow hash, or the
+        /// sum of the TCP ports modulo the member count (`.portSum`), which the stack can
+        /// steer: it picks source ports whose replies come back to the member that opened
+        /// the connection. Members join in order (the first is member 0).
+        public var fanoutSteering = FanoutSteering.flowHash
         /// Frame slots in a `.frames` receive ring.
         public var receiveFrameCount = 4096
         /// Frames in the transmit ring (rounded up to whole blocks).

@@ -86,6 +86,14 @@ int mtcp_shim_packet_rx_ring_v2(int fd, unsigned block_size, unsigned block_coun
 int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 /// Joins fanout `group` with `mode` (PACKET_FANOUT_* | flags); 0 or -1 with errno.
 int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode);
+/// Joins fanout `group` steered by a classic BPF program: member mtcp_shim_port_mix(source
+/// port, destination port) mod members for IPv4 TCP, member 0 for everything else.
+int mtcp_shim_packet_fanout_port_sum(int fd, uint16_t group);
+#define MTCP_PORT_MIX_MULTIPLIER 40503u
+/// The steering value of a TCP flow's ports (symmetric), as the fanout program computes it.
+static inline uint32_t mtcp_shim_port_mix(uint16_t a, uint16_t b) {
+    return (((uint32_t)(a ^ b)) * MTCP_PORT_MIX_MULTIPLIER) >> 16;
+}
 /// Reads and resets PACKET_STATISTICS of a TPACKET_V3 socket; 0 or -1 with errno.
 int mtcp_shim_packet_statistics_v3(int fd, uint32_t *packets, uint32_t *drops);
 /// Kicks a TX ring: send(fd, NULL, 0, MSG_DONTWAIT). Returns bytes queued or -1 with errno.
