@@ -7,9 +7,7 @@
 #
 # Repeated runs are fast: apt is not touched when every package is already installed.
 
-# Every Debian package the project needs, in one list. Later work adds here: iproute2 ethtool
-# (veth set-up), nginx redis-server redis-tools wrk curl (compatibility tests and benchmarks),
-# libdpdk-dev libnuma-dev (the DPDK backend).
+# Every Debian package the project needs, in one list.
 MTCP_APT_PACKAGES=(
     # C toolchain: the Swift driver links with the system's crt files, libgcc and libstdc++.
     gcc libc6-dev libgcc-12-dev libstdc++-12-dev binutils
@@ -23,6 +21,14 @@ MTCP_APT_PACKAGES=(
     iproute2 ethtool libbpf-dev bpftool iputils-ping netcat-openbsd
     # Kernel-side peers of the interop tests: curl and nginx, and python3 for tcpcheck.py.
     curl nginx python3
+    # Compatibility tests (compat-tests/): Debian's own programs under the preload library,
+    # redis's test suite (Tcl; its source comes with `apt-get source`, which needs dpkg-dev),
+    # ps for the checks on forked children.
+    redis-server redis-tools wrk tcl dpkg-dev procps
+    # The DPDK backend (Debian's DPDK 22.11; its drivers, net_af_packet and net_tap among them,
+    # come with libdpdk-dev). Package.swift builds it only when these headers are there, so it
+    # must be installed before the first build (a build without them runs everything else).
+    libdpdk-dev libnuma-dev
 )
 
 # The Swift release the package is written for (InlineArray, typed throws, `swift format`).

@@ -78,6 +78,44 @@ step_preload() {
         bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# The dpdk backend over a veth with no NIC (EAL --no-huge --no-pci, net_af_packet and net_tap).
+# MTCP_SKIP_DPDK=1 skips it; so does a build without libdpdk-dev, which says so.
+step_dpdk() {
+    if [[ "${MTCP_SKIP_DPDK:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_DPDK=1)"
+        return 0
+    fi
+    if [[ ! -f /usr/include/dpdk/rte_ethdev.h ]]; then
+        echo "test.sh: libdpdk-dev is missing, so the dpdk backend was not built (install it or set MTCP_SKIP_DPDK=1)" >&2
+        return 1
+    fi
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+        bash "$ROOT/tests/interop/test-dpdk.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
+# mTCP's C API: the C examples built against shim/include and libmtcp.so, against the kernel
+# over a veth (MTCP_SKIP_CAPI=1 skips).
+step_capi() {
+    if [[ "${MTCP_SKIP_CAPI:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_CAPI=1)"
+        return 0
+    fi
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+        bash "$ROOT/tests/capi/test-capi.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
+# Debian's own programs (nginx, redis and its test suite, curl, wrk, python3) on the stack
+# through the preload library (needs root; about 6 minutes). MTCP_SKIP_COMPAT=1 skips it.
+step_compat() {
+    if [[ "${MTCP_SKIP_COMPAT:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_COMPAT=1)"
+        return 0
+    fi
+    swift build -c "$CONFIGURATION" --product mtcp-preload </dev/null
+    COMPAT_PRELOAD="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)/libmtcp-preload.so" \
+        bash "$ROOT/compat-tests/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 # The benchmark harness on its tiniest setting: proves it runs, measures nothing
 # (MTCP_SKIP_BENCH=1 skips; the real run is `bash bench/run.sh`).
 step_bench_quick() {
@@ -95,7 +133,10 @@ STEPS=(
     "unit tests ($CONFIGURATION):step_unit_tests"
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
+    "dpdk backend over a veth:step_dpdk"
+    "mTCP C API examples against the kernel:step_capi"
     "preload library against the kernel:step_preload"
+    "compatibility: unmodified programs under the preload library:step_compat"
     "bench --quick:step_bench_quick"
 )
 
@@ -108,7 +149,7 @@ done
 # Swift Testing ends with "Test run with N tests ... passed"; XCTest with "Executed N tests".
 passed="$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*passed.*/\1/p' "$TEST_LOG" | tail -n 1)"
 xctest="$(sed -n 's/.*Executed \([0-9][0-9]*\) tests\{0,1\}, with 0 failures.*/\1/p' "$TEST_LOG" | tail -n 1)"
-# The interop and preload scripts end with "N passed, N failed" lines of their own.
+# The interop and preload scripts and compat-tests end with "N passed, N failed" lines of their own.
 interop="$(sed -n 's/^\(.* \)\{0,1\}\([0-9][0-9]*\) passed, 0 failed$/\2/p' "$INTEROP_LOG" | awk '{s += $1} END {print s + 0}')"
 total=$((${passed:-0} + ${xctest:-0} + ${interop:-0}))
 if ((total == 0)); then

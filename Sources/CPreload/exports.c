@@ -10,13 +10,18 @@
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
+static inline int dispatch_fcntl(int fd, int command, uintptr_t argument) {
+    if (mtcp_fd_entry(fd) == 0) return mtcp_real_fcntl(fd, command, argument);
+    return mtcp_preload_fcntl(fd, command, argument);
+}
+
+// Every fcntl command takes at most one argument, an int or a pointer: read it as a word.
 int fcntl(int fd, int command, ...) {
     va_list arguments;
     va_start(arguments, command);
     uintptr_t argument = va_arg(arguments, uintptr_t);
     va_end(arguments);
-    if (mtcp_fd_entry(fd) == 0) return mtcp_real_fcntl(fd, command, argument);
-    return mtcp_preload_fcntl(fd, command, argument);
+    return dispatch_fcntl(fd, command, argument);
 }
 
 int fcntl64(int fd, int command, ...) {
@@ -24,8 +29,7 @@ int fcntl64(int fd, int command, ...) {
     va_start(arguments, command);
     uintptr_t argument = va_arg(arguments, uintptr_t);
     va_end(arguments);
-    if (mtcp_fd_entry(fd) == 0) return mtcp_real_fcntl(fd, command, argument);
-    return mtcp_preload_fcntl(fd, command, argument);
+    return dispatch_fcntl(fd, command, argument);
 }
 
 int ioctl(int fd, unsigned long request, ...) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,13 +18,15 @@
 int32_t *mtcp_fd_table = NULL;
 int mtcp_enabled = 1;
 
-static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
+// Recursive: code running under the lock (DPDK drivers while a port starts, the Swift
+// runtime) may call a hooked function that takes it again.
+static pthread_mutex_t stack_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 void mtcp_lock(void) { pthread_mutex_lock(&stack_lock); }
 void mtcp_unlock(void) { pthread_mutex_unlock(&stack_lock); }
 int mtcp_trylock(void) { return pthread_mutex_trylock(&stack_lock) == 0; }
 void mtcp_lock_reset(void) {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     stack_lock = fresh;
 }
 
@@ -132,7 +135,23 @@ int mtcp_real_pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct times
 }
 pid_t mtcp_real_fork(void) { return get_fork()(); }
 
-int mtcp_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+int mtcp_eventfd(void) { return mtcp_move_private(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)); }
+
+extern int mtcp_shim_private_fd_floor;
+extern int mtcp_shim_move_to_private_range(int fd);
+
+int mtcp_move_private(int fd) { return mtcp_shim_move_to_private_range(fd); }
+
+void mtcp_set_private_fd_floor(void) {
+    // The upper part of the program's descriptor range: far from the low numbers programs
+    // pick themselves, below the limit so the kernel accepts them.
+    struct rlimit limit;
+    int floor = 768;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > 64) {
+        floor = (int)(limit.rlim_cur > 1024 ? limit.rlim_cur - 256 : limit.rlim_cur * 3 / 4);
+    }
+    mtcp_shim_private_fd_floor = floor;
+}
 
 int mtcp_epoll_add_tagged(int epfd, int fd, uint32_t events, uint64_t tag) {
     struct epoll_event event;

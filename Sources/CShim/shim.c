@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <linux/filter.h>
 
 int mtcp_shim_set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL, 0);
@@ -64,8 +65,18 @@ int mtcp_shim_tun_set_iff(int fd, const char *name, int flags, char *actual_name
     return 0;
 }
 
+int mtcp_shim_private_fd_floor = 0;
+
+int mtcp_shim_move_to_private_range(int fd) {
+    if (fd < 0 || mtcp_shim_private_fd_floor <= 0 || fd >= mtcp_shim_private_fd_floor) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, mtcp_shim_private_fd_floor);
+    if (moved < 0) return fd;
+    close(fd);
+    return moved;
+}
+
 int mtcp_shim_packet_socket(int protocol) {
-    return socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons((uint16_t)protocol));
+    return mtcp_shim_move_to_private_range(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons((uint16_t)protocol)));
 }
 
 int mtcp_shim_packet_bind(int fd, int ifindex, int protocol) {
@@ -95,6 +106,17 @@ int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_coun
     return setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req));
 }
 
+int mtcp_shim_packet_rx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size) {
+    if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2) < 0) return -1;
+    struct tpacket_req req;
+    memset(&req, 0, sizeof(req));
+    req.tp_block_size = block_size;
+    req.tp_block_nr = block_count;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = (block_size / frame_size) * block_count;
+    return setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req));
+}
+
 int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size) {
     if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2) < 0) return -1;
     struct tpacket_req req;
@@ -104,6 +126,37 @@ int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_coun
     req.tp_frame_size = frame_size;
     req.tp_frame_nr = (block_size / frame_size) * block_count;
     return setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req));
+}
+
+int mtcp_shim_packet_fanout_port_sum(int fd, uint16_t group) {
+    // Classic BPF choosing the group member for IPv4 TCP: ((source port ^ destination port) *
+    // multiplier) >> 16, which the kernel takes modulo the member count; anything else goes
+    // to member 0. It is the same in both directions, the multiply mixes every port bit into
+    // the result (Linux's connect() steps ports by 2, so a plain sum would not spread), and a
+    // program can pick a local port that lands its replies on the member of its choice, which
+    // no kernel flow hash allows (mtcp_shim_port_mix computes the same value).
+    // Fanout runs the program on the packet as the stack receives it: loads are relative to
+    // the network header, and the EtherType comes from the ancillary protocol field.
+    struct sock_filter code[] = {
+        {0x28, 0, 0, SKF_AD_OFF + SKF_AD_PROTOCOL}, // ldh proto           EtherType
+        {0x15, 0, 11, 0x0800},                      // jeq #IPv4, else -> ret #0
+        {0x30, 0, 0, 9},                            // ldb [9]             IP protocol
+        {0x15, 0, 9, 6},                            // jeq #TCP, else -> ret #0
+        {0xb1, 0, 0, 0},                            // ldxb 4*([0]&0xf)    X = IP header length
+        {0x48, 0, 0, 0},                            // ldh [x+0]           source port
+        {0x02, 0, 0, 0},                            // st M[0]
+        {0x48, 0, 0, 2},                            // ldh [x+2]           destination port
+        {0x61, 0, 0, 0},                            // ldx M[0]
+        {0xac, 0, 0, 0},                            // xor x
+        {0x24, 0, 0, MTCP_PORT_MIX_MULTIPLIER},     // mul #multiplier
+        {0x74, 0, 0, 16},                           // rsh #16
+        {0x16, 0, 0, 0},                            // ret a
+        {0x06, 0, 0, 0},                            // ret #0
+    };
+    struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_FANOUT, (int)((uint32_t)group | ((uint32_t)PACKET_FANOUT_CBPF << 16))) < 0)
+        return -1;
+    return setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &program, sizeof(program));
 }
 
 int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode) {

@@ -9,7 +9,7 @@ import StackRuntime
 
 let usage = """
     usage: mtcp-run [--iface IF] [--addr A/N] [--gateway G] [--backend afpacket|tap|dpdk] [--cores N]
-                    [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
+                    [--dpdk-args "EAL ARGUMENTS"] [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                     [--impair|--impair-tx|--impair-rx SPEC] -- COMMAND [ARGS...]
 
     Runs COMMAND with libmtcp-preload.so, so that its TCP sockets use the user-level stack.

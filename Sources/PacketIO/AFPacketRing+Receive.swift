@@ -1,9 +1,35 @@
 import CShim
 
 extension AFPacketRing {
-    /// Walks retired blocks frame by frame; a block goes back to the kernel as soon as its
-    /// last frame has been handed over (at the latest at the end of the burst).
+    /// Hands over ready frames, oldest first.
     public func receive(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
+        switch receiveMode {
+        case .frames: receiveFrames(limit: limit, body)
+        case .blocks: receiveBlocks(limit: limit, body)
+        }
+    }
+
+    /// `.frames`: each slot the kernel marked TP_STATUS_USER, handed back right after use.
+    func receiveFrames(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
+        var delivered = 0
+        while delivered < limit {
+            let frame = rxRing + rxFrameIndex * rxFrameSize
+            let status = mtcp_shim_v2_frame_status(frame)
+            guard status & UInt32(TP_STATUS_USER) != 0 else { break }
+            let ok = deliver(
+                frame, pkttype: mtcp_shim_v2_frame_pkttype(frame), snaplen: mtcp_shim_v2_frame_snaplen(frame),
+                length: mtcp_shim_v2_frame_len(frame), macOffset: mtcp_shim_v2_frame_mac_offset(frame),
+                status: status, body)
+            if ok { delivered += 1 }
+            mtcp_shim_v2_frame_set_status(frame, UInt32(TP_STATUS_KERNEL))
+            rxFrameIndex = rxFrameIndex + 1 == rxFrameCount ? 0 : rxFrameIndex + 1
+        }
+        return delivered
+    }
+
+    /// `.blocks`: walks retired blocks frame by frame; a block goes back to the kernel as soon
+    /// as its last frame has been handed over (at the latest at the end of the burst).
+    func receiveBlocks(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         var delivered = 0
         while delivered < limit {
             if framesLeftInBlock == 0 {
@@ -18,7 +44,11 @@ extension AFPacketRing {
             let frame = nextFrame
             framesLeftInBlock -= 1
             nextFrame = frame + Int(mtcp_shim_v3_frame_next_offset(frame))
-            if deliver(frame, body) { delivered += 1 }
+            let ok = deliver(
+                frame, pkttype: mtcp_shim_v3_frame_pkttype(frame), snaplen: mtcp_shim_v3_frame_snaplen(frame),
+                length: mtcp_shim_v3_frame_len(frame), macOffset: mtcp_shim_v3_frame_mac_offset(frame),
+                status: mtcp_shim_v3_frame_status(frame), body)
+            if ok { delivered += 1 }
         }
         if blockHeld && framesLeftInBlock == 0 { releaseBlock() }
         return delivered
@@ -26,19 +56,22 @@ extension AFPacketRing {
 
     /// Hands one ring frame to `body` unless it is our own outgoing frame or truncated.
     @inline(__always)
-    func deliver(_ frame: UnsafeMutableRawPointer, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
-        if mtcp_shim_v3_frame_pkttype(frame) == UInt8(PACKET_OUTGOING) {
+    func deliver(
+        _ frame: UnsafeMutableRawPointer, pkttype: UInt8, snaplen: UInt32, length: UInt32, macOffset: UInt32,
+        status: UInt32, _ body: (UnsafeRawBufferPointer) -> Void
+    ) -> Bool {
+        if pkttype == UInt8(PACKET_OUTGOING) {
             outgoingSkipped += 1
             return false
         }
-        let captured = Int(mtcp_shim_v3_frame_snaplen(frame))
-        guard captured == Int(mtcp_shim_v3_frame_len(frame)) else {
-            // Larger than a block can hold: the tail is gone.
+        let captured = Int(snaplen)
+        guard captured == Int(length) else {
+            // Larger than a slot or block can hold: the tail is gone.
             counters.receiveDrops += 1
             return false
         }
-        let data = frame + Int(mtcp_shim_v3_frame_mac_offset(frame))
-        if completeChecksums && mtcp_shim_v3_frame_status(frame) & UInt32(TP_STATUS_CSUMNOTREADY) != 0 {
+        let data = frame + Int(macOffset)
+        if completeChecksums && status & UInt32(TP_STATUS_CSUMNOTREADY) != 0 {
             if OffloadChecksum.completeIPv4(frame: UnsafeMutableRawBufferPointer(start: data, count: captured)) {
                 checksumsCompleted += 1
             }

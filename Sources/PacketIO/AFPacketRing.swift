@@ -4,9 +4,11 @@ import Wire
 
 /// Frame I/O on one Linux interface through AF_PACKET memory-mapped rings.
 ///
-/// Receive: a TPACKET_V3 ring of large blocks the kernel fills and retires (after the
-/// configured timeout at the latest); `receive` walks the frames of each retired block and
-/// hands the block back once it is consumed. Transmit: a second socket with a TPACKET_V2
+/// Receive, in one of two modes: a TPACKET_V2 ring of MTU-sized frame slots, each visible
+/// (and waking a sleeping reader) as soon as the kernel has copied it — the default, for
+/// request/response latency; or a TPACKET_V3 ring of large blocks the kernel fills and
+/// retires (after the configured timeout at the latest), whose frames `receive` walks before
+/// handing the block back — fewer wake-ups for bulk traffic, up to the timeout of latency. Transmit: a second socket with a TPACKET_V2
 /// ring, bound to protocol 0 so it receives nothing. A separate socket because the packet
 /// version is per socket, V3 gives no benefit for TX (its TX ring is fixed frames like V2),
 /// and keeping TX off the RX socket lets it bypass the qdisc without affecting receive.
@@ -29,7 +31,7 @@ public final class AFPacketRing: PacketIO {
     public let interface: String
     /// The kernel's index for the interface.
     public let interfaceIndex: Int32
-    /// The receive socket: readable (POLLIN) when a block is ready.
+    /// The receive socket: readable (POLLIN) when a frame (or a block) is ready.
     public var waitDescriptor: Int32 { rxSocket }
     /// Counters, with the kernel's receive drops (PACKET_STATISTICS) folded in when read.
     public var statistics: PacketIOStatistics {
@@ -46,6 +48,12 @@ public final class AFPacketRing: PacketIO {
     let rxRing: UnsafeMutableRawPointer
     let blockSize: Int
     let blockCount: Int
+    let receiveMode: ReceiveMode
+    let rxLength: Int
+    /// `.frames` mode: slot size and count, and the next slot to look at.
+    let rxFrameSize: Int
+    let rxFrameCount: Int
+    var rxFrameIndex = 0
     let txRing: UnsafeMutableRawPointer
     let txFrameSize: Int
     let txFrameCount: Int
@@ -86,11 +94,29 @@ public final class AFPacketRing: PacketIO {
         let mtu = try InterfaceQuery.mtu(socket: rx, interface: interface)
         let mac = try InterfaceQuery.hardwareAddress(socket: rx, interface: interface)
 
-        let rxLength = configuration.blockSize * configuration.blockCount
-        try Self.check(
-            mtcp_shim_packet_rx_ring_v3(
-                rx, UInt32(configuration.blockSize), UInt32(configuration.blockCount), 2048,
-                UInt32(configuration.retireTimeoutMilliseconds)), "setsockopt(PACKET_RX_RING)")
+        let rxLength: Int
+        var rxFrameSize = 0
+        var rxFrameCount = 0
+        switch configuration.receiveMode {
+        case .blocks:
+            rxLength = configuration.blockSize * configuration.blockCount
+            try Self.check(
+                mtcp_shim_packet_rx_ring_v3(
+                    rx, UInt32(configuration.blockSize), UInt32(configuration.blockCount), 2048,
+                    UInt32(configuration.retireTimeoutMilliseconds)), "setsockopt(PACKET_RX_RING)")
+        case .frames:
+            // A slot holds the V2 header, the sockaddr_ll, alignment padding and one frame.
+            rxFrameSize = 2048
+            while rxFrameSize < mtu + 14 + 128 { rxFrameSize <<= 1 }
+            let framesPerBlock = max(1, (1 << 16) / rxFrameSize)
+            let blockBytes = framesPerBlock * rxFrameSize
+            let blocks = (configuration.receiveFrameCount + framesPerBlock - 1) / framesPerBlock
+            rxFrameCount = blocks * framesPerBlock
+            rxLength = blockBytes * blocks
+            try Self.check(
+                mtcp_shim_packet_rx_ring_v2(rx, UInt32(blockBytes), UInt32(blocks), UInt32(rxFrameSize)),
+                "setsockopt(PACKET_RX_RING)")
+        }
         // Older kernels lack PACKET_IGNORE_OUTGOING; the per-frame pkttype check covers them.
         _ = mtcp_shim_setsockopt_int(rx, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         guard let rxRing = mtcp_shim_mmap_shared(rx, rxLength, MAP_POPULATE) else {
@@ -99,8 +125,13 @@ public final class AFPacketRing: PacketIO {
         sockets.rxMapping = (rxRing, rxLength)
         try Self.check(mtcp_shim_packet_bind(rx, index, ETH_P_ALL), "bind(rx)")
         if let group = fanoutGroup {
-            let mode = UInt16(PACKET_FANOUT_HASH) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
-            try Self.check(mtcp_shim_packet_fanout(rx, group, mode), "setsockopt(PACKET_FANOUT)")
+            switch configuration.fanoutSteering {
+            case .flowHash:
+                let mode = UInt16(PACKET_FANOUT_HASH) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
+                try Self.check(mtcp_shim_packet_fanout(rx, group, mode), "setsockopt(PACKET_FANOUT)")
+            case .portSum:
+                try Self.check(mtcp_shim_packet_fanout_port_sum(rx, group), "setsockopt(PACKET_FANOUT cBPF)")
+            }
         }
 
         if sockets.tx < 0 { sockets.tx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)") }
@@ -135,6 +166,10 @@ public final class AFPacketRing: PacketIO {
         self.rxRing = rxRing
         self.blockSize = configuration.blockSize
         self.blockCount = configuration.blockCount
+        self.receiveMode = configuration.receiveMode
+        self.rxLength = rxLength
+        self.rxFrameSize = rxFrameSize
+        self.rxFrameCount = rxFrameCount
         self.txRing = txRing
         self.txFrameSize = frameSize
         self.txFrameCount = framesPerBlock * txBlocks
@@ -157,7 +192,7 @@ public final class AFPacketRing: PacketIO {
     }
 
     deinit {
-        munmap(rxRing, blockSize * blockCount)
+        munmap(rxRing, rxLength)
         munmap(txRing, txFrameSize * txFrameCount)
         close(rxSocket)
         close(txSocket)

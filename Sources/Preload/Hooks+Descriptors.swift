@@ -56,10 +56,16 @@ extension PreloadRuntime {
     /// The child side of fork: the parent's stack and connections stay the parent's. Sockets
     /// become inherited; this process starts its own stack when it first needs one.
     func becomeChild() {
-        if let stack {
-            retired.append(stack)
-            if case .afpacket = options?.backend { preopenedSockets = AFPacketRing.openSockets() }
+        // The packet sockets this child may need later are made now, while it may still have
+        // the privilege (nginx workers drop root first). Any inherited ones are the parent's.
+        let usesStack = stack != nil || preopenedSockets != nil
+        if let inherited = preopenedSockets {
+            _ = mtcp_real_close(inherited.receive)
+            _ = mtcp_real_close(inherited.transmit)
+            preopenedSockets = nil
         }
+        if let stack { retired.append(stack) }
+        if usesStack, case .afpacket = options?.backend { preopenedSockets = AFPacketRing.openSockets() }
         stack = nil
         activationFailed = false
         driverStarted = false

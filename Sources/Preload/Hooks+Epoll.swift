@@ -147,8 +147,11 @@ extension PreloadRuntime {
                     // Our own descriptors may take slots; they go to the back of the kernel's
                     // ready list once reported, so asking again (without sleeping) fills them.
                     for attempt in 0..<3 {
+                        let sleeping = attempt == 0 && sleep != 0 && !shadow.inherited
+                        if sleeping { linkWatchers.add(1, ordering: .relaxed) }
                         let k = mtcp_real_epoll_pwait(
                             epfd, events + total, Int32(max - total), attempt == 0 ? sleep : 0, mask)
+                        if sleeping { linkWatchers.subtract(1, ordering: .relaxed) }
                         if k < 0 {
                             if total > 0 { return Int32(total) }
                             return -1

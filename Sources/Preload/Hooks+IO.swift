@@ -1,16 +1,19 @@
 import CPreload
 import Glibc
 import Stack
+import StackRuntime
 
 // read, write and their relatives. All of them come down to two loops over an iovec array:
 // receive (stops at the first short read) and send (queues what fits, then one loop round
 // sends it). Blocking sockets wait in PreloadRuntime.poll between turns.
 
 extension PreloadRuntime {
-    /// One non-blocking pass of reads into `iov`, skipping the first `skip` bytes of it.
-    func receiveOnce(
-        _ stack: NetworkStack<PreloadLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int,
-        peek: Bool
+    /// One non-blocking pass over `iov` after its first `skip` bytes: `move` takes each
+    /// non-empty buffer in order until one moves less than its length (or after the first
+    /// with `once`); an error ends the pass and counts only when nothing moved.
+    func eachBuffer(
+        _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int, once: Bool = false,
+        _ move: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int
     ) -> (Int, Errno?) {
         var total = 0
         var skipped = 0
@@ -24,11 +27,10 @@ extension PreloadRuntime {
                 length -= drop
             }
             guard length > 0, let base else { continue }
-            let buffer = UnsafeMutableRawBufferPointer(start: base, count: length)
             do throws(Errno) {
-                let n = peek ? try stack.peek(id, into: buffer) : try stack.read(id, into: buffer)
+                let n = try move(UnsafeMutableRawBufferPointer(start: base, count: length))
                 total += n
-                if n < length || peek { break }
+                if n < length || once { break }
             } catch {
                 return total > 0 ? (total, nil) : (0, error)
             }
@@ -36,31 +38,25 @@ extension PreloadRuntime {
         return (total, nil)
     }
 
-    /// One non-blocking pass of writes from `iov`, skipping the first `skip` bytes of it.
-    func sendOnce(_ stack: NetworkStack<PreloadLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int)
+    /// One non-blocking pass of reads (or peeks) into `iov`.
+    func receiveOnce(
+        _ stack: NetworkStack<SelectedLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int,
+        peek: Bool
+    ) -> (Int, Errno?) {
+        eachBuffer(iov, count, skip: skip, once: peek) { (buffer) throws(Errno) in
+            peek ? try stack.peek(id, into: buffer) : try stack.read(id, into: buffer)
+        }
+    }
+
+    /// One non-blocking pass of writes from `iov`.
+    func sendOnce(
+        _ stack: NetworkStack<SelectedLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int
+    )
         -> (Int, Errno?)
     {
-        var total = 0
-        var skipped = 0
-        for k in 0..<count {
-            var base = iov[k].iov_base
-            var length = iov[k].iov_len
-            if skipped < skip {
-                let drop = min(length, skip - skipped)
-                skipped += drop
-                base = base.map { $0 + drop }
-                length -= drop
-            }
-            guard length > 0, let base else { continue }
-            do throws(Errno) {
-                let n = try stack.write(id, UnsafeRawBufferPointer(start: base, count: length))
-                total += n
-                if n < length { break }
-            } catch {
-                return total > 0 ? (total, nil) : (0, error)
-            }
+        eachBuffer(iov, count, skip: skip) { (buffer) throws(Errno) in
+            try stack.write(id, UnsafeRawBufferPointer(buffer))
         }
-        return (total, nil)
     }
 
     /// recvmsg's core: bytes received, 0 at end of stream, -1 with errno.
@@ -201,14 +197,25 @@ public func hook_recvfrom(
     return n
 }
 
+/// readv/writev/recvmsg/sendmsg on a stack socket: the iovec array checked as Linux does
+/// (`tooMany` when over IOV_MAX), then received into or sent from.
+func transferVector(
+    _ fd: Int32, _ entry: Int32, _ vector: UnsafePointer<iovec>?, _ count: Int, flags: Int32, tooMany: Errno,
+    receive: Bool
+) -> Int {
+    guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
+    guard count >= 0 else { return failSize(.EINVAL) }
+    guard count <= 1024 else { return failSize(tooMany) }
+    guard let vector else { return count == 0 ? 0 : failSize(.EFAULT) }
+    return receive
+        ? runtime.receive(fd, entry, vector, count, flags: flags) : runtime.send(fd, entry, vector, count, flags: flags)
+}
+
 @_cdecl("readv")
 public func hook_readv(_ fd: Int32, _ vector: UnsafePointer<iovec>?, _ count: Int32) -> Int {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_readv(fd, vector, count) }
-    guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    guard count >= 0, count <= 1024 else { return failSize(.EINVAL) }
-    guard let vector else { return count == 0 ? 0 : failSize(.EFAULT) }
-    return runtime.receive(fd, entry, vector, Int(count), flags: 0)
+    return transferVector(fd, entry, vector, Int(count), flags: 0, tooMany: .EINVAL, receive: true)
 }
 
 @_cdecl("recvmsg")
@@ -217,10 +224,9 @@ public func hook_recvmsg(_ fd: Int32, _ message: UnsafeMutablePointer<msghdr>?, 
     guard entry != 0 else { return mtcp_real_recvmsg(fd, message, flags) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
     guard let message else { return failSize(.EFAULT) }
-    let count = Int(message.pointee.msg_iovlen)
-    guard count <= 1024 else { return failSize(.EMSGSIZE) }
-    guard let vector = message.pointee.msg_iov else { return count == 0 ? 0 : failSize(.EFAULT) }
-    let n = runtime.receive(fd, entry, vector, count, flags: flags)
+    let n = transferVector(
+        fd, entry, message.pointee.msg_iov, Int(message.pointee.msg_iovlen), flags: flags, tooMany: .EMSGSIZE,
+        receive: true)
     if n >= 0 {
         if let name = message.pointee.msg_name {
             var length = message.pointee.msg_namelen
@@ -265,10 +271,7 @@ public func hook_sendto(
 public func hook_writev(_ fd: Int32, _ vector: UnsafePointer<iovec>?, _ count: Int32) -> Int {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_writev(fd, vector, count) }
-    guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    guard count >= 0, count <= 1024 else { return failSize(.EINVAL) }
-    guard let vector else { return count == 0 ? 0 : failSize(.EFAULT) }
-    return runtime.send(fd, entry, vector, Int(count), flags: 0)
+    return transferVector(fd, entry, vector, Int(count), flags: 0, tooMany: .EINVAL, receive: false)
 }
 
 @_cdecl("sendmsg")
@@ -277,13 +280,12 @@ public func hook_sendmsg(_ fd: Int32, _ message: UnsafePointer<msghdr>?, _ flags
     guard entry != 0 else { return mtcp_real_sendmsg(fd, message, flags) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
     guard let message else { return failSize(.EFAULT) }
-    let count = Int(message.pointee.msg_iovlen)
-    guard count <= 1024 else { return failSize(.EMSGSIZE) }
     if message.pointee.msg_controllen > 0 {
         runtime.logOnce("cmsg", "control messages on stack sockets are not supported: ignored")
     }
-    guard let vector = message.pointee.msg_iov else { return count == 0 ? 0 : failSize(.EFAULT) }
-    return runtime.send(fd, entry, vector, count, flags: flags)
+    return transferVector(
+        fd, entry, message.pointee.msg_iov, Int(message.pointee.msg_iovlen), flags: flags, tooMany: .EMSGSIZE,
+        receive: false)
 }
 
 @_cdecl("sendfile")

@@ -1,6 +1,7 @@
 import CPreload
 import Glibc
 import Stack
+import StackRuntime
 import Wire
 
 // socket, bind, listen, accept, connect, shutdown, names and options. Each hook first asks the
@@ -142,7 +143,9 @@ extension PreloadRuntime {
     }
 
     /// A new descriptor for a stack socket `id` (lock held); -1 with errno when none is free.
-    func newDescriptor(for id: Int32, type: Int32, nonBlocking: Bool, closeOnExec: Bool) -> Int32 {
+    func newDescriptor(
+        for id: Int32, type: Int32, nonBlocking: Bool, closeOnExec: Bool, keepsOptions: Bool = true
+    ) -> Int32 {
         let fd = placeholder(closeOnExec: closeOnExec)
         guard fd >= 0 else {
             let saved = mtcp_errno()
@@ -152,6 +155,7 @@ extension PreloadRuntime {
         }
         var record = SocketRecord(stackID: id, type: type, proto: 0)
         record.nonBlocking = nonBlocking
+        record.keepsOptions = keepsOptions
         let index = addRecord(record)
         guard mtcp_fd_set_entry(fd, DescriptorEntry.make(kind: DescriptorEntry.socketKind, index: index)) != 0 else {
             releaseRecord(Int(index))
@@ -209,7 +213,17 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
     let base = type & 0xF
     guard mtcp_enabled != 0, domain == AF_INET, base == Int32(SOCK_STREAM.rawValue),
         proto == 0 || proto == Int32(IPPROTO_TCP)
-    else { return mtcp_real_socket(domain, type, proto) }
+    else {
+        if mtcp_enabled != 0 && (domain == AF_INET || domain == AF_INET6) {
+            // Say once which kinds of sockets stay with the kernel (AF_UNIX is expected).
+            mtcp_lock()
+            let runtime = PreloadRuntime.obtain()
+            let kind = domain == AF_INET6 ? "AF_INET6" : base == Int32(SOCK_DGRAM.rawValue) ? "UDP" : "raw/other IPv4"
+            runtime.logOnce("family:\(kind)", "\(kind) sockets use the kernel (the stack serves IPv4 TCP)")
+            mtcp_unlock()
+        }
+        return mtcp_real_socket(domain, type, proto)
+    }
     mtcp_lock()
     defer { mtcp_unlock() }
     let runtime = PreloadRuntime.obtain()
@@ -333,7 +347,7 @@ public func hook_accept4(
                 let new = runtime.newDescriptor(
                     for: accepted.socket, type: Int32(SOCK_STREAM.rawValue),
                     nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
-                    closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0)
+                    closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false)
                 mtcp_unlock()
                 if new >= 0 { writeAddress((accepted.address, accepted.port), address, length) }
                 return new
@@ -388,9 +402,11 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
     }
     do throws(Errno) {
         try stack.connect(record.stackID, address: ip, port: port)
+        runtime.records[r]!.keepsOptions = false
         mtcp_unlock()
         return 0
     } catch .EINPROGRESS {
+        runtime.records[r]!.keepsOptions = false
         runtime.drive()
     } catch {
         mtcp_unlock()
@@ -497,8 +513,12 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
             runtime.records[r]!.sendTimeout = max(ns, 0)
         }
     }
-    // Kept for a fall-back to the kernel and for a forked child re-creating a listener.
-    runtime.records[r]!.replay.append((level, name, Array(bytes)))
+    // Kept for a fall-back to the kernel and for a forked child re-creating a listener;
+    // connected sockets need neither (nginx sets TCP_CORK per response).
+    if runtime.records[r]!.keepsOptions {
+        runtime.records[r]!.replay.removeAll { $0.level == level && $0.name == name }
+        runtime.records[r]!.replay.append((level, name, Array(bytes)))
+    }
     return 0
 }
 
@@ -528,7 +548,7 @@ public func hook_getsockopt(
 
 /// Runs `body` with the lock held on a live stack socket; EBADF for a connection inherited
 /// from a parent process (it belongs to the parent).
-func withStackSocket(_ entry: Int32, _ body: (PreloadRuntime, NetworkStack<PreloadLink>, Int) -> Int32) -> Int32 {
+func withStackSocket(_ entry: Int32, _ body: (PreloadRuntime, NetworkStack<SelectedLink>, Int) -> Int32) -> Int32 {
     mtcp_lock()
     defer { mtcp_unlock() }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }

@@ -2,6 +2,7 @@ import CPreload
 import CShim
 import Glibc
 import PacketIO
+import PacketIODPDK
 import Stack
 import StackRuntime
 import Synchronization
@@ -25,7 +26,11 @@ final class PreloadRuntime {
     let log: PreloadLog
     let kernelListen: Bool
 
-    var stack: NetworkStack<PreloadLink>?
+    var stack: NetworkStack<SelectedLink>? {
+        didSet { linkIsPolled = stack.map { $0.io.waitDescriptor < 0 } ?? false }
+    }
+    /// The link has no descriptor to sleep on (DPDK): sleepers nap and look again.
+    var linkIsPolled = false
     var activationFailed = false
     /// The stacks of ancestors, inherited by fork: never driven or freed here.
     var retired: [AnyObject] = []
@@ -46,13 +51,16 @@ final class PreloadRuntime {
     /// CLOCK_MONOTONIC nanoseconds of the last loop round, and of the stack's next timer.
     let lastDriven = Atomic<UInt64>(0)
     let nextWake = Atomic<UInt64>(UInt64.max)
+    /// Threads sleeping in the kernel with the link among their descriptors: they run the
+    /// loop round themselves when frames come.
+    let linkWatchers = Atomic<Int>(0)
     var driverStarted = false
     /// Packet sockets made right after fork, while the child still had the privilege (nginx
     /// workers drop root before they first touch a socket).
     var preopenedSockets: (receive: Int32, transmit: Int32)?
     /// The shared port claims table (kept across fork).
     var claimsTable: UnsafeMutableRawPointer?
-    var statisticsRegistered = false
+    var exitHandlerRegistered = false
 
     init(options: StackOptions?, log: PreloadLog) {
         self.options = options
@@ -109,23 +117,35 @@ final class PreloadRuntime {
             log.warn("MTCP_IFACE and MTCP_ADDR are not set: every socket uses the kernel")
             return false
         }
-        let link: PreloadLink
+        if options.backend == .dpdk && !retired.isEmpty {
+            log.error(
+                "DPDK does not survive fork(): this child's sockets use the kernel (run the parent's work in one process)"
+            )
+            return false
+        }
+        mtcp_set_private_fd_floor()
+        let link: SelectedLink
         do {
             switch options.backend {
             case .afpacket:
                 let sockets = preopenedSockets
                 preopenedSockets = nil
-                link = PreloadLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
-            case .tap: link = PreloadLink(.tap(try TAPDevice(name: options.interface)))
+                link = SelectedLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
+            case .tap: link = SelectedLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
-                log.error("the dpdk backend is not built in this version; every socket uses the kernel")
-                return false
+                let port = try DPDKBackend.open(options, programName: "mtcp-preload")
+                guard let queue = port.queues.first else {
+                    log.error("DPDK port \(options.interface) has no queue; every socket uses the kernel")
+                    return false
+                }
+                link = SelectedLink(.dpdk(queue, port))
             }
         } catch {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
             return false
         }
-        anchor = mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        anchor = mtcp_move_private(
+            mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
         guard anchor >= 0 else {
             log.error("cannot create the placeholder socket (errno \(mtcp_errno())); every socket uses the kernel")
             return false
@@ -145,9 +165,12 @@ final class PreloadRuntime {
             "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue))"
         )
         startDriver()
-        if !statisticsRegistered {
-            statisticsRegistered = true
-            Self.registerStatisticsAtExit()
+        if options.cores > 1 {
+            logOnce("cores", "MTCP_CORES=\(options.cores): the preload library runs one stack instance per process")
+        }
+        if !exitHandlerRegistered {
+            exitHandlerRegistered = true
+            Self.registerExitHandler()
         }
         return true
     }
@@ -185,9 +208,15 @@ final class PreloadRuntime {
         guard let stack else { return }
         stack.poll()
         lastDriven.store(mtcp_shim_monotonic_ns(), ordering: .relaxed)
+        signalReadySets()
+    }
+
+    /// Publishes the stack's next timer for threads about to sleep (lock held). Done only
+    /// before sleeping: finding the earliest timer can mean a walk over the timer wheel.
+    func refreshNextWake() {
+        guard let stack else { return }
         let deadline = stack.nextDeadline
         nextWake.store(deadline == .never ? UInt64.max : deadline.nanoseconds, ordering: .relaxed)
-        signalReadySets()
     }
 
     /// Writes the eventfd of every set whose ready list filled since it was last cleared.
@@ -232,7 +261,9 @@ final class PreloadRuntime {
         if result != 0 { log.warn("no driver thread (error \(result)): timers run only inside calls") }
     }
 
-    /// Drives the stack when nobody else has for a millisecond.
+    /// Drives the stack when no call has for a millisecond. While the application drives it,
+    /// or sleeps with the link in its wait set (it wakes for packets itself), the driver only
+    /// naps; otherwise it sleeps on the link until a frame or the next timer.
     func driverLoop() {
         // Signals are the application's: a blocked call must be the one that sees EINTR.
         mtcp_block_all_signals()
@@ -243,20 +274,33 @@ final class PreloadRuntime {
                 mtcp_unlock()
                 return
             }
-            let descriptor = stack.io.waitDescriptor
-            mtcp_unlock()
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let timeout = Int32(millisecondsToNextTimer(limit: 50))
-            _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
             let now = mtcp_shim_monotonic_ns()
-            if now &- lastDriven.load(ordering: .relaxed) < 1_000_000 {
-                // A call drives the stack right now; look again shortly.
-                usleep(500)
-                continue
+            let idle = now &- lastDriven.load(ordering: .relaxed) >= 1_000_000
+            if idle {
+                refreshNextWake()
+                if nextWake.load(ordering: .relaxed) <= now {
+                    // A timer is due and nobody is driving: retransmissions must not wait.
+                    drive()
+                    mtcp_unlock()
+                    continue
+                }
+                if linkWatchers.load(ordering: .relaxed) == 0 {
+                    let descriptor = stack.io.waitDescriptor
+                    mtcp_unlock()
+                    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                    let timeout = Int32(millisecondsToNextTimer(limit: linkIsPolled ? 1 : 50))
+                    _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
+                    mtcp_lock()
+                    if pid == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000 {
+                        drive()
+                    }
+                    mtcp_unlock()
+                    continue
+                }
             }
-            mtcp_lock()
-            if pid == myPid { drive() }
             mtcp_unlock()
+            // The application drives the stack, or sleeps watching the link: look again soon.
+            usleep(idle ? 5000 : 1000)
         }
     }
 
@@ -319,9 +363,28 @@ struct SignalTarget {
 extension PreloadRuntime {
     /// MTCP_STATS=PREFIX: at exit each process that ran a stack writes its counters to
     /// PREFIX.PID (one line of key=value pairs).
-    static func registerStatisticsAtExit() {
-        guard current?.options?.statsPath != nil else { return }
-        atexit { PreloadRuntime.current?.writeStatistics() }
+    /// At exit the kernel closes a process's sockets (FIN, or RST with unread data); the
+    /// library does the same for stack sockets, then writes MTCP_STATS.
+    static func registerExitHandler() {
+        atexit {
+            guard let runtime = PreloadRuntime.current else { return }
+            mtcp_lock()
+            runtime.closeEverythingAtExit()
+            mtcp_unlock()
+            runtime.writeStatistics()
+        }
+    }
+
+    /// Closes every stack socket this process owns and sends what that produces (lock held).
+    func closeEverythingAtExit() {
+        guard let stack else { return }
+        for r in records.indices {
+            guard let record = records[r], !record.inherited else { continue }
+            try? stack.close(record.stackID)
+            records[r]!.inherited = true
+        }
+        // A few rounds: the FINs leave, and ACKs still owed go with them.
+        for _ in 0..<3 { drive() }
     }
 
     func writeStatistics() {

@@ -21,6 +21,8 @@ struct SocketRecord {
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
     var receiveTimeout: Int64 = 0
     var sendTimeout: Int64 = 0
+    /// Whether options are recorded (not for accepted or connected sockets).
+    var keepsOptions = true
     /// Options set so far, replayed on a kernel socket when this one falls back.
     var replay: [(level: Int32, name: Int32, value: [UInt8])] = []
     /// ECONNRESET/ETIMEDOUT was reported once: later writes give EPIPE, reads end of stream.

@@ -2,6 +2,7 @@ import CPreload
 import CShim
 import Glibc
 import Stack
+import StackRuntime
 
 /// poll(2) over stack and kernel descriptors together: the one way every blocking call of the
 /// library waits (poll, ppoll, select, pselect, and blocking accept, connect, read and write).
@@ -66,6 +67,7 @@ extension PreloadRuntime {
                 }
                 waitSet = set
                 linkFD = stack.io.waitDescriptor
+                refreshNextWake()
             }
             mtcp_unlock()
 
@@ -89,12 +91,14 @@ extension PreloadRuntime {
                     let remaining = deadline == UInt64.max ? -1 : Int64(deadline - now)
                     sleep = nanosecondsToSleep(remaining: remaining, limitByTimers: waitSet != nil)
                 }
+                if waitSet != nil { linkWatchers.add(1, ordering: .relaxed) }
                 if sleep < 0 {
                     result = mtcp_real_ppoll(kernel, nfds_t(n), nil, mask)
                 } else {
                     var spec = timespec(tv_sec: Int(sleep / 1_000_000_000), tv_nsec: Int(sleep % 1_000_000_000))
                     result = mtcp_real_ppoll(kernel, nfds_t(n), &spec, mask)
                 }
+                if waitSet != nil { linkWatchers.subtract(1, ordering: .relaxed) }
                 savedErrno = mtcp_errno()
             }
             if let waitSet {
@@ -125,6 +129,10 @@ extension PreloadRuntime {
     /// thread may drive it (negative: without limit).
     func nanosecondsToSleep(remaining: Int64, limitByTimers: Bool) -> Int64 {
         guard limitByTimers else { return remaining }
+        if linkIsPolled {
+            // A link without a descriptor (DPDK) cannot wake a sleeper: look again soon.
+            return remaining < 0 ? 200_000 : min(remaining, 200_000)
+        }
         let wake = nextWake.load(ordering: .relaxed)
         if wake == UInt64.max { return remaining }
         let now = mtcp_shim_monotonic_ns()
@@ -141,7 +149,7 @@ extension PreloadRuntime {
 
     // MARK: Wait sets
 
-    func takeWaitSet(_ stack: NetworkStack<PreloadLink>) -> WaitSet {
+    func takeWaitSet(_ stack: NetworkStack<SelectedLink>) -> WaitSet {
         let set: WaitSet
         if let free = freeWaitSets.popLast() {
             set = waitSets[free]

@@ -73,7 +73,7 @@ extension NetworkStack {
     public func epollClose(_ epfd: Int32) throws(Errno) {
         guard epfd >= 0, Int(epfd) < epolls.count, let set = epolls[Int(epfd)] else { throw .EBADF }
         for socket in set.registrations.keys where sockets.contains(socket) {
-            sockets.slots[Int(socket)]!.watchers.removeAll { $0 == epfd }
+            sockets.watchers[Int(socket)].removeAll { $0 == epfd }
         }
         epolls[Int(epfd)] = nil
         freeEpolls.append(epfd)
@@ -91,7 +91,7 @@ extension NetworkStack {
         case .add:
             guard existing == nil else { throw .EEXIST }
             epolls[e]!.registrations[socket] = .init(interest: events, data: data)
-            sockets.slots[s]!.watchers.append(epfd)
+            sockets.watchers[s].append(epfd)
         case .modify:
             guard var registration = existing else { throw .ENOENT }
             registration.interest = events
@@ -101,7 +101,7 @@ extension NetworkStack {
         case .delete:
             guard existing != nil else { throw .ENOENT }
             epolls[e]!.forget(socket)
-            sockets.slots[s]!.watchers.removeAll { $0 == epfd }
+            sockets.watchers[s].removeAll { $0 == epfd }
             return
         }
         // A registration sees the current state as an edge, as Linux's ep_insert/ep_modify do.
@@ -192,8 +192,12 @@ extension NetworkStack {
 
     /// Tells every poll set watching `socket` that these readiness bits may have risen.
     func notify(_ socket: Int32, edges: UInt32) {
-        guard let watchers = sockets.slots[Int(socket)]?.watchers, !watchers.isEmpty else { return }
-        for epfd in watchers where epolls[Int(epfd)] != nil {
+        guard sockets.contains(socket) else { return }
+        let i = Int(socket)
+        if sockets.watchers[i].isEmpty { return }
+        for k in sockets.watchers[i].indices {
+            let epfd = sockets.watchers[i][k]
+            guard epolls[Int(epfd)] != nil else { continue }
             arm(Int(epfd), socket: socket, edges: edges)
         }
     }

@@ -24,8 +24,6 @@ struct Socket {
     var readShut = false
     var writeShut = false
     var options = SocketOptions()
-    /// Event poll sets this socket is registered in.
-    var watchers: [Int32] = []
 
     /// Bound by `bind` or by `listen`'s automatic bind (counted in the port table).
     var boundExplicitly = false

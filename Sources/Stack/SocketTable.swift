@@ -1,6 +1,9 @@
 /// The sockets of one stack, named by small integer ids; freed ids are reused.
 struct SocketTable {
+    /// `Socket` holds no references, so reading one copies plain bytes (no retain/release).
     var slots: [Socket?] = []
+    /// Event poll sets each socket is registered in, beside `slots` for the same reason.
+    var watchers: [[Int32]] = []
     var free: [Int32] = []
     /// Ids handed out at most (EMFILE beyond).
     var limit = 1 << 20
@@ -8,10 +11,12 @@ struct SocketTable {
     mutating func allocate(_ socket: Socket) -> Int32? {
         if let id = free.popLast() {
             slots[Int(id)] = socket
+            watchers[Int(id)].removeAll(keepingCapacity: true)
             return id
         }
         guard slots.count < limit else { return nil }
         slots.append(socket)
+        watchers.append([])
         return Int32(slots.count - 1)
     }
 

@@ -1,3 +1,4 @@
+import CShim
 import PacketIO
 import TCP
 import Wire
@@ -200,7 +201,23 @@ extension NetworkStack {
         endpoint.configuration = socket.options.apply(to: saved)
         defer { endpoint.configuration = saved }
         var localPort = socket.boundExplicitly ? socket.localPort : nil
-        if let claims = portClaims {
+        if localPort == nil, let steering = activeOpenSteering, steering.count > 1 {
+            // Replies must come back to this instance: the fanout program's port mix picks it.
+            let comesBack = { (candidate: UInt16) in
+                Int(mtcp_shim_port_mix(candidate, port)) % steering.count == steering.index
+            }
+            if let claims = portClaims {
+                localPort = pickClaimedPort(claims) { acceptable in
+                    endpoint.pickEphemeralPort(
+                        local: configuration.address, remote: address, remotePort: port,
+                        where: { comesBack($0) && acceptable($0) })
+                }
+            } else {
+                localPort = endpoint.pickEphemeralPort(
+                    local: configuration.address, remote: address, remotePort: port, where: comesBack)
+            }
+            guard localPort != nil else { throw .EADDRNOTAVAIL }
+        } else if let claims = portClaims {
             if let bound = localPort {
                 if claims.claim(bound) { noteClaim(i, port: bound) }
             } else {
@@ -415,7 +432,7 @@ extension NetworkStack {
     public func close(_ id: Int32) throws(Errno) {
         let i = try socketIndex(id)
         let socket = sockets.slots[i]!
-        for epfd in socket.watchers { epolls[Int(epfd)]?.forget(id) }
+        for epfd in sockets.watchers[i] { epolls[Int(epfd)]?.forget(id) }
         if socket.phase == .listening {
             endpoint.stopListening(port: socket.localPort, now: clock())
             if listenerByPort[socket.localPort] == id { listenerByPort.removeValue(forKey: socket.localPort) }

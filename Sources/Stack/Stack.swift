@@ -41,6 +41,10 @@ public final class NetworkStack<IO: PacketIO> {
     var sharedNeighboursSeen: UInt64 = 0
     /// Port ownership shared with forked processes (nil: this process is alone on the link).
     public var portClaims: PortClaims?
+    /// This instance's place among instances that share a link by port-sum steering
+    /// (`AFPacketRing.FanoutSteering.portSum`): active opens pick local ports whose replies
+    /// come back here, as mTCP picked ports by RSS hash. nil: any port.
+    public var activeOpenSteering: (index: Int, count: Int)?
     /// Sockets holding each claimed port, so that the claim goes back with the last of them.
     var claimUsers: [UInt16: Int] = [:]
 
@@ -86,7 +90,12 @@ public final class NetworkStack<IO: PacketIO> {
 
     /// The next instant a loop round has timer work (`.zero`: now; `.never`: only on input).
     public var nextDeadline: Instant {
-        let stack = min(endpoint.nextDeadline, arp.nextDeadline)
+        var stack = min(endpoint.nextDeadline, arp.nextDeadline)
+        if sharedNeighbours != nil && arp.pendingFrames > 0 {
+            // The reply may reach a sibling instance (fanout sends ARP to one member): look at
+            // what the siblings learned again soon rather than at the next ARP retry.
+            stack = min(stack, now + .milliseconds(1))
+        }
         guard let release = io.nextReleaseTime else { return stack }
         return min(stack, Instant(nanoseconds: release))
     }

@@ -4,6 +4,8 @@ import Glibc
 /// the same lower-case without the prefix (`MTCP_IFACE = veth0` or `iface = veth0`).
 /// `#` starts a comment at the beginning of a line or after a space; blank lines and spaces
 /// around keys and values are ignored; a value may be put in double quotes. Later lines win.
+/// The same reader takes other dialects with a fixed key list (`init(path:keys:)`): mTCP's
+/// configuration files for the C API (`MTCPSettings`).
 public struct ConfigFile: Sendable {
     /// One setting: the key in its MTCP_* form, the value, and the 1-based line it came from.
     public struct Setting: Sendable, Equatable {
@@ -21,7 +23,7 @@ public struct ConfigFile: Sendable {
     /// Keys a file may set, in MTCP_* form (MTCP_CONFIG itself is not one of them).
     public static let keys = [
         "MTCP_ENABLE", "MTCP_IFACE", "MTCP_ADDR", "MTCP_GATEWAY", "MTCP_BACKEND", "MTCP_CORES", "MTCP_LOG",
-        "MTCP_KERNEL_LISTEN", "MTCP_STATS", "MTCP_IMPAIR", "MTCP_IMPAIR_TX", "MTCP_IMPAIR_RX",
+        "MTCP_KERNEL_LISTEN", "MTCP_STATS", "MTCP_IMPAIR", "MTCP_IMPAIR_TX", "MTCP_IMPAIR_RX", "MTCP_DPDK_ARGS",
     ]
 
     /// The file's name as errors show it.
@@ -35,6 +37,25 @@ public struct ConfigFile: Sendable {
 
     /// Parses `text`; errors name `path` and the line.
     public init(text: String, path: String) throws(OptionsError) {
+        try self.init(text: text, path: path, keys: ConfigFile.keys, canonical: ConfigFile.canonicalKey)
+    }
+
+    /// Reads the file at `path` in another dialect: only the exact `keys` are accepted
+    /// (mTCP's own configuration files, for the C API).
+    public init(path: String, keys: [String]) throws(OptionsError) {
+        try self.init(text: try ConfigFile.read(path), path: path, keys: keys)
+    }
+
+    /// Parses `text` accepting exactly `keys`.
+    public init(text: String, path: String, keys: [String]) throws(OptionsError) {
+        try self.init(text: text, path: path, keys: keys) { keys.contains(String($0)) ? String($0) : nil }
+    }
+
+    /// Parses `text`; `canonical` maps a key as written to the key stored, nil for an unknown
+    /// key (errors list `keys`).
+    init(
+        text: String, path: String, keys: [String], canonical: (Substring) -> String?
+    ) throws(OptionsError) {
         self.path = path
         settings = []
         var number = 0
@@ -48,9 +69,9 @@ public struct ConfigFile: Sendable {
             }
             let name = ConfigFile.trim(line[..<equals])
             var value = ConfigFile.trim(line[line.index(after: equals)...])
-            guard let key = ConfigFile.canonicalKey(name) else {
+            guard let key = canonical(name) else {
                 throw OptionsError(
-                    "\(path):\(number): unknown key '\(name)' (known: \(ConfigFile.keys.joined(separator: ", ")))")
+                    "\(path):\(number): unknown key '\(name)' (known: \(keys.joined(separator: ", ")))")
             }
             if value.count >= 2, value.first == "\"", value.last == "\"" {
                 value = value.dropFirst().dropLast()

@@ -16,18 +16,23 @@ public enum StackLauncher {
     public static func run(_ options: StackOptions, _ application: StackApplication) throws(OptionsError) {
         switch options.backend {
         case .afpacket:
-            // Instances of one process share a fanout group, so the kernel spreads flows.
+            // Instances of one process share a fanout group steered by the TCP port sum, so each
+            // instance picks source ports whose replies come back to it (members join in order).
             let group = UInt16(truncatingIfNeeded: getpid())
+            var configuration = AFPacketRing.Configuration()
+            configuration.fanoutSteering = .portSum
             var rings: [AFPacketRing] = []
             for _ in 0..<options.cores {
                 do {
                     rings.append(
-                        try AFPacketRing(interface: options.interface, fanoutGroup: options.cores > 1 ? group : nil))
+                        try AFPacketRing(
+                            interface: options.interface, fanoutGroup: options.cores > 1 ? group : nil,
+                            configuration: configuration))
                 } catch {
                     throw OptionsError("cannot open \(options.interface): \(error)")
                 }
             }
-            try launch(rings, options, application)
+            try launch(rings, options, application, steered: options.cores > 1)
         case .tap:
             var queues: [TAPDevice] = []
             do {
@@ -40,16 +45,16 @@ public enum StackLauncher {
             }
             try launch(queues, options, application)
         case .dpdk:
-            // Accepted by the parser so configurations can name it; the backend comes later.
-            throw OptionsError("dpdk backend not built in this version (use afpacket or tap)")
+            let port = try DPDKBackend.open(options)
+            try launch(port.queues, options, application)
         }
     }
 
     static func launch<IO: PacketIO>(
-        _ queues: [IO], _ options: StackOptions, _ application: StackApplication
+        _ queues: [IO], _ options: StackOptions, _ application: StackApplication, steered: Bool = false
     ) throws(OptionsError) {
         guard options.impairTransmit != nil || options.impairReceive != nil else {
-            start(queues, options, application)
+            start(queues, options, application, steered: steered)
             return
         }
         let seed = options.impairTransmit?.seed ?? options.impairReceive?.seed ?? 1
@@ -58,7 +63,7 @@ public enum StackLauncher {
                 base: io, receive: impairment(options.impairReceive), transmit: impairment(options.impairTransmit),
                 seed: seed &+ UInt64(index))
         }
-        start(wrapped, options, application)
+        start(wrapped, options, application, steered: steered)
     }
 
     static func impairment(_ spec: ImpairmentSpec?) -> Impairment {
@@ -68,7 +73,9 @@ public enum StackLauncher {
             delay: spec.delayMicroseconds * 1000)
     }
 
-    static func start<IO: PacketIO>(_ queues: [IO], _ options: StackOptions, _ application: StackApplication) {
+    static func start<IO: PacketIO>(
+        _ queues: [IO], _ options: StackOptions, _ application: StackApplication, steered: Bool = false
+    ) {
         let count = queues.count
         let neighbours = count > 1 ? SharedNeighbours() : nil
         var threads: [pthread_t] = []
@@ -76,6 +83,7 @@ public enum StackLauncher {
             let body = {
                 let stack = NetworkStack(io: io, configuration: options.stackConfiguration)
                 stack.sharedNeighbours = neighbours
+                if steered { stack.activeOpenSteering = (index, count) }
                 stack.announce()
                 application.run(stack: stack, instance: index, count: count)
             }

@@ -1,4 +1,5 @@
 import Glibc
+import PacketIODPDK
 import Stack
 import TCP
 import Wire
@@ -12,6 +13,9 @@ import Wire
 ///     --gateway G         MTCP_GATEWAY        default gateway
 ///     --backend B         MTCP_BACKEND        afpacket (default), tap or dpdk
 ///     --cores N           MTCP_CORES          stack instances, one thread each (fanout shares flows)
+///     --dpdk-args "ARGS"  MTCP_DPDK_ARGS      EAL arguments of the dpdk backend, e.g.
+///                                             "--no-huge --no-pci --vdev=net_af_packet0,iface=veth0";
+///                                             with dpdk, --iface names the port (device name or number)
 ///     --log LEVEL         MTCP_LOG            error, warn (default), info, debug, or 0-3
 ///     --stats PREFIX      MTCP_STATS          each process writes its counters to PREFIX.PID at exit
 ///     --no-kernel-listen  MTCP_KERNEL_LISTEN  (1 default) a 0.0.0.0 listener also accepts on kernel
@@ -61,6 +65,8 @@ public struct StackOptions: Sendable {
     public var gateway: IPv4Address?
     public var backend = Backend.afpacket
     public var cores = 1
+    /// MTCP_DPDK_ARGS: the EAL's arguments for the dpdk backend (see `DPDKConfiguration`).
+    public var dpdkArguments: [String] = []
     public var logLevel = LogLevel.warn
     /// MTCP_KERNEL_LISTEN: a listener on 0.0.0.0 also accepts on the kernel's interfaces.
     public var kernelListen = true
@@ -77,11 +83,12 @@ public struct StackOptions: Sendable {
 
     public static let usage = """
         stack options: --iface IF --addr A/N [--gateway G] [--backend afpacket|tap|dpdk] [--cores N]
+                       [--dpdk-args "EAL ARGUMENTS"]
                        [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
                        [--cc reno|cubic]
-        (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_CONFIG, MTCP_LOG, MTCP_STATS,
-         MTCP_KERNEL_LISTEN, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
+        (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_DPDK_ARGS, MTCP_CONFIG, MTCP_LOG,
+         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
         """
 
     /// Flags that take a value, and the variable each stands for ("--cc" has none).
@@ -89,6 +96,7 @@ public struct StackOptions: Sendable {
         "--iface": "MTCP_IFACE", "--addr": "MTCP_ADDR", "--gateway": "MTCP_GATEWAY", "--backend": "MTCP_BACKEND",
         "--cores": "MTCP_CORES", "--log": "MTCP_LOG", "--stats": "MTCP_STATS", "--impair": "MTCP_IMPAIR",
         "--impair-tx": "MTCP_IMPAIR_TX", "--impair-rx": "MTCP_IMPAIR_RX", "--cc": "--cc", "--config": "MTCP_CONFIG",
+        "--dpdk-args": "MTCP_DPDK_ARGS",
     ]
 
     /// Reads the config file and the process environment, then removes the stack flags from
@@ -216,6 +224,8 @@ public struct StackOptions: Sendable {
         case "MTCP_CORES":
             guard let n = Int(value), (1...64).contains(n) else { throw OptionsError("bad core count \(value) (1-64)") }
             cores = n
+        case "MTCP_DPDK_ARGS":
+            dpdkArguments = DPDKConfiguration.split(value)
         case "MTCP_LOG":
             guard let level = LogLevel(parsing: value) else {
                 throw OptionsError("bad log level \(value) (error, warn, info, debug, or 0-3)")
@@ -258,6 +268,10 @@ public struct StackOptions: Sendable {
         if let gateway { result.append(("MTCP_GATEWAY", "\(gateway)")) }
         result.append(("MTCP_BACKEND", backend.rawValue))
         result.append(("MTCP_CORES", "\(cores)"))
+        if !dpdkArguments.isEmpty {
+            let quoted = dpdkArguments.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }
+            result.append(("MTCP_DPDK_ARGS", quoted.joined(separator: " ")))
+        }
         result.append(("MTCP_LOG", logLevel.name))
         result.append(("MTCP_KERNEL_LISTEN", kernelListen ? "1" : "0"))
         if let statsPath { result.append(("MTCP_STATS", statsPath)) }

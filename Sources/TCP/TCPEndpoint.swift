@@ -70,6 +70,11 @@ public final class TCPEndpoint {
         memoryPool = ConnectionMemoryPool(configuration: configuration, initialConnections: pooledConnections)
         isnGenerator = ISNGenerator(secret: secret)
         cookies = SYNCookieCodec(secret: (secret.1 ^ 0x5bd1_e995_5bd1_e995, secret.0 &+ 0x9e37_79b9_7f4a_7c15))
+        // Start the ephemeral search at a secret-derived place (RFC 6056): a new instance
+        // (a restarted client) must not walk the 4-tuples its predecessor left in the
+        // server's TIME-WAIT.
+        let span = UInt64(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
+        nextEphemeralPort = Self.ephemeralPorts.lowerBound + UInt16((secret.0 ^ (secret.1 >> 17)) % span)
     }
 
     deinit {

@@ -57,11 +57,15 @@ struct AFPacketRingTests {
         }
     }
 
-    @Test func kernelAnswersARPRequestSentFromRing() throws {
-        let veth = VethPair(tag: "a")
+    /// Both receive modes: per-frame TPACKET_V2 slots and TPACKET_V3 blocks.
+    @Test(arguments: [AFPacketRing.ReceiveMode.frames, .blocks])
+    func kernelAnswersARPRequestSentFromRing(mode: AFPacketRing.ReceiveMode) throws {
+        let veth = VethPair(tag: mode == .frames ? "a" : "b")
         defer { veth.destroy() }
         try veth.create()
-        let ring = try AFPacketRing(interface: veth.outer, configuration: .small)
+        var configuration = AFPacketRing.Configuration.small
+        configuration.receiveMode = mode
+        let ring = try AFPacketRing(interface: veth.outer, configuration: configuration)
         #expect(ring.mtu == 1500)
         #expect(ring.macAddress != .zero)
 

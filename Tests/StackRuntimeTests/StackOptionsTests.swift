@@ -1,5 +1,6 @@
 import Glibc
 import PacketIO
+import PacketIODPDK
 import Stack
 import StackRuntime
 import Testing
@@ -197,20 +198,35 @@ import Wire
         #expect(back.impairTransmit?.loss == 0.25)
     }
 
-    @Test func dpdkIsParsedButTheLauncherSaysItIsNotBuilt() throws {
-        var arguments = ["--iface", "0000:01:00.0", "--addr", "10.0.0.2", "--backend", "dpdk"]
-        let options = try StackOptions.parse(&arguments, environment: [:])
+    // The launcher itself is tested by tests/interop/test-dpdk.sh: opening a port starts the
+    // EAL, which unit tests must not need.
+    @Test func dpdkArgumentsBecomeThePortConfiguration() throws {
+        var arguments = [
+            "--iface", "net_af_packet0", "--addr", "10.0.0.2", "--backend", "dpdk", "--cores", "2", "--dpdk-args",
+            "--no-huge --no-pci --vdev=net_af_packet0,iface=veth0,qpairs=2", "rest",
+        ]
+        let options = try StackOptions.parse(&arguments, environment: ["MTCP_DPDK_ARGS": "-l 0"])
+        #expect(arguments == ["rest"])
         #expect(options.backend == .dpdk)
-        final class NeverRuns: StackApplication {
-            var ran = false
-            func run<IO: PacketIO>(stack: NetworkStack<IO>, instance: Int, count: Int) { ran = true }
-        }
-        let application = NeverRuns()
-        #expect {
-            try StackLauncher.run(options, application)
-        } throws: { error in
-            "\(error)".hasPrefix("dpdk backend not built in this version")
-        }
-        #expect(!application.ran)
+        #expect(options.dpdkArguments == ["--no-huge", "--no-pci", "--vdev=net_af_packet0,iface=veth0,qpairs=2"])
+        let configuration = DPDKBackend.configuration(options)
+        #expect(configuration.port == "net_af_packet0")
+        #expect(configuration.queues == 2)
+        #expect(
+            configuration.ealArguments(programName: "x") == [
+                "x", "--no-huge", "--no-pci", "--vdev=net_af_packet0,iface=veth0,qpairs=2", "--no-shconf",
+                "--no-telemetry",
+            ])
+    }
+
+    @Test func dpdkArgumentsSurviveTheEnvironmentAndTheConfigFile() throws {
+        var arguments = ["--iface", "0", "--addr", "10.0.0.2", "--dpdk-args", "--log-level \"lib.eal:8 x\" -n 4"]
+        let options = try StackOptions.parse(&arguments, environment: [:])
+        var environment: [String: String] = [:]
+        for (name, value) in options.environmentVariables { environment[name] = value }
+        let back = try StackOptions.fromEnvironment(environment)
+        #expect(back.dpdkArguments == ["--log-level", "lib.eal:8 x", "-n", "4"])
+        let file = try ConfigFile(text: "dpdk_args = \"--no-huge -l 0\"\n", path: "f")
+        #expect(file.settings == [ConfigFile.Setting(key: "MTCP_DPDK_ARGS", value: "--no-huge -l 0", line: 1)])
     }
 }

@@ -20,10 +20,12 @@ if [[ "${1:-}" == "--child" ]]; then
     netns_setup --stack-ns selc || exit 2
     first="$PEER_NS $STACK_NS $STACK_IF $PEER_IF"
     netns_setup selc || exit 2
+    netns_setup_stack_pair selc || exit 2
+    pair="$STACK_A_NS $STACK_B_NS $STACK_A_IF $STACK_B_IF"
     netns_spawn sleep 300
     impair_attach "$PEER_IF" 100 0 0 || exit 2
     prog="$(_impair_ids "$PEER_IF" | cut -d' ' -f1)"
-    echo "$first $PEER_NS $STACK_IF $PEER_IF $NETNS_LAST_PID ${prog:-none}" >"$state.tmp"
+    echo "$first $PEER_NS $STACK_IF $PEER_IF $NETNS_LAST_PID ${prog:-none} $pair" >"$state.tmp"
     mv "$state.tmp" "$state"
     case "$mode" in
         exit0) exit 0 ;;
@@ -121,6 +123,32 @@ run netns_stack_kernel_address
 read -r sent received dups < <(ping_stats 20)
 check "kernel-to-kernel ping without impairment: 20/20 ($received)" test "$received" = 20
 
+# Two stack ends facing each other: no kernel address on either, silenced, offloads off.
+run netns_setup_stack_pair selft
+check "pair interface names fit in 15 bytes" \
+    bash -c "((${#STACK_A_IF} <= 15 && ${#STACK_B_IF} <= 15))"
+check "pair namespaces exist" test -e "/run/netns/$STACK_A_NS" -a -e "/run/netns/$STACK_B_NS"
+pair_end_silent() {
+    local ns="$1" iface="$2"
+    ip -n "$ns" link show dev "$iface" | grep -q 'state UP' &&
+        test -z "$(ip -n "$ns" -4 -o addr show dev "$iface")" &&
+        test "$(ip netns exec "$ns" sysctl -n "net.ipv6.conf.$iface.disable_ipv6")" = 1 &&
+        test "$(ip netns exec "$ns" sysctl -n "net.ipv4.conf.$iface.arp_ignore")" = 8 &&
+        ! ip netns exec "$ns" ethtool -k "$iface" |
+        grep -E '^(tx-checksumming|rx-checksumming|tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload): on' &&
+        ip -n "$ns" link show lo | grep -q UP
+}
+check "pair end A is up, has no IPv4 address, IPv6 and ARP off, offloads off" \
+    pair_end_silent "$STACK_A_NS" "$STACK_A_IF"
+check "pair end B likewise" pair_end_silent "$STACK_B_NS" "$STACK_B_IF"
+check "pair addresses share a /24, A != B" \
+    bash -c "[[ ${STACK_A_ADDR%.*} == $STACK_PAIR_PREFIX && ${STACK_B_ADDR%.*} == $STACK_PAIR_PREFIX && $STACK_A_ADDR != $STACK_B_ADDR ]]"
+check "the kernel does not answer for the pair (no ping A -> B)" \
+    bash -c "! ip netns exec '$STACK_A_NS' ping -n -q -c 1 -W 1 '$STACK_B_ADDR' >/dev/null 2>&1"
+run netns_stack_pair_kernel_addresses
+check "with kernel addresses, A pings B" \
+    bash -c "ip netns exec '$STACK_A_NS' ping -n -q -c 3 -i 0.2 -W 2 '$STACK_B_ADDR' >/dev/null"
+
 # --- 2. Loss. -----------------------------------------------------------------------------
 echo "== loss 300 per mille on $PEER_IF egress (ICMP)"
 run impair_attach "$PEER_IF" 300 0 0 1
@@ -216,13 +244,13 @@ nothing_left() {
     nothing_left_now "$1"
 }
 nothing_left_now() {
-    local state="$1" ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog
-    read -r ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog <"$state"
+    local state="$1" ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog ans bns aif bif
+    read -r ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog ans bns aif bif <"$state"
     local left=""
-    for ns in "$ns1" "$sns1" "$ns2"; do
+    for ns in "$ns1" "$sns1" "$ns2" "$ans" "$bns"; do
         ip netns list | grep -qw "^$ns" && left+=" netns:$ns"
     done
-    for link in "$sif1" "$pif1" "$sif2" "$pif2"; do
+    for link in "$sif1" "$pif1" "$sif2" "$pif2" "$aif" "$bif"; do
         ip link show dev "$link" >/dev/null 2>&1 && left+=" link:$link"
     done
     wait_gone "$pid" || left+=" pid:$pid"
@@ -233,9 +261,10 @@ nothing_left_now() {
     [[ -z "$left" ]]
 }
 everything_there() {
-    local ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog
-    read -r ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog <"$1"
+    local ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog ans bns aif bif
+    read -r ns1 sns1 sif1 pif1 ns2 sif2 pif2 pid prog ans bns aif bif <"$1"
     [[ -e "/run/netns/$ns1" && -e "/run/netns/$sns1" && -e "/run/netns/$ns2" ]] &&
+        [[ -e "/run/netns/$ans" && -e "/run/netns/$bns" ]] &&
         ip link show dev "$sif2" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null
 }
 # Waits (bounded) until PID is gone.
@@ -284,8 +313,9 @@ child_run() {
 }
 everything_there_but_pid() {
     local ns1 rest
-    read -r ns1 rest <"$1"
-    [[ -e "/run/netns/$ns1" ]]
+    local ans bns
+    read -r ns1 _ _ _ _ _ _ _ _ ans bns rest <"$1"
+    [[ -e "/run/netns/$ns1" && -e "/run/netns/$ans" && -e "/run/netns/$bns" ]]
 }
 
 child_run wait TERM

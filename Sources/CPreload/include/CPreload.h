@@ -90,6 +90,10 @@ pid_t mtcp_real_fork(void);
 
 // --- Small helpers. ---------------------------------------------------------------------------
 int mtcp_eventfd(void);
+/// Moves one of the library's own descriptors to the private range (see CShim).
+int mtcp_move_private(int fd);
+/// Puts the private range in the upper part of the program's descriptor limit.
+void mtcp_set_private_fd_floor(void);
 /// Adds fd to a kernel epoll set with a 64-bit tag.
 int mtcp_epoll_add_tagged(int epfd, int fd, uint32_t events, uint64_t tag);
 /// The packed struct epoll_event's fields (x86_64 packs it to 12 bytes).

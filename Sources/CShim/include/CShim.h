@@ -67,6 +67,13 @@ int mtcp_shim_tun_set_iff(int fd, const char *name, int flags, char *actual_name
 
 /// socket(AF_PACKET, SOCK_RAW, htons(protocol)); protocol in host order (0: receive nothing).
 int mtcp_shim_packet_socket(int protocol);
+/// Where descriptors the stack makes for itself go (0: anywhere). A library living inside
+/// another program sets it high, so the program's own fd numbers (dup2 onto 3, a shell's
+/// `exec 3<>`) never land on them.
+extern int mtcp_shim_private_fd_floor;
+/// Moves `fd` to the lowest free number at or above the floor (close-on-exec); `fd` itself
+/// when there is no floor or the move fails.
+int mtcp_shim_move_to_private_range(int fd);
 /// Binds a packet socket to an interface and protocol (host order); 0 or -1 with errno.
 int mtcp_shim_packet_bind(int fd, int ifindex, int protocol);
 /// setsockopt(fd, level, name, &value, sizeof(int)); 0 or -1 with errno.
@@ -75,9 +82,18 @@ int mtcp_shim_setsockopt_int(int fd, int level, int name, int value);
 int mtcp_shim_packet_rx_ring_v3(int fd, unsigned block_size, unsigned block_count, unsigned frame_size,
                                 unsigned retire_timeout_ms);
 /// Sets PACKET_VERSION TPACKET_V2 and a PACKET_TX_RING; 0 or -1 with errno.
+int mtcp_shim_packet_rx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_count, unsigned frame_size);
 /// Joins fanout `group` with `mode` (PACKET_FANOUT_* | flags); 0 or -1 with errno.
 int mtcp_shim_packet_fanout(int fd, uint16_t group, uint16_t mode);
+/// Joins fanout `group` steered by a classic BPF program: member mtcp_shim_port_mix(source
+/// port, destination port) mod members for IPv4 TCP, member 0 for everything else.
+int mtcp_shim_packet_fanout_port_sum(int fd, uint16_t group);
+#define MTCP_PORT_MIX_MULTIPLIER 40503u
+/// The steering value of a TCP flow's ports (symmetric), as the fanout program computes it.
+static inline uint32_t mtcp_shim_port_mix(uint16_t a, uint16_t b) {
+    return (((uint32_t)(a ^ b)) * MTCP_PORT_MIX_MULTIPLIER) >> 16;
+}
 /// Reads and resets PACKET_STATISTICS of a TPACKET_V3 socket; 0 or -1 with errno.
 int mtcp_shim_packet_statistics_v3(int fd, uint32_t *packets, uint32_t *drops);
 /// Kicks a TX ring: send(fd, NULL, 0, MSG_DONTWAIT). Returns bytes queued or -1 with errno.
@@ -144,6 +160,20 @@ static inline uint32_t mtcp_shim_v2_frame_status(const void *frame) {
 }
 static inline void mtcp_shim_v2_frame_set_status(void *frame, uint32_t status) {
     __atomic_store_n(&((struct tpacket2_hdr *)frame)->tp_status, status, __ATOMIC_RELEASE);
+}
+/// TPACKET_V2 receive frames: length on the wire, bytes captured, where the Ethernet header
+/// starts, and the packet type from the sockaddr_ll that follows the header.
+static inline uint32_t mtcp_shim_v2_frame_len(const void *frame) { return ((const struct tpacket2_hdr *)frame)->tp_len; }
+static inline uint32_t mtcp_shim_v2_frame_snaplen(const void *frame) {
+    return ((const struct tpacket2_hdr *)frame)->tp_snaplen;
+}
+static inline uint32_t mtcp_shim_v2_frame_mac_offset(const void *frame) {
+    return ((const struct tpacket2_hdr *)frame)->tp_mac;
+}
+static inline uint8_t mtcp_shim_v2_frame_pkttype(const void *frame) {
+    const struct sockaddr_ll *address =
+        (const struct sockaddr_ll *)((const uint8_t *)frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    return address->sll_pkttype;
 }
 /// Sets the frame length and hands the frame to the kernel (TP_STATUS_SEND_REQUEST).
 static inline void mtcp_shim_v2_frame_send_request(void *frame, uint32_t length) {

@@ -4,6 +4,7 @@
 #
 #   source tests/interop/lib/netns.sh
 #   netns_setup mytest                 # or: netns_setup --stack-ns mytest
+#                                      # (netns_setup_stack_pair: a stack on both ends)
 #   netns_spawn nginx -g 'daemon off;' >"$log" 2>&1
 #   our-stack --interface "$STACK_IF" --address "$STACK_ADDR" ...
 #   netns_exec curl "http://$STACK_ADDR/"
@@ -139,6 +140,75 @@ netns_setup() {
     export PEER_MAC STACK_MAC
     _netns_log "set up: $STACK_IF (${STACK_NS:-root namespace}, $STACK_ADDR for the stack)" \
         "<-> $PEER_IF ($PEER_NS, $PEER_ADDR)"
+}
+
+
+# netns_setup_stack_pair PREFIX
+# Two namespaces joined by a veth, for a stack on each end (e.g. a client and a server both
+# on the stack). Neither end has a kernel IPv4 address; both are silenced like STACK_IF and
+# have offloads off. Exports, for X in A and B:
+#   STACK_X_NS  the namespace (lo up);  STACK_X_IF  its veth end (up);  STACK_X_MAC
+#   STACK_X_ADDR  the address that end's stack should use (A is 10.77.N.1, B is 10.77.N.2)
+#   STACK_PAIR_PREFIX  the 10.77.N network
+# Cleaned up with the rest; may be called more than once (variables overwritten).
+netns_setup_stack_pair() {
+    local prefix="${1:-mt}"
+    prefix="$(printf '%s' "$prefix" | tr -cd 'a-zA-Z0-9' | cut -c1-5)"
+    [[ -n "$prefix" ]] || prefix="mt"
+    if [[ "$(id -u)" != 0 ]]; then
+        _netns_log "netns_setup_stack_pair needs root"
+        return 1
+    fi
+    _netns_install_trap
+    _NETNS_CLEANED=0
+    if [[ -z "$_NETNS_TMPDIR" ]]; then
+        _NETNS_TMPDIR="$(mktemp -d "/tmp/netns-$prefix-$$.XXXXXX")"
+    fi
+
+    _NETNS_COUNTER=$((_NETNS_COUNTER + 1))
+    local base="$prefix$$n$_NETNS_COUNTER"
+    if ((${#base} + 1 > 15)); then
+        base="${base: -14}"
+    fi
+    local a_ns="mtcp-$prefix-$$-$_NETNS_COUNTER-stacka" b_ns="mtcp-$prefix-$$-$_NETNS_COUNTER-stackb"
+    local a_if="${base}a" b_if="${base}b" ns iface
+    local octet=$((RANDOM % 250 + 2))
+
+    for ns in "$a_ns" "$b_ns"; do
+        _NETNS_NAMESPACES+=("$ns")
+        ip netns add "$ns" || return 1
+        _netns_in "$ns" ip link set lo up || return 1
+    done
+    ip link add "$a_if" netns "$a_ns" type veth peer name "$b_if" netns "$b_ns" || return 1
+    for ns in "$a_ns" "$b_ns"; do
+        iface="$a_if"
+        [[ "$ns" == "$b_ns" ]] && iface="$b_if"
+        _netns_silence_kernel "$ns" "$iface" || return 1
+        _netns_offloads_off "$ns" "$iface"
+        _netns_in "$ns" ip link set "$iface" up || return 1
+    done
+
+    export STACK_A_NS="$a_ns" STACK_A_IF="$a_if" STACK_A_ADDR="10.77.$octet.1"
+    export STACK_B_NS="$b_ns" STACK_B_IF="$b_if" STACK_B_ADDR="10.77.$octet.2"
+    export STACK_PAIR_PREFIX="10.77.$octet"
+    STACK_A_MAC="$(_netns_in "$a_ns" cat "/sys/class/net/$a_if/address")"
+    STACK_B_MAC="$(_netns_in "$b_ns" cat "/sys/class/net/$b_if/address")"
+    export STACK_A_MAC STACK_B_MAC
+    _netns_log "set up: $STACK_A_IF ($STACK_A_NS, $STACK_A_ADDR for a stack)" \
+        "<-> $STACK_B_IF ($STACK_B_NS, $STACK_B_ADDR for a stack)"
+}
+
+# netns_stack_pair_kernel_addresses  (self-tests and kernel baselines only) lets the kernels
+# of STACK_A_NS and STACK_B_NS own STACK_A_ADDR and STACK_B_ADDR, so kernel talks to kernel.
+netns_stack_pair_kernel_addresses() {
+    if [[ -z "${STACK_A_NS:-}" || -z "${STACK_B_NS:-}" ]]; then
+        _netns_log "netns_stack_pair_kernel_addresses needs netns_setup_stack_pair"
+        return 1
+    fi
+    _netns_in "$STACK_A_NS" sysctl -q -w "net.ipv4.conf.$STACK_A_IF.arp_ignore=0" >/dev/null &&
+        _netns_in "$STACK_A_NS" ip addr add "$STACK_A_ADDR/24" dev "$STACK_A_IF" &&
+        _netns_in "$STACK_B_NS" sysctl -q -w "net.ipv4.conf.$STACK_B_IF.arp_ignore=0" >/dev/null &&
+        _netns_in "$STACK_B_NS" ip addr add "$STACK_B_ADDR/24" dev "$STACK_B_IF"
 }
 
 
@@ -309,7 +379,7 @@ netns_sweep_stale() {
     local -a dead=()
     prefix="$(printf '%s' "$prefix" | tr -cd 'a-zA-Z0-9' | cut -c1-5)"
     while read -r ns _; do
-        [[ "$ns" =~ ^mtcp-([a-zA-Z0-9]+)-([0-9]+)-[0-9]+-(peer|stack)$ ]] || continue
+        [[ "$ns" =~ ^mtcp-([a-zA-Z0-9]+)-([0-9]+)-[0-9]+-(peer|stack|stacka|stackb)$ ]] || continue
         [[ -z "$prefix" || "${BASH_REMATCH[1]}" == "$prefix" ]] || continue
         pid="${BASH_REMATCH[2]}"
         [[ -d "/proc/$pid" ]] && continue

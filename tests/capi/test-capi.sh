@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# mTCP's C API (libmtcp.so, headers in shim/include) with the C examples in shim/examples:
+#   build          the examples compile against shim/include with gcc -Wall -Werror and link libmtcp.so
+#   bad-config     an unknown key in the config file: mtcp_init fails naming the file and line
+#   server-curl    epserver on the stack serves the kernel's curl byte-exact (small file, 10 MiB,
+#                  keep-alive with several requests on one connection, 404)
+#   server-load    epserver serves the project's load generator (mtcp-load) with zero errors
+#   server-cores   epserver with two contexts (num_cores = 2, one AF_PACKET fanout group) serves
+#                  mtcp-load with zero errors, and both contexts accept connections
+#   api            tests/capi/api.c: one call at a time (pipes with epoll in every mode, socket
+#                  options, ioctls, blocking calls and their timeouts, errors) against a kernel echo
+#   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
+#                  is missing, or MTCP_CAPI_PEER=python): new connection per request and persistent,
+#                  zero errors, byte-exact
+# Usage: bash tests/capi/test-capi.sh [CASE...]   Needs root (network namespaces).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/interop/lib/netns.sh
+source "$ROOT/tests/interop/lib/netns.sh"
+BIN="${MTCP_BIN:-$ROOT/.build/release}"
+WORK="$(mktemp -d /tmp/mtcp-capi.XXXXXX)"
+NETNS_CLEANUP_HOOKS+=("rm -rf '$WORK'")
+PASSED=0
+FAILED=0
+FAILURES=()
+
+for tool in "$BIN/libmtcp.so" "$BIN/mtcp-load"; do
+    [[ -e "$tool" ]] || { echo "test-capi: $tool is missing; build with: swift build -c release" >&2; exit 2; }
+done
+
+log() { printf '%s\n' "test-capi: $*"; }
+
+run_case() {
+    local name="$1" start=$SECONDS
+    log "=== $name"
+    if ( set -euo pipefail; "case_${name//-/_}" ); then
+        PASSED=$((PASSED + 1))
+        log "PASS $name ($((SECONDS - start)) s)"
+    else
+        FAILED=$((FAILED + 1))
+        FAILURES+=("$name")
+        log "FAIL $name ($((SECONDS - start)) s)"
+    fi
+}
+
+peer() { timeout "${PEER_TIMEOUT:-300}" ip netns exec "$PEER_NS" "$@"; }
+on_stack() { timeout "${PEER_TIMEOUT:-300}" ip netns exec "$STACK_NS" "$@"; }
+
+# The stack side's config file in mTCP's format.
+write_config() {
+    cat >"$WORK/mtcp.conf" <<CONF
+############### mtcp configuration file ###############
+io = afpacket
+num_cores = 1
+num_mem_ch = 4
+port = $STACK_IF
+max_concurrency = 10000
+max_num_buffers = 10000
+tcp_timeout = 30
+tcp_timewait = 0
+stat_print = $STACK_IF
+# ours: the address mTCP took from the interface
+addr = $STACK_ADDR/24
+CONF
+}
+
+# Starts epserver on the stack serving $WORK/www; waits for its "serving" line.
+SERVER_PID=""
+start_epserver() {
+    local config="${1:-$WORK/mtcp.conf}" cores="${2:-1}"
+    # Its own -t bounds its life (a `timeout` wrapper would not pass SIGINT on from a script).
+    # Started directly (not through a shell function) so that the PID is epserver's own.
+    ip netns exec "$STACK_NS" "$BIN/epserver" -f "$config" -d "$WORK/www" -p 80 -N "$cores" -t 600 \
+        >"$WORK/epserver.log" 2>&1 &
+    SERVER_PID=$!
+    netns_track_pid "$SERVER_PID"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q "serving" "$WORK/epserver.log" 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$WORK/epserver.log" >&2
+    return 1
+}
+
+# Ends epserver (SIGINT, as mTCP's examples expect) and shows its counters.
+stop_epserver() {
+    kill -INT "$SERVER_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    sed 's/^/    /' "$WORK/epserver.log"
+}
+
+case_build() {
+    bash "$ROOT/shim/examples/build.sh" "$BIN"
+    [[ -x "$BIN/epserver" && -x "$BIN/epwget" ]]
+}
+
+case_bad_config() {
+    printf 'port = lo\naddr = 10.0.0.1/24\nbogus_key = 1\n' >"$WORK/bad.conf"
+    mkdir -p "$WORK/empty"
+    local status=0
+    "$BIN/epserver" -f "$WORK/bad.conf" -d "$WORK/empty" >"$WORK/bad.out" 2>&1 || status=$?
+    sed 's/^/    /' "$WORK/bad.out"
+    [[ "$status" -ne 0 ]]
+    grep -q "$WORK/bad.conf:3: unknown key 'bogus_key'" "$WORK/bad.out"
+    grep -q "mtcp_init failed" "$WORK/bad.out"
+}
+
+case_server_curl() {
+    start_epserver
+    local file
+    for file in index.html small.bin big.bin; do
+        peer curl -sS --fail --max-time 60 -o "$WORK/got-$file" "http://$STACK_ADDR/$file"
+        cmp "$WORK/www/$file" "$WORK/got-$file"
+        log "curl fetched $file ($(stat -c %s "$WORK/got-$file") bytes), byte-exact"
+    done
+    # Keep-alive: three requests on one connection (curl reuses it), all byte-exact.
+    peer curl -sS --fail --max-time 60 -o "$WORK/k1" -o "$WORK/k2" -o "$WORK/k3" \
+        "http://$STACK_ADDR/small.bin" "http://$STACK_ADDR/index.html" "http://$STACK_ADDR/big.bin" \
+        -w '%{num_connects}\n' >"$WORK/connects.txt"
+    cmp "$WORK/www/small.bin" "$WORK/k1"
+    cmp "$WORK/www/index.html" "$WORK/k2"
+    cmp "$WORK/www/big.bin" "$WORK/k3"
+    [[ "$(awk '{s += $1} END {print s}' "$WORK/connects.txt")" -eq 1 ]]
+    log "keep-alive: 3 requests on 1 connection, byte-exact"
+    if peer curl -sS --fail --max-time 10 -o /dev/null "http://$STACK_ADDR/missing"; then return 1; fi
+    stop_epserver
+    grep -q "epserver\[0\]: .* errors=0" "$WORK/epserver.log"
+}
+
+# The load generator runs on its own stack on the kernel side's interface, with an address the
+# kernel there does not own (so the kernel neither answers nor resets its flows).
+case_server_load() {
+    start_epserver
+    local load_addr="${PREFIX}.3" count=2000
+    ip netns exec "$PEER_NS" timeout 300 "$BIN/mtcp-load" --iface "$PEER_IF" --addr "$load_addr/24" \
+        --server "$STACK_ADDR" --port 80 --path /64.bin --connections "$count" --concurrency 50 \
+        --duration 120 | tee "$WORK/load.txt"
+    grep -q "mtcp-load: completed=$count non2xx=0 errors=0" "$WORK/load.txt"
+    ip netns exec "$PEER_NS" timeout 300 "$BIN/mtcp-load" --iface "$PEER_IF" --addr "$load_addr/24" \
+        --server "$STACK_ADDR" --port 80 --path /64.bin --connections 20 --concurrency 20 \
+        --requests-per-connection 100 --duration 120 | tee "$WORK/load-keepalive.txt"
+    grep -q "mtcp-load: completed=2000 non2xx=0 errors=0" "$WORK/load-keepalive.txt"
+    stop_epserver
+    grep -q "epserver\[0\]: .* errors=0" "$WORK/epserver.log"
+}
+
+# A kernel echo server on PEER_ADDR:7 that closes when the client does.
+ECHO_SERVER='
+import socket, sys, threading
+def serve(c):
+    try:
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            c.sendall(data)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+
+case_server_cores() {
+    sed -e 's/^num_cores = .*/num_cores = 2/' "$WORK/mtcp.conf" >"$WORK/cores.conf"
+    start_epserver "$WORK/cores.conf" 2
+    local load_addr="${PREFIX}.3" count=2000
+    ip netns exec "$PEER_NS" timeout 300 "$BIN/mtcp-load" --iface "$PEER_IF" --addr "$load_addr/24" \
+        --server "$STACK_ADDR" --port 80 --path /64.bin --connections "$count" --concurrency 50 \
+        --duration 120 | tee "$WORK/load-cores.txt"
+    grep -q "mtcp-load: completed=$count non2xx=0 errors=0" "$WORK/load-cores.txt"
+    stop_epserver
+    local a b
+    a="$(sed -n 's/^epserver\[0\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
+    b="$(sed -n 's/^epserver\[1\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
+    log "context 0 accepted $a connections, context 1 accepted $b"
+    [[ -n "$a" && -n "$b" && "$a" -gt 0 && "$b" -gt 0 && $((a + b)) -eq $count ]]
+    ! grep -q "errors=[1-9]" "$WORK/epserver.log"
+}
+
+case_api() {
+    gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I "$ROOT/shim/include" -o "$WORK/api" "$HERE/api.c" -lpthread \
+        -L "$BIN" -lmtcp -Wl,-rpath,"$BIN"
+    sed -e 's/^max_concurrency = .*/max_concurrency = 4096/' "$WORK/mtcp.conf" >"$WORK/api.conf"
+    echo "rcvbuf = 65536" >>"$WORK/api.conf"
+    netns_spawn python3 -c "$ECHO_SERVER" "$PEER_ADDR"
+    netns_wait_for 50 peer python3 -c "import socket; socket.create_connection(('$PEER_ADDR', 7), 1).close()"
+    on_stack "$WORK/api" -f "$WORK/api.conf" -s "$PEER_ADDR" -p 7 -c 9 | tee "$WORK/api.txt"
+    grep -q "^api: [0-9]* checks passed, 0 failed" "$WORK/api.txt"
+}
+
+case_client_nginx() {
+    mkdir -p "$WORK/peer/www" "$WORK/peer/tmp"
+    head -c 64 /dev/urandom >"$WORK/peer/www/64.bin"
+    head -c $((1 << 20)) /dev/urandom >"$WORK/peer/www/1m.bin"
+    chmod 755 "$WORK" "$WORK/peer" "$WORK/peer/www"
+    chmod 644 "$WORK/peer/www/"*.bin
+    local port=8080
+    if [[ "${MTCP_CAPI_PEER:-nginx}" == nginx ]] && command -v nginx >/dev/null; then
+        cat >"$WORK/peer/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $WORK/peer/nginx.pid;
+error_log $WORK/peer/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/peer/tmp;
+    proxy_temp_path $WORK/peer/tmp;
+    fastcgi_temp_path $WORK/peer/tmp;
+    uwsgi_temp_path $WORK/peer/tmp;
+    scgi_temp_path $WORK/peer/tmp;
+    keepalive_requests 100000;
+    server { listen $PEER_ADDR:$port backlog=4096; root $WORK/peer/www; }
+}
+CONF
+        netns_spawn nginx -c "$WORK/peer/nginx.conf" -p "$WORK/peer"
+        log "kernel side: nginx"
+    else
+        netns_spawn python3 -m http.server --protocol HTTP/1.1 --bind "$PEER_ADDR" --directory "$WORK/peer/www" \
+            "$port" >"$WORK/peer/http.log" 2>&1
+        log "kernel side: python3 -m http.server"
+    fi
+    netns_wait_for 100 peer curl -s -o /dev/null "http://$PEER_ADDR:$port/64.bin"
+    # A new connection per request.
+    on_stack "$BIN/epwget" -f "$WORK/mtcp.conf" -u "$PEER_ADDR:$port/64.bin" -n 2000 -c 50 -t 120 \
+        | tee "$WORK/epwget.txt"
+    grep -q "epwget: completed=2000 good=2000 errors=0" "$WORK/epwget.txt"
+    # Persistent connections, 100 requests each.
+    on_stack "$BIN/epwget" -f "$WORK/mtcp.conf" -u "$PEER_ADDR:$port/64.bin" -n 2000 -c 20 -k 100 -t 120 \
+        | tee "$WORK/epwget-k.txt"
+    grep -q "epwget: completed=2000 good=2000 errors=0" "$WORK/epwget-k.txt"
+    # A larger body, byte-exact.
+    on_stack "$BIN/epwget" -f "$WORK/mtcp.conf" -u "$PEER_ADDR:$port/1m.bin" -n 20 -c 4 -o "$WORK/got-1m.bin" \
+        -t 120 | tee "$WORK/epwget-1m.txt"
+    grep -q "epwget: completed=20 good=20 errors=0" "$WORK/epwget-1m.txt"
+    cmp "$WORK/peer/www/1m.bin" "$WORK/got-1m.bin"
+    log "epwget fetched 1 MiB byte-exact"
+}
+
+netns_setup --stack-ns capi
+write_config
+mkdir -p "$WORK/www"
+echo "hello from mTCP's API on the user-level stack" >"$WORK/www/index.html"
+head -c 1024 /dev/urandom >"$WORK/www/small.bin"
+head -c 64 /dev/urandom >"$WORK/www/64.bin"
+head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
+
+CASES=("$@")
+if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load server-cores api client-nginx); fi
+for name in "${CASES[@]}"; do
+    if [[ "$name" != build && ! -x "$BIN/epserver" ]]; then case_build >/dev/null; fi
+    run_case "$name"
+done
+if ((FAILED > 0)); then log "failed: ${FAILURES[*]}"; fi
+echo "test-capi: $PASSED passed, $FAILED failed"
+((FAILED == 0))
