@@ -4,7 +4,7 @@
 # stack/kernel. See bench/README.md.
 #
 #   bash bench/run.sh                 # everything, 3 rounds: docs/BENCHMARKS.md, docs/bench/*.png
-#   bash bench/run.sh --quick         # 1 round, 1 s runs, 64-byte file, 1 core, small counts, no micro:
+#   bash bench/run.sh --quick         # 1 round, 1 s runs, 64-byte file, small counts, no micro:
 #                                     # checks the harness works; report in .build/bench/quick/
 #   bash bench/run.sh --rounds 5 --only nginx,redis --out /tmp/b
 #   bash bench/run.sh --kernel-offloads   # the kernel pair keeps veth's offloads (TSO, GSO, GRO,
@@ -46,7 +46,7 @@ if ((QUICK)); then
     NGINX_CONCURRENCY=(16)          # wrk connections: the concurrency sweep
     FIXED_CONCURRENCY=16            # the other cases
     FILES=(64.bin)                  # served files (suites 1 and 2)
-    HTTPD_CORES=(1)                 # suite 4 (2 cores stall today: see bench/README.md)
+    HTTPD_CORES=(1 2)               # suite 4
     SETTLE=1                        # seconds for a server to accept the last idle connections
     REDIS_REQUESTS=(2000 10000)     # -P 1, -P 16
     BULK_MIB=32

@@ -147,9 +147,8 @@ suite_nginx() {
 # --- 2. Both ends on the stack. ------------------------------------------------------------
 
 # Servers start afresh for every round, on both sides alike, because each client run here is
-# a new stack whose ephemeral ports start at the same number: a long-lived server on the stack
-# still holds those 4-tuples (TIME-WAIT after Connection: close, or connections the previous
-# client left open) and the new SYNs stall for a retransmission timeout (see bench/README.md).
+# a new stack: a long-lived server on the stack still holds the previous client's 4-tuples in
+# TIME-WAIT (after Connection: close), and SYNs that reuse them stall (see bench/README.md).
 # BENCH_REUSE_SERVERS=1 keeps one server per suite and shows that effect.
 
 # fresh_nginx_pair KERNEL_NAME STACK_NAME NS IF ADDR CLIENT_NS CLIENT_IF CLIENT_ADDR WORKERS
