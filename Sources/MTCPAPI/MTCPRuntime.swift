@@ -92,7 +92,7 @@ enum MTCPRuntime {
                 errno = ENODEV
                 return nil
             }
-            let stack = NetworkStack(io: link, configuration: options.stackConfiguration)
+            let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
             stack.log = { report($0) }
             if settings.numCores > 1 {
                 if neighbours == nil { neighbours = SharedNeighbours() }

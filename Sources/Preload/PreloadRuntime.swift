@@ -150,7 +150,7 @@ final class PreloadRuntime {
             log.error("cannot create the placeholder socket (errno \(mtcp_errno())); every socket uses the kernel")
             return false
         }
-        let stack = NetworkStack(io: link, configuration: options.stackConfiguration)
+        let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
         let log = self.log
         stack.log = { log.warn($0) }
         if let memory = claimsMemory(options) {

@@ -78,10 +78,11 @@ public enum StackLauncher {
     ) {
         let count = queues.count
         let neighbours = count > 1 ? SharedNeighbours() : nil
+        let secret = HostSecret.load()
         var threads: [pthread_t] = []
         for (index, io) in queues.enumerated() {
             let body = {
-                let stack = NetworkStack(io: io, configuration: options.stackConfiguration)
+                let stack = NetworkStack(io: io, configuration: options.stackConfiguration, secret: secret)
                 stack.sharedNeighbours = neighbours
                 if steered { stack.activeOpenSteering = (index, count) }
                 stack.announce()

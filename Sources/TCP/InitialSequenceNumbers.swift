@@ -24,4 +24,15 @@ public struct ISNGenerator: Sendable {
         let m = UInt32(truncatingIfNeeded: now.nanoseconds / 4_000)
         return SequenceNumber(m &+ f)
     }
+
+    /// The TCP timestamp offset for connections between these two addresses (RFC 7323 7.1):
+    /// secret, so timestamps do not reveal uptime, but the same for every connection of the
+    /// pair, so a new connection's timestamps are newer than an old one's — which lets a peer
+    /// holding the old 4-tuple in TIME-WAIT accept the new SYN (RFC 6191), as Linux does.
+    public func timestampOffset(localAddress: UInt32, remoteAddress: UInt32) -> UInt32 {
+        var hasher = SipHash24(key0: key1 ^ 0x7473_6f66_6673_6574, key1: key0)
+        hasher.add(localAddress)
+        hasher.add(remoteAddress)
+        return UInt32(truncatingIfNeeded: hasher.finalize())
+    }
 }

@@ -144,7 +144,9 @@ public final class TCPEndpoint {
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
         let memory = takeMemory(for: configuration)
-        let connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now, memory: memory)
+        var connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now, memory: memory)
+        connection.timestampOffset = isnGenerator.timestampOffset(
+            localAddress: flow.localAddress.rawValue, remoteAddress: flow.remoteAddress.rawValue)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
             throw .noBuffers
@@ -328,12 +330,14 @@ public final class TCPEndpoint {
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
         let memory = takeMemory(for: configuration)
         guard
-            let connection = TCPConnection(
+            var connection = TCPConnection(
                 acceptingSYN: segment, configuration: configuration, initialSequence: iss, now: now, memory: memory)
         else {
             if let memory { memoryPool.give(back: memory) }
             return
         }
+        connection.timestampOffset = isnGenerator.timestampOffset(
+            localAddress: flow.localAddress.rawValue, remoteAddress: flow.remoteAddress.rawValue)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
             return
