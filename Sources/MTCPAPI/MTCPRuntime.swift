@@ -93,6 +93,7 @@ enum MTCPRuntime {
                 return nil
             }
             let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
+            HostSecret.configure(stack)
             stack.log = { report($0) }
             if settings.numCores > 1 {
                 if neighbours == nil { neighbours = SharedNeighbours() }

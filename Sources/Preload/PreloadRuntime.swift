@@ -151,6 +151,7 @@ final class PreloadRuntime {
             return false
         }
         let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
+        HostSecret.configure(stack)
         let log = self.log
         stack.log = { log.warn($0) }
         if let memory = claimsMemory(options) {

@@ -1,4 +1,5 @@
 import Glibc
+import Stack
 
 /// The 128-bit secret that keys ISNs, timestamp offsets and SYN cookies, shared by every
 /// stack process on this host (the kernel keeps one per boot). With one secret, a process
@@ -18,6 +19,11 @@ public enum HostSecret {
         }
         // Another process may have won the race to make it: use what is there.
         return read() ?? fresh
+    }
+
+    /// A stack for this host: the shared secret, and an ephemeral port search of its own.
+    public static func configure<IO>(_ stack: NetworkStack<IO>) {
+        stack.endpoint.startEphemeralSearch(at: UInt16.random(in: 0...UInt16.max))
     }
 
     static func read() -> (UInt64, UInt64)? {

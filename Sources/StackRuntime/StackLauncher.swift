@@ -83,6 +83,7 @@ public enum StackLauncher {
         for (index, io) in queues.enumerated() {
             let body = {
                 let stack = NetworkStack(io: io, configuration: options.stackConfiguration, secret: secret)
+                HostSecret.configure(stack)
                 stack.sharedNeighbours = neighbours
                 if steered { stack.activeOpenSteering = (index, count) }
                 stack.announce()

@@ -70,11 +70,15 @@ public final class TCPEndpoint {
         memoryPool = ConnectionMemoryPool(configuration: configuration, initialConnections: pooledConnections)
         isnGenerator = ISNGenerator(secret: secret)
         cookies = SYNCookieCodec(secret: (secret.1 ^ 0x5bd1_e995_5bd1_e995, secret.0 &+ 0x9e37_79b9_7f4a_7c15))
-        // Start the ephemeral search at a secret-derived place (RFC 6056): a new instance
-        // (a restarted client) must not walk the 4-tuples its predecessor left in the
-        // server's TIME-WAIT.
-        let span = UInt64(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
-        nextEphemeralPort = Self.ephemeralPorts.lowerBound + UInt16((secret.0 ^ (secret.1 >> 17)) % span)
+        startEphemeralSearch(at: UInt16(truncatingIfNeeded: secret.0 ^ (secret.1 >> 17)))
+    }
+
+    /// Where the ephemeral port search starts (reduced into the range). Processes sharing a
+    /// host secret start at different places (RFC 6056): a restarted client must not walk
+    /// into 4-tuples its predecessor left open or in TIME-WAIT at the server.
+    public func startEphemeralSearch(at value: UInt16) {
+        let span = UInt32(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
+        nextEphemeralPort = Self.ephemeralPorts.lowerBound + UInt16(UInt32(value) % span)
     }
 
     deinit {
