@@ -18,6 +18,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=tests/interop/lib/netns.sh
 source "$ROOT/tests/interop/lib/netns.sh"
+# shellcheck source=tests/interop/lib/peer-nginx.sh
+source "$ROOT/tests/interop/lib/peer-nginx.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
 WORK="$(mktemp -d /tmp/mtcp-capi.XXXXXX)"
 NETNS_CLEANUP_HOOKS+=("rm -rf '$WORK'")
@@ -204,32 +206,13 @@ case_api() {
 }
 
 case_client_nginx() {
-    mkdir -p "$WORK/peer/www" "$WORK/peer/tmp"
+    mkdir -p "$WORK/peer/www"
     head -c 64 /dev/urandom >"$WORK/peer/www/64.bin"
     head -c $((1 << 20)) /dev/urandom >"$WORK/peer/www/1m.bin"
-    chmod 755 "$WORK" "$WORK/peer" "$WORK/peer/www"
     chmod 644 "$WORK/peer/www/"*.bin
     local port=8080
     if [[ "${MTCP_CAPI_PEER:-nginx}" == nginx ]] && command -v nginx >/dev/null; then
-        cat >"$WORK/peer/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $WORK/peer/nginx.pid;
-error_log $WORK/peer/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/peer/tmp;
-    proxy_temp_path $WORK/peer/tmp;
-    fastcgi_temp_path $WORK/peer/tmp;
-    uwsgi_temp_path $WORK/peer/tmp;
-    scgi_temp_path $WORK/peer/tmp;
-    keepalive_requests 100000;
-    server { listen $PEER_ADDR:$port backlog=4096; root $WORK/peer/www; }
-}
-CONF
-        netns_spawn nginx -c "$WORK/peer/nginx.conf" -p "$WORK/peer"
+        peer_nginx_start "$WORK/peer" "$port"
         log "kernel side: nginx"
     else
         netns_spawn python3 -m http.server --protocol HTTP/1.1 --bind "$PEER_ADDR" --directory "$WORK/peer/www" \

@@ -18,6 +18,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=tests/interop/lib/netns.sh
 source "$HERE/lib/netns.sh"
+# shellcheck source=tests/interop/lib/peer-nginx.sh
+source "$HERE/lib/peer-nginx.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
 CHECK="$HERE/tools/tcpcheck.py"
 QUICK="${MTCP_INTEROP_QUICK:-0}"
@@ -156,31 +158,9 @@ test_httpd() {
 
 test_load() {
     command -v nginx >/dev/null || { log "nginx is not installed"; return 1; }
-    mkdir -p "$WORK/nginx/www" "$WORK/nginx/tmp"
+    mkdir -p "$WORK/nginx/www"
     head -c 64 /dev/urandom >"$WORK/nginx/www/64.bin"
-    # nginx's workers run as an unprivileged user: let them reach the files.
-    chmod 755 "$WORK" "$WORK/nginx" "$WORK/nginx/www"
-    chmod 644 "$WORK/nginx/www/64.bin"
-    cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/tmp;
-    proxy_temp_path $WORK/nginx/tmp;
-    fastcgi_temp_path $WORK/nginx/tmp;
-    uwsgi_temp_path $WORK/nginx/tmp;
-    scgi_temp_path $WORK/nginx/tmp;
-    keepalive_requests 100000;
-    server { listen $PEER_ADDR:8080 backlog=4096; root $WORK/nginx/www; }
-}
-CONF
-    netns_spawn nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
-    netns_wait_for 50 peer curl -s -o /dev/null "http://$PEER_ADDR:8080/64.bin"
+    peer_nginx_start "$WORK/nginx" 8080
     local count=$((CONCURRENT * 2))
     "$BIN/mtcp-load" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
         --path /64.bin --connections "$count" --concurrency 50 --duration 120 | tee "$WORK/load.txt"
