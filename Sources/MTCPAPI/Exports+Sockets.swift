@@ -1,5 +1,6 @@
 import Glibc
 import Stack
+import StackRuntime
 import Wire
 
 // mTCP's socket calls. Each takes the context's lock for its whole length
@@ -22,34 +23,6 @@ func call<T: BinaryInteger>(_ mctx: OpaquePointer?, _ body: (MTCPContext) throws
     }
 }
 
-/// A sockaddr_in's address and port (host order).
-func inetAddress(_ address: UnsafePointer<sockaddr>?, _ length: socklen_t) throws(Errno) -> (IPv4Address, UInt16) {
-    guard let address else { throw .EFAULT }
-    guard length >= socklen_t(MemoryLayout<sockaddr_in>.size) else { throw .EINVAL }
-    let inet = UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in.self)
-    guard inet.sin_family == sa_family_t(AF_INET) else { throw .EAFNOSUPPORT }
-    return (IPv4Address(rawValue: UInt32(bigEndian: inet.sin_addr.s_addr)), UInt16(bigEndian: inet.sin_port))
-}
-
-/// Writes a sockaddr_in (truncated to `*length` as Linux does) and sets `*length` to its size.
-func putInetAddress(
-    _ address: IPv4Address, _ port: UInt16, _ out: UnsafeMutablePointer<sockaddr>?,
-    _ length: UnsafeMutablePointer<socklen_t>?
-) throws(Errno) {
-    guard let out, let length else { return }
-    var inet = sockaddr_in()
-    inet.sin_family = sa_family_t(AF_INET)
-    inet.sin_port = port.bigEndian
-    inet.sin_addr.s_addr = address.rawValue.bigEndian
-    let size = MemoryLayout<sockaddr_in>.size
-    let room = Int(length.pointee)
-    guard room >= 0 else { throw .EINVAL }
-    withUnsafeBytes(of: &inet) { bytes in
-        UnsafeMutableRawPointer(out).copyMemory(from: bytes.baseAddress!, byteCount: min(room, size))
-    }
-    length.pointee = socklen_t(size)
-}
-
 @_cdecl("mtcp_socket")
 public func mtcp_socket(_ mctx: OpaquePointer?, _ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
     call(mctx) { (c) throws(Errno) in try c.socket(domain: domain, type: type, protocol: proto) }
@@ -60,7 +33,7 @@ public func mtcp_bind(_ mctx: OpaquePointer?, _ id: Int32, _ address: UnsafePoin
     -> Int32
 {
     call(mctx) { (c) throws(Errno) in
-        try c.bind(id, try inetAddress(address, length))
+        try c.bind(id, try InetSocketAddress.read(address, length))
         return 0
     }
 }
@@ -80,7 +53,7 @@ public func mtcp_accept(
 ) -> Int32 {
     call(mctx) { (c) throws(Errno) in
         let accepted = try c.accept(id)
-        try putInetAddress(accepted.address, accepted.port, address, length)
+        try InetSocketAddress.write(accepted.address, accepted.port, address, length)
         return accepted.id
     }
 }
@@ -90,7 +63,7 @@ public func mtcp_connect(
     _ mctx: OpaquePointer?, _ id: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t
 ) -> Int32 {
     call(mctx) { (c) throws(Errno) in
-        try c.connect(id, try inetAddress(address, length))
+        try c.connect(id, try InetSocketAddress.read(address, length))
         return 0
     }
 }
@@ -127,7 +100,7 @@ public func mtcp_getsockname(
     call(mctx) { (c) throws(Errno) in
         guard address != nil, length != nil else { throw .EFAULT }
         let name = try c.stack.getsockname(try c.socket(id))
-        try putInetAddress(name.address, name.port, address, length)
+        try InetSocketAddress.write(name.address, name.port, address, length)
         return 0
     }
 }
@@ -140,7 +113,7 @@ public func mtcp_getpeername(
     call(mctx) { (c) throws(Errno) in
         guard address != nil, length != nil else { throw .EFAULT }
         let name = try c.stack.getpeername(try c.socket(id))
-        try putInetAddress(name.address, name.port, address, length)
+        try InetSocketAddress.write(name.address, name.port, address, length)
         return 0
     }
 }

@@ -19,16 +19,9 @@ func failSize(_ error: Errno) -> Int {
     return -1
 }
 
-/// An IPv4 socket address the application passed, or nil when it is not AF_INET.
+/// An IPv4 socket address the application passed, or nil when it is not a valid AF_INET one.
 func readAddress(_ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> (IPv4Address, UInt16)? {
-    guard let address, length >= socklen_t(MemoryLayout<sockaddr_in>.size) else { return nil }
-    return UnsafeRawPointer(address).withMemoryRebound(to: sockaddr_in.self, capacity: 1) { inet in
-        guard inet.pointee.sin_family == sa_family_t(AF_INET) else { return nil }
-        return (
-            IPv4Address(rawValue: UInt32(bigEndian: inet.pointee.sin_addr.s_addr)),
-            UInt16(bigEndian: inet.pointee.sin_port)
-        )
-    }
+    try? InetSocketAddress.read(address, length)
 }
 
 /// Writes an IPv4 address the way the kernel does: truncated to the caller's length, which
@@ -37,17 +30,7 @@ func writeAddress(
     _ value: (IPv4Address, UInt16), _ address: UnsafeMutablePointer<sockaddr>?,
     _ length: UnsafeMutablePointer<socklen_t>?
 ) {
-    guard let address, let length else { return }
-    var inet = sockaddr_in()
-    inet.sin_family = sa_family_t(AF_INET)
-    inet.sin_port = value.1.bigEndian
-    inet.sin_addr.s_addr = value.0.rawValue.bigEndian
-    let size = MemoryLayout<sockaddr_in>.size
-    let n = min(Int(length.pointee), size)
-    withUnsafeBytes(of: &inet) { bytes in
-        UnsafeMutableRawPointer(address).copyMemory(from: bytes.baseAddress!, byteCount: n)
-    }
-    length.pointee = socklen_t(size)
+    try? InetSocketAddress.write(value.0, value.1, address, length)
 }
 
 extension PreloadRuntime {
