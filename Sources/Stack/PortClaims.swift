@@ -8,6 +8,9 @@ import Glibc
 /// per port; slot 0 (port 0 is never a flow's port) names the primary process, which answers
 /// ARP and ICMP echo and resets segments for ports nobody owns. Every change is a
 /// compare-and-swap, so processes need no lock; a pid that no longer runs owns nothing.
+///
+/// One view per process and stack instance: the view itself (its liveness cache) is used by
+/// its stack's owner only, and `activate` counts each view as one process.
 public final class PortClaims {
     /// Bytes the shared table takes: one Int32 per port, then the activation counter.
     public static let byteCount = 65536 * 4 + 64

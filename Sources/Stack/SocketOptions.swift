@@ -17,11 +17,17 @@ public enum SocketConstant {
     /// struct timeval (16 bytes on 64-bit Linux).
     public static let SO_RCVTIMEO: Int32 = 20
     public static let SO_SNDTIMEO: Int32 = 21
+    public static let SO_ACCEPTCONN: Int32 = 30
+    public static let SO_PROTOCOL: Int32 = 38
+    public static let SO_DOMAIN: Int32 = 39
+    public static let AF_INET: Int32 = 2
     public static let TCP_NODELAY: Int32 = 1
     public static let TCP_CORK: Int32 = 3
     public static let TCP_KEEPIDLE: Int32 = 4
     public static let TCP_KEEPINTVL: Int32 = 5
     public static let TCP_KEEPCNT: Int32 = 6
+    /// struct tcp_info (see `TCPInfo`).
+    public static let TCP_INFO: Int32 = 11
     public static let TCP_CONGESTION: Int32 = 13
     public static let SHUT_RD: Int32 = 0
     public static let SHUT_WR: Int32 = 1
@@ -164,6 +170,10 @@ extension NetworkStack {
             return try put(Int32(clamping: options.sendBuffer.map { $0 * 2 } ?? configuration.tcp.sendBufferSize))
         case (C.SOL_SOCKET, C.SO_KEEPALIVE): return try put(options.keepAlive ? 1 : 0)
         case (C.SOL_SOCKET, C.SO_TYPE): return try put(C.SOCK_STREAM)
+        case (C.SOL_SOCKET, C.SO_DOMAIN): return try put(C.AF_INET)
+        case (C.SOL_SOCKET, C.SO_PROTOCOL): return try put(C.IPPROTO_TCP)
+        case (C.SOL_SOCKET, C.SO_ACCEPTCONN): return try put(sockets.slots[i]!.phase == .listening ? 1 : 0)
+        case (C.IPPROTO_TCP, C.TCP_INFO): return tcpInfo(i, into: value)
         case (C.SOL_SOCKET, C.SO_ERROR):
             let error = sockets.slots[i]!.pendingError
             sockets.slots[i]!.pendingError = nil

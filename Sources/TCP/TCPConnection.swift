@@ -303,6 +303,12 @@ public struct TCPConnection {
     /// True when a write would not block (or would fail at once).
     public var isWritable: Bool { writableBytes > 0 || error != nil || finRequested }
     public var smoothedRTT: Interval? { rttEstimator.smoothedRTT }
+    /// RTTVAR (zero before the first sample).
+    public var rttVariance: Interval { rttEstimator.rttVariance }
+    /// Window-scale shifts in use: applied to the peer's windows and to ours.
+    public var windowShifts: (send: UInt8, receive: UInt8) {
+        windowScalingEnabled ? (sendWindowShift, receiveWindowShift) : (0, 0)
+    }
     public var retransmissionTimeout: Interval { rttEstimator.backedOff(retransmitCount) }
     public var congestionWindow: Int { congestion.congestionWindow }
     public var slowStartThreshold: Int { congestion.slowStartThreshold }

@@ -269,6 +269,58 @@ import Wire
         #expect(defaults.receiveBufferSize == TCPConfiguration().receiveBufferSize && !defaults.cork)
     }
 
+    @Test func socketIdentityOptionsAndTCPInfo() throws {
+        let hosts = TwoHosts()
+        let (client, server, listener) = try hosts.connectedPair()
+        typealias C = SocketConstant
+        let a = hosts.a
+        #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_DOMAIN) == C.AF_INET)
+        #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_PROTOCOL) == C.IPPROTO_TCP)
+        #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_ACCEPTCONN) == 0)
+        #expect(try hosts.b.getsockopt(listener, level: C.SOL_SOCKET, name: C.SO_ACCEPTCONN) == 1)
+        // Some traffic for an RTT sample.
+        _ = try pattern(3000, seed: 1).withUnsafeBytes { try a.write(client, $0) }
+        hosts.run(for: .milliseconds(100))
+        var info = [UInt8](repeating: 0xEE, count: 300)
+        func tcpInfo(_ stack: NetworkStack<MemoryPort>, _ id: Int32, length: Int = 300) throws -> Int {
+            info = [UInt8](repeating: 0xEE, count: 300)
+            return try info.withUnsafeMutableBytes {
+                try stack.getsockopt(
+                    id, level: C.IPPROTO_TCP, name: C.TCP_INFO,
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0[..<length]))
+            }
+        }
+        func u32(_ offset: Int) -> UInt32 {
+            info.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+        }
+        #expect(try tcpInfo(a, client) == 248)
+        #expect(info[248] == 0xEE)
+        let snapshot = try #require(a.connectionSnapshot(client))
+        #expect(info[0] == 1)  // TCP_ESTABLISHED
+        #expect(info[5] == 7)  // timestamps, SACK, window scaling
+        #expect(u32(8) == UInt32(snapshot.retransmissionTimeout.nanoseconds / 1000))  // tcpi_rto
+        #expect(u32(16) == UInt32(snapshot.effectiveSendMSS) && u32(16) == 1448)  // tcpi_snd_mss
+        #expect(u32(20) == 1460)  // tcpi_rcv_mss
+        #expect(u32(68) > 0 && u32(68) == UInt32(snapshot.smoothedRTT!.nanoseconds / 1000))  // tcpi_rtt
+        #expect(u32(72) == UInt32(snapshot.rttVariance.nanoseconds / 1000))  // tcpi_rttvar
+        #expect(u32(80) == UInt32(snapshot.congestionWindow / 1448) && u32(80) >= 10)  // tcpi_snd_cwnd
+        #expect(u32(100) == 0)  // tcpi_total_retrans
+        #expect(info[104..<228].allSatisfy { $0 == 0 })
+        // Short buffers get a prefix, as from Linux.
+        #expect(try tcpInfo(a, client, length: 8) == 8)
+        #expect(info[0] == 1 && info[8] == 0xEE)
+        #expect(try tcpInfo(hosts.b, listener) == 248)
+        #expect(info[0] == 10 && u32(8) == 0)  // TCP_LISTEN
+        #expect(try tcpInfo(a, a.socket()) == 248)
+        #expect(info[0] == 7)  // TCP_CLOSE
+        var sink = [UInt8](repeating: 0, count: 4096)
+        #expect(try sink.withUnsafeMutableBytes { try hosts.b.read(server, into: $0) } == 3000)
+        try hosts.b.close(server)
+        hosts.run(for: .milliseconds(10))
+        _ = try tcpInfo(a, client)
+        #expect(info[0] == 8)  // TCP_CLOSE_WAIT
+    }
+
     @Test func optionsRoundTripAndFIONREAD() throws {
         let hosts = TwoHosts()
         let (client, server, _) = try hosts.connectedPair()
