@@ -24,7 +24,6 @@ static pthread_mutex_t stack_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 void mtcp_lock(void) { pthread_mutex_lock(&stack_lock); }
 void mtcp_unlock(void) { pthread_mutex_unlock(&stack_lock); }
-int mtcp_trylock(void) { return pthread_mutex_trylock(&stack_lock) == 0; }
 void mtcp_lock_reset(void) {
     pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     stack_lock = fresh;
@@ -159,8 +158,6 @@ int mtcp_epoll_add_tagged(int epfd, int fd, uint32_t events, uint64_t tag) {
     event.data.u64 = tag;
     return mtcp_real_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
-
-pid_t mtcp_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 void mtcp_block_all_signals(void) {
     sigset_t all;

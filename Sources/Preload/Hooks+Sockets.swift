@@ -127,7 +127,7 @@ extension PreloadRuntime {
 
     /// A new descriptor for a stack socket `id` (lock held); -1 with errno when none is free.
     func newDescriptor(
-        for id: Int32, type: Int32, nonBlocking: Bool, closeOnExec: Bool, keepsOptions: Bool = true
+        for id: Int32, nonBlocking: Bool, closeOnExec: Bool, keepsOptions: Bool = true
     ) -> Int32 {
         let fd = placeholder(closeOnExec: closeOnExec)
         guard fd >= 0 else {
@@ -136,7 +136,7 @@ extension PreloadRuntime {
             mtcp_set_errno(saved)
             return -1
         }
-        var record = SocketRecord(stackID: id, type: type, proto: 0)
+        var record = SocketRecord(stackID: id, proto: 0)
         record.nonBlocking = nonBlocking
         record.keepsOptions = keepsOptions
         let index = addRecord(record)
@@ -219,7 +219,7 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
         return fail(error)
     }
     let fd = runtime.newDescriptor(
-        for: id, type: type, nonBlocking: type & Int32(SOCK_NONBLOCK.rawValue) != 0,
+        for: id, nonBlocking: type & Int32(SOCK_NONBLOCK.rawValue) != 0,
         closeOnExec: type & Int32(SOCK_CLOEXEC.rawValue) != 0)
     if fd >= 0, let r = runtime.record(forEntry: mtcp_fd_entry(fd)) { runtime.records[r]!.proto = proto }
     return fd
@@ -328,8 +328,7 @@ public func hook_accept4(
             if let accepted {
                 try? stack.setNonBlocking(accepted.socket, true)
                 let new = runtime.newDescriptor(
-                    for: accepted.socket, type: Int32(SOCK_STREAM.rawValue),
-                    nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
+                    for: accepted.socket, nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
                     closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false)
                 mtcp_unlock()
                 if new >= 0 { writeAddress((accepted.address, accepted.port), address, length) }

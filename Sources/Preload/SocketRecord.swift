@@ -11,8 +11,7 @@ struct SocketRecord {
     var nonBlocking = false
     /// The placeholder is a real kernel listener too (0.0.0.0 also on loopback).
     var kernelListener = false
-    /// socket(2)'s type flags and protocol, for a fall-back to the kernel.
-    var type: Int32
+    /// socket(2)'s protocol, for a fall-back to the kernel.
     var proto: Int32
     var listening = false
     var backlog: Int32 = 128

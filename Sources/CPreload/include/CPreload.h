@@ -42,7 +42,6 @@ extern int mtcp_enabled;
 // --- The lock guarding the process's stack instance. --------------------------------------
 void mtcp_lock(void);
 void mtcp_unlock(void);
-int mtcp_trylock(void);
 /// In a fork()ed child: the lock is reset to unlocked (the child has one thread).
 void mtcp_lock_reset(void);
 
@@ -107,7 +106,6 @@ static inline size_t mtcp_epoll_event_size(void) { return sizeof(struct epoll_ev
 static inline int mtcp_fd_isset(int fd, const fd_set *set) { return set != NULL && FD_ISSET(fd, set); }
 static inline void mtcp_fd_set(int fd, fd_set *set) { FD_SET(fd, set); }
 static inline void mtcp_fd_zero(fd_set *set) { FD_ZERO(set); }
-pid_t mtcp_gettid(void);
 /// Blocks every signal in the calling thread (the library's own threads).
 void mtcp_block_all_signals(void);
 /// Starts a detached thread running body(context).
