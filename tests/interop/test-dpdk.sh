@@ -18,13 +18,14 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 source "$HERE/lib/netns.sh"
 # shellcheck source=tests/interop/lib/peer-nginx.sh
 source "$HERE/lib/peer-nginx.sh"
+# shellcheck source=tests/interop/lib/stack-program.sh
+source "$HERE/lib/stack-program.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
 CHECK="$HERE/tools/tcpcheck.py"
 WORK="$(mktemp -d /tmp/mtcp-dpdk.XXXXXX)"
 NETNS_CLEANUP_HOOKS+=("rm -rf '$WORK'")
 PASSED=0
 FAILED=0
-SERVER_PID=""
 
 for tool in "$BIN/mtcp-echo" "$BIN/mtcp-httpd" "$BIN/mtcp-load"; do
     [[ -x "$tool" ]] || { echo "test-dpdk: $tool is missing; build with: swift build -c release" >&2; exit 2; }
@@ -35,35 +36,7 @@ log() { printf '%s\n' "test-dpdk: $*"; }
 # EAL arguments for a net_af_packet port on the stack's veth end; extra vdev options follow.
 eal_af_packet() { printf '%s' "--no-huge --no-pci -m 256 --vdev=net_af_packet0,iface=$STACK_IF$1"; }
 
-# start_stack LOGNAME PROGRAM ARGS...: runs one of our programs in the stack's namespace.
-start_stack() {
-    local name="$1"
-    shift
-    ip netns exec "$STACK_NS" "$@" >"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    netns_track_pid "$SERVER_PID"
-    local i
-    for i in $(seq 1 150); do
-        grep -q "listening on\|serving" "$WORK/$name.log" 2>/dev/null && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    sed 's/^/    /' "$WORK/$name.log" >&2
-    return 1
-}
-
-# stop_stack LOGNAME: SIGTERM, wait, and show the program's output (counters at the end).
-stop_stack() {
-    local name="$1"
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-    sed 's/^/    /' "$WORK/$name.log"
-}
-
-peer() { timeout "${PEER_TIMEOUT:-300}" ip netns exec "$PEER_NS" "$@"; }
+STACK_START_TENTHS=150
 
 run_test() {
     local name="$1"

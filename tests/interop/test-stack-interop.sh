@@ -20,6 +20,8 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 source "$HERE/lib/netns.sh"
 # shellcheck source=tests/interop/lib/peer-nginx.sh
 source "$HERE/lib/peer-nginx.sh"
+# shellcheck source=tests/interop/lib/stack-program.sh
+source "$HERE/lib/stack-program.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
 CHECK="$HERE/tools/tcpcheck.py"
 QUICK="${MTCP_INTEROP_QUICK:-0}"
@@ -32,7 +34,6 @@ NETNS_CLEANUP_HOOKS+=("rm -rf '$WORK'")
 PASSED=0
 FAILED=0
 FAILURES=()
-SERVER_PID=""
 
 for tool in "$BIN/mtcp-echo" "$BIN/mtcp-httpd" "$BIN/mtcp-load"; do
     [[ -x "$tool" ]] || { echo "interop: $tool is missing; build with: swift build -c release" >&2; exit 2; }
@@ -40,36 +41,7 @@ done
 
 log() { printf '%s\n' "interop: $*"; }
 
-# start_stack LOGNAME PROGRAM ARGS...: runs one of our programs on the stack's interface.
-start_stack() {
-    local name="$1"
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    netns_track_pid "$SERVER_PID"
-    local i
-    for i in $(seq 1 100); do
-        grep -q "listening on\|serving" "$WORK/$name.log" 2>/dev/null && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$WORK/$name.log" >&2
-    return 1
-}
-
-# stop_stack LOGNAME: ends the program (SIGTERM), waits for it and shows its closing counters.
-# Call it outside pipelines: `wait` only works in the shell that started the program.
-stop_stack() {
-    local name="$1"
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-    sed 's/^/    /' "$WORK/$name.log"
-}
-
-peer() { timeout "${PEER_TIMEOUT:-300}" ip netns exec "$PEER_NS" "$@"; }
+STACK_START_TENTHS=100
 
 run_test() {
     local name="$1"
