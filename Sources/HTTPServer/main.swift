@@ -8,18 +8,66 @@ import Stack
 import StackRuntime
 import TCP
 
-/// Files under the root, read once on first request (the examples serve small trees).
+/// A file under the root with its responses made once: the header for keep-alive and for
+/// close, each followed by the body, so a GET is one write of bytes made in advance.
+struct CachedFile {
+    var path: [UInt8]
+    var bodyLength: Int
+    /// Header + body, keep-alive and close.
+    var get: (keepAlive: [UInt8], close: [UInt8])
+    /// The header alone (HEAD).
+    var head: (keepAlive: [UInt8], close: [UInt8])
+
+    init(path: [UInt8], status: String, body: [UInt8]) {
+        self.path = path
+        bodyLength = body.count
+        func header(_ keepAlive: Bool) -> [UInt8] {
+            Array(
+                "HTTP/1.1 \(status)\r\nServer: mtcp-httpd\r\nContent-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n"
+                    .utf8)
+        }
+        head = (header(true), header(false))
+        get = (head.keepAlive + body, head.close + body)
+    }
+
+    func response(method: HTTPHead.Method, keepAlive: Bool) -> [UInt8] {
+        method == .head ? (keepAlive ? head.keepAlive : head.close) : (keepAlive ? get.keepAlive : get.close)
+    }
+}
+
+/// Files under the root, read once on first request (the examples serve small trees). The
+/// last file served is compared first: a benchmark asks for one path over and over.
 final class FileCache {
     let root: String
-    var files: [String: [UInt8]] = [:]
-    init(root: String) { self.root = root }
+    var files: [CachedFile] = []
+    var byPath: [String: Int] = [:]
+    var last = -1
+    let notFound: CachedFile
 
-    func file(_ path: Substring) -> [UInt8]? {
-        let key = String(path)
-        if let cached = files[key] { return cached }
-        guard !key.contains(".."), key.hasPrefix("/") else { return nil }
-        let full = root + (key == "/" ? "/index.html" : key)
-        let fd = open(full, O_RDONLY | O_CLOEXEC)
+    init(root: String) {
+        self.root = root
+        notFound = CachedFile(path: [], status: "404 Not Found", body: Array("not found\n".utf8))
+    }
+
+    /// The file for a request target's bytes (without its query).
+    func file(_ target: UnsafeRawBufferPointer) -> CachedFile? {
+        if last >= 0 && files[last].path.elementsEqual(target) { return files[last] }
+        let key = String(decoding: target, as: UTF8.self)
+        if let index = byPath[key] {
+            last = index
+            return files[index]
+        }
+        guard !key.contains(".."), key.hasPrefix("/"), let body = read(key == "/" ? "/index.html" : key) else {
+            return nil
+        }
+        files.append(CachedFile(path: Array(target), status: "200 OK", body: body))
+        byPath[key] = files.count - 1
+        last = files.count - 1
+        return files[last]
+    }
+
+    func read(_ path: String) -> [UInt8]? {
+        let fd = open(root + path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }
         var info = stat()
@@ -31,18 +79,21 @@ final class FileCache {
             guard n > 0 else { return nil }
             done += n
         }
-        files[key] = bytes
         return bytes
     }
 }
 
+/// One connection: bytes of requests not yet answered, and the response being sent (shared
+/// with the cache, not copied).
 struct Client {
+    var open = false
     var request: [UInt8] = []
     var response: [UInt8] = []
-    var body: [UInt8] = []
     var sent = 0
     var closeAfter = false
-    var sending: Bool { sent < response.count + body.count }
+    /// EPOLLOUT is asked for (the send buffer was full).
+    var watchingOutput = false
+    var sending: Bool { sent < response.count }
 }
 
 final class HTTPServer: StackApplication {
@@ -77,86 +128,88 @@ final class HTTPServer: StackApplication {
             events.deallocate()
             buffer.deallocate()
         }
-        var clients: [Int32: Client] = [:]
+        // Indexed by socket id (the stack hands out small, reused numbers).
+        var clients: [Client] = []
         let end = duration.map { MonotonicClock.now() + .seconds(UInt64($0)) } ?? .never
 
         func close(_ socket: Int32) {
             try? stack.epollControl(epfd, op: .delete, socket: socket)
             try? stack.close(socket)
-            clients[socket] = nil
+            clients[Int(socket)].open = false
+            clients[Int(socket)].request.removeAll(keepingCapacity: true)
+            clients[Int(socket)].response = []
         }
 
         /// Sends what the send buffer takes; returns false when the connection is done.
         func flush(_ socket: Int32) -> Bool {
-            guard var client = clients[socket] else { return false }
-            defer { clients[socket] = client }
-            while client.sending {
-                let headerLeft = client.response.count - client.sent
+            let c = Int(socket)
+            var waiting = false
+            while clients[c].sending {
                 do {
-                    let n: Int
-                    if headerLeft > 0 {
-                        n = try client.response.withUnsafeBytes {
-                            try stack.write(socket, UnsafeRawBufferPointer(rebasing: $0[client.sent...]))
-                        }
-                    } else {
-                        let offset = client.sent - client.response.count
-                        n = try client.body.withUnsafeBytes {
-                            try stack.write(socket, UnsafeRawBufferPointer(rebasing: $0[offset...]))
-                        }
+                    let sent = clients[c].sent
+                    let n = try clients[c].response.withUnsafeBytes {
+                        try stack.write(socket, UnsafeRawBufferPointer(rebasing: $0[sent...]))
                     }
-                    client.sent += n
+                    clients[c].sent += n
                 } catch {
                     guard let failure = error as? Errno, failure == .EAGAIN else { return false }
+                    waiting = true
+                    break
+                }
+            }
+            if waiting {
+                if !clients[c].watchingOutput {
+                    clients[c].watchingOutput = true
                     try? stack.epollControl(
                         epfd, op: .modify, socket: socket, events: EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT,
                         data: UInt64(socket))
-                    return true
                 }
+                return true
             }
-            try? stack.epollControl(
-                epfd, op: .modify, socket: socket, events: EpollFlags.EPOLLIN, data: UInt64(socket))
-            return !client.closeAfter
+            if clients[c].watchingOutput {
+                clients[c].watchingOutput = false
+                try? stack.epollControl(
+                    epfd, op: .modify, socket: socket, events: EpollFlags.EPOLLIN, data: UInt64(socket))
+            }
+            clients[c].response = []
+            clients[c].sent = 0
+            return !clients[c].closeAfter
         }
 
         /// Answers every complete request in the buffer (pipelining is served in order).
         func answer(_ socket: Int32) -> Bool {
-            while var client = clients[socket], !client.sending,
-                let end = httpHeaderEnd(client.request)
-            {
-                let head = String(decoding: client.request[..<end], as: UTF8.self)
-                client.request.removeFirst(end + 4)
-                let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
-                let parts = lines.first?.split(separator: " ") ?? []
-                var keepAlive = parts.count == 3 && parts[2] == "HTTP/1.1"
-                for line in lines.dropFirst() {
-                    let lower = line.lowercased()
-                    if lower.hasPrefix("connection:") {
-                        if lower.contains("close") { keepAlive = false }
-                        if lower.contains("keep-alive") { keepAlive = true }
-                    }
+            let c = Int(socket)
+            var consumed = 0
+            defer {
+                if consumed == clients[c].request.count {
+                    clients[c].request.removeAll(keepingCapacity: true)
+                } else if consumed > 0 {
+                    clients[c].request.removeFirst(consumed)
                 }
-                var status = "200 OK"
-                var body: [UInt8] = []
-                if parts.count < 2 || (parts[0] != "GET" && parts[0] != "HEAD") {
-                    status = "405 Method Not Allowed"
-                    keepAlive = false
-                } else if let file = cache.file(parts[1].split(separator: "?").first ?? "/") {
-                    body = file
+            }
+            while !clients[c].sending {
+                let parsed = clients[c].request.withUnsafeBytes { all -> (HTTPHead.Request, CachedFile?)? in
+                    let rest = UnsafeRawBufferPointer(rebasing: all[consumed...])
+                    guard let request = HTTPHead.request(rest) else { return nil }
+                    guard request.wellFormed, request.method != .other else { return (request, nil) }
+                    return (request, cache.file(UnsafeRawBufferPointer(rebasing: rest[request.path])))
+                }
+                guard let (request, found) = parsed else { return true }
+                consumed += request.length
+                let keepAlive = request.keepAlive && request.wellFormed && request.method != .other
+                let file: CachedFile
+                if !request.wellFormed || request.method == .other {
+                    file = CachedFile(path: [], status: "405 Method Not Allowed", body: [])
+                } else if let found {
+                    file = found
                     served += 1
                 } else {
-                    status = "404 Not Found"
-                    body = Array("not found\n".utf8)
+                    file = cache.notFound
                     notFound += 1
                 }
-                let length = body.count
-                if parts.first == "HEAD" { body = [] }
-                client.response = Array(
-                    "HTTP/1.1 \(status)\r\nServer: mtcp-httpd\r\nContent-Type: application/octet-stream\r\nContent-Length: \(length)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n"
-                        .utf8)
-                client.body = body
-                client.sent = 0
-                client.closeAfter = !keepAlive
-                clients[socket] = client
+                clients[c].response = file.response(method: request.method, keepAlive: keepAlive)
+                clients[c].sent = 0
+                clients[c].closeAfter = !keepAlive
                 if !flush(socket) { return false }
             }
             return true
@@ -172,13 +225,20 @@ final class HTTPServer: StackApplication {
                         try? stack.setNonBlocking(client)
                         try? stack.epollControl(
                             epfd, op: .add, socket: client, events: EpollFlags.EPOLLIN, data: UInt64(client))
-                        clients[client] = Client()
+                        let c = Int(client)
+                        if c >= clients.count {
+                            clients.append(contentsOf: repeatElement(Client(), count: c + 1 - clients.count))
+                        }
+                        clients[c].open = true
+                        clients[c].closeAfter = false
+                        clients[c].watchingOutput = false
                         accepted += 1
                     }
                     continue
                 }
-                guard clients[socket] != nil else { continue }
-                if clients[socket]!.sending && !flush(socket) {
+                let c = Int(socket)
+                guard c >= 0, c < clients.count, clients[c].open else { continue }
+                if clients[c].sending && !flush(socket) {
                     close(socket)
                     continue
                 }
@@ -190,8 +250,8 @@ final class HTTPServer: StackApplication {
                             open = false
                             break reading
                         }
-                        clients[socket]!.request.append(contentsOf: buffer[0..<got])
-                        if clients[socket]!.request.count > 64 * 1024 {
+                        clients[c].request.append(contentsOf: buffer[0..<got])
+                        if clients[c].request.count > 64 * 1024 {
                             open = false
                             break reading
                         }
@@ -202,7 +262,7 @@ final class HTTPServer: StackApplication {
                         break reading
                     }
                 }
-                if !answer(socket) || (!open && !(clients[socket]?.sending ?? false)) {
+                if !answer(socket) || (!open && !clients[c].sending) {
                     close(socket)
                 }
             }

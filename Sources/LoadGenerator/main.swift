@@ -45,11 +45,12 @@ final class LoadGenerator: StackApplication {
     }
 
     struct Flow {
+        var open = false
         var requestsDone = 0
+        /// Bytes of responses not yet complete.
         var response: [UInt8] = []
-        var expected: Int?
-        var headerLength = 0
-        var status = 0
+        /// The head of the response being read, once it has arrived.
+        var head: HTTPHead.Response?
         var connected = false
     }
 
@@ -59,7 +60,9 @@ final class LoadGenerator: StackApplication {
         let parallel = max(1, concurrency / count + (instance < concurrency % count ? 1 : 0))
         var local = Totals()
         var started = 0
-        var flows: [Int32: Flow] = [:]
+        // Indexed by socket id (the stack hands out small, reused numbers).
+        var flows: [Flow] = []
+        var active = 0
         let epfd = stack.epollCreate()
         let events = UnsafeMutableBufferPointer<EpollEvent>.allocate(capacity: 256)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
@@ -77,7 +80,9 @@ final class LoadGenerator: StackApplication {
         func finish(_ socket: Int32) {
             try? stack.epollControl(epfd, op: .delete, socket: socket)
             try? stack.close(socket)
-            flows[socket] = nil
+            flows[Int(socket)].open = false
+            flows[Int(socket)].response.removeAll(keepingCapacity: true)
+            active -= 1
         }
 
         func fail(_ socket: Int32, _ why: String) {
@@ -94,7 +99,13 @@ final class LoadGenerator: StackApplication {
                 do {
                     try stack.connect(socket, address: server, port: port)
                 } catch .EINPROGRESS {}
-                flows[socket] = Flow()
+                let f = Int(socket)
+                if f >= flows.count { flows.append(contentsOf: repeatElement(Flow(), count: f + 1 - flows.count)) }
+                flows[f].open = true
+                flows[f].requestsDone = 0
+                flows[f].head = nil
+                flows[f].connected = false
+                active += 1
                 local.connections += 1
                 try stack.epollControl(
                     epfd, op: .add, socket: socket, events: EpollFlags.EPOLLOUT | EpollFlags.EPOLLIN,
@@ -116,30 +127,25 @@ final class LoadGenerator: StackApplication {
 
         /// Parses what arrived; returns true when a whole response is in.
         func complete(_ flow: inout Flow) -> Bool {
-            if flow.expected == nil, let end = httpHeaderEnd(flow.response) {
-                let head = String(decoding: flow.response[..<end], as: UTF8.self)
-                let lines = head.split(separator: "\r\n")
-                let statusParts = lines.first?.split(separator: " ") ?? []
-                flow.status = statusParts.count > 1 ? Int(statusParts[1]) ?? 0 : 0
-                flow.headerLength = end + 4
-                flow.expected = -1
-                for line in lines where line.lowercased().hasPrefix("content-length:") {
-                    let value = line.split(separator: ":", maxSplits: 1)[1].filter { $0 != " " && $0 != "\t" }
-                    flow.expected = Int(value) ?? -1
-                }
+            if flow.head == nil {
+                flow.head = flow.response.withUnsafeBytes { HTTPHead.response($0) }
             }
-            guard let expected = flow.expected, expected >= 0 else { return false }
-            return flow.response.count >= flow.headerLength + expected
+            guard let head = flow.head, let length = head.contentLength else { return false }
+            return flow.response.count >= head.length + length
         }
 
         while !StopSignal.requested && MonotonicClock.now() < end {
-            while started < share && flows.count < parallel { open() }
-            if flows.isEmpty && started >= share { break }
+            while started < share && active < parallel { open() }
+            if active == 0 && started >= share { break }
             let n: Int
             do { n = try stack.epollWait(epfd, into: events, timeout: 100) } catch { continue }
             for event in events[0..<n] {
                 let socket = Int32(truncatingIfNeeded: event.data)
-                guard var flow = flows[socket] else { continue }
+                let f = Int(socket)
+                guard f >= 0, f < flows.count, flows[f].open else { continue }
+                // Worked on outside the array (moved, not copied) and put back below.
+                var flow = flows[f]
+                flows[f].response = []
                 if !flow.connected {
                     if event.events & (EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP) != 0 {
                         let code = (try? stack.getsockopt(socket, level: SOL_SOCKET, name: SO_ERROR)) ?? -1
@@ -174,11 +180,16 @@ final class LoadGenerator: StackApplication {
                     }
                 }
                 var done = false
-                while complete(&flow) {
-                    if (200..<300).contains(flow.status) { local.completed += 1 } else { local.non2xx += 1 }
+                while complete(&flow), let head = flow.head {
+                    if (200..<300).contains(head.status) { local.completed += 1 } else { local.non2xx += 1 }
                     flow.requestsDone += 1
-                    flow.response.removeFirst(flow.headerLength + (flow.expected ?? 0))
-                    flow.expected = nil
+                    let used = head.length + (head.contentLength ?? 0)
+                    if used == flow.response.count {
+                        flow.response.removeAll(keepingCapacity: true)
+                    } else {
+                        flow.response.removeFirst(used)
+                    }
+                    flow.head = nil
                     if flow.requestsDone >= requestsPerConnection || !keepAlive {
                         done = true
                         break
@@ -188,20 +199,19 @@ final class LoadGenerator: StackApplication {
                         break
                     }
                 }
+                flows[f] = flow
                 if done {
                     finish(socket)
                 } else if failed {
                     fail(socket, "read")
                 } else if closedByPeer {
                     // A server that closes without a length ends the body at end of stream.
-                    if flow.expected == -1 && (200..<300).contains(flow.status) {
+                    if let head = flow.head, head.contentLength == nil, (200..<300).contains(head.status) {
                         local.completed += 1
                         finish(socket)
                     } else {
                         fail(socket, "closed early")
                     }
-                } else {
-                    flows[socket] = flow
                 }
             }
         }

@@ -16,13 +16,3 @@ extension NetworkStack {
         return (listener, epfd)
     }
 }
-
-/// Offset of the "\r\n\r\n" that ends an HTTP header block in `bytes`, if it is there yet.
-public func httpHeaderEnd(_ bytes: [UInt8]) -> Int? {
-    guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4)
-    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-        return i
-    }
-    return nil
-}
