@@ -204,29 +204,34 @@ extension NetworkStack {
 
     /// The socket's current epoll readiness, computed from its connection.
     func readiness(_ i: Int) -> UInt32 {
-        guard let socket = sockets.slots[i] else { return 0 }
-        var mask: UInt32 = socket.pendingError != nil ? EpollFlags.EPOLLERR : 0
-        switch socket.phase {
+        // Fields read in place, and the connection's summary rather than a copy of it: this
+        // runs for every ready socket an epoll_wait reports.
+        guard let phase = sockets.slots[i]?.phase else { return 0 }
+        var mask: UInt32 = sockets.slots[i]!.pendingError != nil ? EpollFlags.EPOLLERR : 0
+        switch phase {
         case .listening:
-            if endpoint.pendingAccepts(port: socket.localPort) > 0 { mask |= EpollFlags.EPOLLIN }
+            if endpoint.pendingAccepts(port: sockets.slots[i]!.localPort) > 0 { mask |= EpollFlags.EPOLLIN }
         case .fresh, .bound:
             // Linux reports an unconnected socket as writable and hung up.
             mask |= EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
         case .connecting:
             break
         case .connected:
-            guard let id = socket.connection, let connection = endpoint.connection(id) else {
+            guard let id = sockets.slots[i]!.connection, let status = endpoint.status(id) else {
                 return mask | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
             }
-            let readClosed = connection.peerFinReceived || socket.readShut
-            if connection.readableBytes > 0 || readClosed || connection.error != nil || connection.state == .closed {
+            let readShut = sockets.slots[i]!.readShut
+            let writeShut = sockets.slots[i]!.writeShut
+            let closed = status.state == .closed
+            let readClosed = status.peerFinReceived || readShut
+            if status.readableBytes > 0 || readClosed || status.error != nil || closed {
                 mask |= EpollFlags.EPOLLIN
             }
             if readClosed { mask |= EpollFlags.EPOLLRDHUP }
-            if connection.error != nil || (!socket.writeShut && connection.writableBytes > 0) {
+            if status.error != nil || (!writeShut && status.writableBytes > 0) {
                 mask |= EpollFlags.EPOLLOUT
             }
-            if connection.state == .closed || (readClosed && socket.writeShut) { mask |= EpollFlags.EPOLLHUP }
+            if closed || (readClosed && writeShut) { mask |= EpollFlags.EPOLLHUP }
         }
         return mask
     }
@@ -250,7 +255,7 @@ extension NetworkStack {
             if events.contains(.failed) {
                 edges |= EpollFlags.EPOLLERR | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
             }
-            let error = endpoint.connection(connection)?.error
+            let error = endpoint.status(connection)?.error
             if sockets.slots[i]!.phase == .connecting {
                 if events.contains(.connected) && error == nil {
                     sockets.slots[i]!.phase = .connected

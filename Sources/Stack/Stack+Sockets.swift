@@ -298,14 +298,16 @@ extension NetworkStack {
     ) throws(Errno) -> Int {
         let deadline = deadline(after: sockets.slots[i]!.options.receiveTimeout)
         while true {
-            let socket = sockets.slots[i]!
-            switch socket.phase {
+            // Fields read in place: a copy of the whole socket (its options too) per call shows
+            // in profiles.
+            switch sockets.slots[i]!.phase {
             case .connected:
-                if socket.readShut { return 0 }
+                if sockets.slots[i]!.readShut { return 0 }
+                let connection = sockets.slots[i]!.connection!
                 let result =
                     peek
-                    ? endpoint.peek(socket.connection!, into: buffer)
-                    : endpoint.read(socket.connection!, into: buffer, now: clock())
+                    ? endpoint.peek(connection, into: buffer)
+                    : endpoint.read(connection, into: buffer, now: clock())
                 switch result {
                 case .bytes(let n): return n
                 case .endOfStream: return 0
@@ -316,7 +318,7 @@ extension NetworkStack {
                 }
             case .connecting: break
             case .fresh, .bound, .listening:
-                if let error = socket.pendingError {
+                if let error = sockets.slots[i]!.pendingError {
                     sockets.slots[i]!.pendingError = nil
                     throw error
                 }
@@ -370,13 +372,12 @@ extension NetworkStack {
         let deadline = deadline(after: sockets.slots[i]!.options.sendTimeout)
         var written = 0
         while true {
-            let socket = sockets.slots[i]!
-            switch socket.phase {
+            switch sockets.slots[i]!.phase {
             case .connected:
-                if socket.writeShut { throw .EPIPE }
+                if sockets.slots[i]!.writeShut { throw .EPIPE }
                 if bytes.count == 0 { return 0 }
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[written...])
-                switch endpoint.write(socket.connection!, rest, now: clock()) {
+                switch endpoint.write(sockets.slots[i]!.connection!, rest, now: clock()) {
                 case .bytes(let n):
                     written += n
                     if written == bytes.count || !mayBlock { return written }
@@ -393,7 +394,7 @@ extension NetworkStack {
             case .connecting:
                 if !mayBlock { throw .EAGAIN }
             case .fresh, .bound, .listening:
-                if let error = socket.pendingError {
+                if let error = sockets.slots[i]!.pendingError {
                     sockets.slots[i]!.pendingError = nil
                     throw error
                 }

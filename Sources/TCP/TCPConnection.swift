@@ -288,6 +288,21 @@ public struct TCPConnection {
 
     /// Bytes the application can read now (FIONREAD).
     public var readableBytes: Int { receiveBuffer.readable }
+
+    /// What readiness (epoll) needs, gathered without copying the connection.
+    public struct Status: Sendable {
+        public var state: TCPState
+        public var error: TCPError?
+        public var readableBytes: Int
+        public var writableBytes: Int
+        public var peerFinReceived: Bool
+    }
+
+    public var status: Status {
+        Status(
+            state: state, error: error, readableBytes: readableBytes, writableBytes: writableBytes,
+            peerFinReceived: peerFinReceived)
+    }
     /// Bytes the application can write now without blocking.
     public var writableBytes: Int {
         guard !finRequested, error == nil else { return 0 }

@@ -42,7 +42,8 @@ public final class TCPEndpoint {
         var queued: Int { acceptQueue.count - acceptHead }
     }
 
-    var slots: [Slot] = []
+    /// In place: reading a field must not copy the connection (see `InPlaceArray`).
+    let slots = InPlaceArray<Slot>(capacity: 64)
     var freeSlots: [Int32] = []
     var flows: [TCPFlow: Int32] = [:]
     var listeners: [UInt16: Listener] = [:]
@@ -226,6 +227,13 @@ public final class TCPEndpoint {
         return slots[Int(slot)].connection
     }
 
+    /// What readiness needs about a connection, read in place (`connection(_:)` copies all
+    /// of its state).
+    public func status(_ id: ConnectionID) -> TCPConnection.Status? {
+        guard let slot = validSlot(id) else { return nil }
+        return slots[Int(slot)].connection?.status
+    }
+
     public func flow(_ id: ConnectionID) -> TCPFlow? {
         guard let slot = validSlot(id) else { return nil }
         return slots[Int(slot)].flow
@@ -258,7 +266,7 @@ public final class TCPEndpoint {
     /// Sum of the per-connection counters of live connections.
     public func countConnections(in state: TCPState) -> Int {
         var n = 0
-        for slot in slots where slot.connection?.state == state { n += 1 }
+        for index in slots.indices where slots[index].connection?.state == state { n += 1 }
         return n
     }
 
@@ -286,12 +294,12 @@ public final class TCPEndpoint {
         let flags = segment.flags
         if let slot = flows[flow] {
             let index = Int(slot)
-            let existing = slots[index].connection!
             // RFC 9293 3.6.1 / RFC 6191: a new SYN may end TIME-WAIT early when its sequence
-            // number (or timestamp) shows it is not an old duplicate.
-            if existing.state == .timeWait, flags.contains(.syn), !flags.contains(.ack),
+            // number (or timestamp) shows it is not an old duplicate. (The state is read in
+            // place: a copy of the connection per segment shows in profiles.)
+            if slots[index].connection!.state == .timeWait, flags.contains(.syn), !flags.contains(.ack),
                 listeners[flow.localPort] != nil,
-                isNewIncarnation(segment, of: existing)
+                isNewIncarnation(segment, of: slots[index].connection!)
             {
                 statistics.timeWaitReused += 1
                 release(slot)
