@@ -52,6 +52,7 @@ extension PreloadRuntime {
             mtcp_set_errno(EBADF)
             return false
         }
+        shadow.kernelMembers = kernelRegistrations(epfd)
         let notify = mtcp_eventfd()
         guard notify >= 0 else { return false }
         let link = stack.io.waitDescriptor
@@ -69,6 +70,34 @@ extension PreloadRuntime {
         shadow.members.removeAll()
         signalled.append(SignalTarget(stackEpoll: shadow.stackEpoll, notifyFD: notify, isSignalled: shadow.isSignalled))
         return true
+    }
+
+    /// How many descriptors other than the library's own the kernel set `epfd` holds, from
+    /// /proc/self/fdinfo (registrations made before its first stack socket); a large number
+    /// when that cannot be read, so the kernel set is always asked.
+    func kernelRegistrations(_ epfd: Int32) -> Int {
+        let unknown = 1 << 30
+        let fd = open("/proc/self/fdinfo/\(epfd)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return unknown }
+        defer { _ = mtcp_real_close(fd) }
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while text.count < 1 << 22 {
+            let n = chunk.withUnsafeMutableBytes { mtcp_real_read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return unknown }
+            if n == 0 { break }
+            text += chunk[0..<n]
+        }
+        var count = 0
+        for line in text.split(separator: 10) where line.starts(with: Array("tfd:".utf8)) {
+            // "tfd: FD events: E data: HEX pos: ..."
+            let words = line.split(separator: 32)
+            guard let at = words.firstIndex(where: { $0.elementsEqual("data:".utf8) }), at + 1 < words.count,
+                let data = UInt64(String(decoding: words[at + 1], as: UTF8.self), radix: 16)
+            else { return unknown }
+            if data != Self.notifyTag && data != Self.linkTag { count += 1 }
+        }
+        return count
     }
 
     /// Frees a shadow's stack parts (lock held).
@@ -110,12 +139,24 @@ extension PreloadRuntime {
         return (write, sawOwn)
     }
 
+    /// An application descriptor went into or out of the kernel set `epfd`.
+    func countKernelMember(epfd: Int32, added: Bool) {
+        let entry = mtcp_fd_entry(epfd)
+        guard DescriptorEntry.kind(entry) == DescriptorEntry.epollKind else { return }
+        mtcp_lock()
+        if let shadow = shadows[DescriptorEntry.index(entry)] {
+            shadow.kernelMembers = max(0, shadow.kernelMembers + (added ? 1 : -1))
+        }
+        mtcp_unlock()
+    }
+
     /// epoll_wait over the kernel set and its shadow.
     func epollWait(
         _ epfd: Int32, _ shadow: EpollShadow, _ events: UnsafeMutablePointer<epoll_event>, _ max: Int,
         timeout: Int32, mask: UnsafePointer<sigset_t>?
     ) -> Int32 {
-        let deadline = timeout < 0 ? UInt64.max : mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
+        // The clock is read only when a timeout needs it: clock reads showed in profiles.
+        let deadline = timeout <= 0 ? UInt64.max : mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
         let capacity = Swift.min(max, 1024)
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
             while true {
@@ -135,14 +176,19 @@ extension PreloadRuntime {
                 }
                 mtcp_unlock()
                 for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
+                // Stack events in hand: the kernel set is asked only when it may hold the
+                // application's descriptors (a system call saved per wait otherwise).
+                if n > 0 && shadow.kernelMembers == 0 { return Int32(n) }
                 var total = n
                 if n < max {
-                    let now = mtcp_shim_monotonic_ns()
                     var sleep: Int32 = 0
-                    if n == 0 && now < deadline {
-                        let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
-                        let ns = nanosecondsToSleep(remaining: remaining, limitByTimers: true)
-                        sleep = ns < 0 ? -1 : Int32(clamping: (ns + 999_999) / 1_000_000)
+                    if n == 0 && timeout != 0 {
+                        let now = timeout > 0 ? mtcp_shim_monotonic_ns() : 0
+                        if now < deadline {
+                            let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
+                            let ns = nanosecondsToSleep(remaining: remaining, limitByTimers: true)
+                            sleep = ns < 0 ? -1 : Int32(clamping: (ns + 999_999) / 1_000_000)
+                        }
                     }
                     // Our own descriptors may take slots; they go to the back of the kernel's
                     // ready list once reported, so asking again (without sleeping) fills them.
@@ -165,7 +211,7 @@ extension PreloadRuntime {
                 }
                 if total > 0 { return Int32(total) }
                 // Woken by our own descriptors or for a timer: run a round and look again.
-                if timeout == 0 || mtcp_shim_monotonic_ns() >= deadline { return 0 }
+                if timeout == 0 || (timeout > 0 && mtcp_shim_monotonic_ns() >= deadline) { return 0 }
             }
         }
     }
@@ -177,7 +223,11 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0, DescriptorEntry.kind(entry) == DescriptorEntry.socketKind else {
-        return mtcp_real_epoll_ctl(epfd, op, fd, event)
+        let result = mtcp_real_epoll_ctl(epfd, op, fd, event)
+        if result == 0 && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_DEL) {
+            PreloadRuntime.current?.countKernelMember(epfd: epfd, added: op == EPOLL_CTL_ADD)
+        }
+        return result
     }
     mtcp_lock()
     defer { mtcp_unlock() }
@@ -201,7 +251,9 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
     }
     if record.kernelListener {
         // The kernel half of a listener on 0.0.0.0 reports loopback connections.
-        _ = mtcp_real_epoll_ctl(epfd, op, fd, event)
+        if mtcp_real_epoll_ctl(epfd, op, fd, event) == 0 && operation != .modify {
+            shadow.kernelMembers = max(0, shadow.kernelMembers + (operation == .add ? 1 : -1))
+        }
     }
     if operation == .delete {
         shadow.members.removeValue(forKey: fd)

@@ -207,8 +207,10 @@ final class PreloadRuntime {
     @inline(__always)
     func drive() {
         guard let stack else { return }
-        stack.poll()
-        lastDriven.store(mtcp_shim_monotonic_ns(), ordering: .relaxed)
+        // One clock read per round (the stack's clock is CLOCK_MONOTONIC too).
+        let now = mtcp_shim_monotonic_ns()
+        stack.poll(now: Instant(nanoseconds: now))
+        lastDriven.store(now, ordering: .relaxed)
         signalReadySets()
     }
 

@@ -43,6 +43,10 @@ final class EpollShadow {
     var preferKernel = false
     /// Inherited across fork: its kernel set is shared with the parent.
     var inherited = false
+    /// The application's own kernel descriptors in the kernel set (an upper bound: a closed
+    /// descriptor leaves the set without an EPOLL_CTL_DEL). While it is 0, an epoll_wait
+    /// that found stack events skips the kernel's epoll_wait.
+    var kernelMembers = 0
 
     init() { isSignalled.initialize(to: false) }
     deinit { isSignalled.deallocate() }

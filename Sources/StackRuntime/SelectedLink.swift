@@ -14,8 +14,21 @@ public final class SelectedLink: PacketIO {
     }
 
     public let backend: Backend
+    /// The backend's object for the per-packet calls, used without reference counting:
+    /// binding it out of `backend` retained and released it on every receive and flush.
+    /// (`backend` keeps it alive.)
+    let ring: Unmanaged<AFPacketRing>?
+    let tap: Unmanaged<TAPDevice>?
+    let queue: Unmanaged<DPDKQueue>?
 
-    public init(_ backend: Backend) { self.backend = backend }
+    public init(_ backend: Backend) {
+        self.backend = backend
+        switch backend {
+        case .ring(let io): (ring, tap, queue) = (.passUnretained(io), nil, nil)
+        case .tap(let io): (ring, tap, queue) = (nil, .passUnretained(io), nil)
+        case .dpdk(let io, _): (ring, tap, queue) = (nil, nil, .passUnretained(io))
+        }
+    }
 
     public var macAddress: MACAddress {
         switch backend {
@@ -50,34 +63,26 @@ public final class SelectedLink: PacketIO {
     }
 
     public func receive(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
-        switch backend {
-        case .ring(let io): io.receive(limit: limit, body)
-        case .tap(let io): io.receive(limit: limit, body)
-        case .dpdk(let io, _): io.receive(limit: limit, body)
-        }
+        if let ring { return ring._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) } }
+        if let queue { return queue._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) } }
+        return tap!._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) }
     }
 
     public func nextTransmitBuffer() -> UnsafeMutableRawBufferPointer? {
-        switch backend {
-        case .ring(let io): io.nextTransmitBuffer()
-        case .tap(let io): io.nextTransmitBuffer()
-        case .dpdk(let io, _): io.nextTransmitBuffer()
-        }
+        if let ring { return ring._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() } }
+        if let queue { return queue._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() } }
+        return tap!._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() }
     }
 
     public func commitTransmit(length: Int) {
-        switch backend {
-        case .ring(let io): io.commitTransmit(length: length)
-        case .tap(let io): io.commitTransmit(length: length)
-        case .dpdk(let io, _): io.commitTransmit(length: length)
-        }
+        if let ring { return ring._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) } }
+        if let queue { return queue._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) } }
+        return tap!._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) }
     }
 
     public func flush() {
-        switch backend {
-        case .ring(let io): io.flush()
-        case .tap(let io): io.flush()
-        case .dpdk(let io, _): io.flush()
-        }
+        if let ring { return ring._withUnsafeGuaranteedRef { $0.flush() } }
+        if let queue { return queue._withUnsafeGuaranteedRef { $0.flush() } }
+        return tap!._withUnsafeGuaranteedRef { $0.flush() }
     }
 }
