@@ -14,8 +14,8 @@ extension PreloadRuntime {
             if let r = record(forEntry: entry) {
                 let last = records[r]!.references == 1 && !records[r]!.inherited
                 forget(fd, r)
-                // Send the FIN (or RST) now rather than at the next call.
-                if last { drive() }
+                // Send the FIN (or RST) now, or with the batch (see `inEpollBatch`).
+                if last { driveAfterOutput() }
             } else {
                 _ = mtcp_fd_set_entry(fd, 0)
             }

@@ -150,6 +150,14 @@ extension PreloadRuntime {
         mtcp_unlock()
     }
 
+    /// Returns `count` events to the application, which now handles them (`inEpollBatch`).
+    func beginBatch(_ count: Int32) -> Int32 {
+        mtcp_lock()
+        inEpollBatch = true
+        mtcp_unlock()
+        return count
+    }
+
     /// epoll_wait over the kernel set and its shadow.
     func epollWait(
         _ epfd: Int32, _ shadow: EpollShadow, _ events: UnsafeMutablePointer<epoll_event>, _ max: Int,
@@ -161,6 +169,7 @@ extension PreloadRuntime {
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
             while true {
                 mtcp_lock()
+                inEpollBatch = false
                 drive()
                 // When both sides have events, they take turns filling the array first.
                 let stackShare = shadow.preferKernel ? capacity / 2 : capacity
@@ -178,7 +187,7 @@ extension PreloadRuntime {
                 for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
                 // Stack events in hand: the kernel set is asked only when it may hold the
                 // application's descriptors (a system call saved per wait otherwise).
-                if n > 0 && shadow.kernelMembers == 0 { return Int32(n) }
+                if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n)) }
                 var total = n
                 if n < max {
                     var sleep: Int32 = 0
@@ -199,7 +208,7 @@ extension PreloadRuntime {
                             epfd, events + total, Int32(max - total), attempt == 0 ? sleep : 0, mask)
                         if sleeping { linkWatchers.subtract(1, ordering: .relaxed) }
                         if k < 0 {
-                            if total > 0 { return Int32(total) }
+                            if total > 0 { return beginBatch(Int32(total)) }
                             return -1
                         }
                         // A second look sees level-triggered kernel events again: fold those too.
@@ -209,7 +218,7 @@ extension PreloadRuntime {
                         if !sawOwn || total >= max { break }
                     }
                 }
-                if total > 0 { return Int32(total) }
+                if total > 0 { return beginBatch(Int32(total)) }
                 // Woken by our own descriptors or for a timer: run a round and look again.
                 if timeout == 0 || (timeout > 0 && mtcp_shim_monotonic_ns() >= deadline) { return 0 }
             }

@@ -81,7 +81,9 @@ extension PreloadRuntime {
             }
             let record = records[r]!
             var (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
-            if error == .EAGAIN {
+            // Inside an epoll batch a non-blocking read may say EAGAIN without a round: the
+            // next epoll_wait runs it (and reports what it brings).
+            if error == .EAGAIN && !(inEpollBatch && record.nonBlocking) {
                 drive()
                 (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
             }
@@ -126,7 +128,7 @@ extension PreloadRuntime {
             let sent = sendOnce(stack, record.stackID, iov, count, skip: total)
             let n = sent.0
             var error = sent.1
-            if n > 0 { drive() }
+            if n > 0 { driveAfterOutput() }
             if error == .ECONNRESET || error == .ETIMEDOUT {
                 // Like Linux: the reset is reported once, then writing gives EPIPE.
                 if record.failureReported { error = .EPIPE }

@@ -422,7 +422,7 @@ public func hook_shutdown(_ fd: Int32, _ how: Int32) -> Int32 {
     return withStackSocket(entry) { runtime, stack, r in
         do throws(Errno) {
             try stack.shutdown(runtime.records[r]!.stackID, how: how)
-            runtime.drive()
+            runtime.driveAfterOutput()
             return 0
         } catch {
             return fail(error)

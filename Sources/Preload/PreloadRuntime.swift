@@ -55,6 +55,15 @@ final class PreloadRuntime {
     /// loop round themselves when frames come.
     let linkWatchers = Atomic<Int>(0)
     var driverStarted = false
+    /// The application is handling the events an epoll_wait just returned (lock held): its
+    /// writes and closes leave their frames for the round its next epoll_wait runs, so a
+    /// batch of responses goes out with one transmit kick, as mTCP batches. Reads that find
+    /// nothing do not run a round either. The driver thread sends deferred frames within about
+    /// a millisecond when the application does not come back.
+    var inEpollBatch = false
+    /// The driver thread sleeps on the link for up to a timer's delay (lock held): nothing may
+    /// be deferred then, it would not see it in time.
+    var driverSleepsLong = false
     /// Packet sockets made right after fork, while the child still had the privilege (nginx
     /// workers drop root before they first touch a socket).
     var preopenedSockets: (receive: Int32, transmit: Int32)?
@@ -214,6 +223,14 @@ final class PreloadRuntime {
         signalReadySets()
     }
 
+    /// A round after output (a write, close or shutdown), unless it can wait for the round
+    /// the application's next epoll_wait runs (lock held).
+    @inline(__always)
+    func driveAfterOutput() {
+        if inEpollBatch && !driverSleepsLong { return }
+        drive()
+    }
+
     /// Publishes the stack's next timer for threads about to sleep (lock held). Done only
     /// before sleeping: finding the earliest timer can mean a walk over the timer wheel.
     func refreshNextWake() {
@@ -289,11 +306,13 @@ final class PreloadRuntime {
                 }
                 if linkWatchers.load(ordering: .relaxed) == 0 {
                     let descriptor = stack.io.waitDescriptor
+                    driverSleepsLong = true
                     mtcp_unlock()
                     var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
                     let timeout = Int32(millisecondsToNextTimer(limit: linkIsPolled ? 1 : 50))
                     _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
                     mtcp_lock()
+                    driverSleepsLong = false
                     if pid == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000 {
                         drive()
                     }
