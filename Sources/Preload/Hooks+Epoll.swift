@@ -115,15 +115,26 @@ extension PreloadRuntime {
     /// (a kernel listener's half of a stack listener, or a level-triggered event seen again).
     /// Returns the new end and whether an own descriptor was seen.
     func keepApplicationEvents(
-        _ events: UnsafeMutablePointer<epoll_event>, foldAgainst stackCount: Int, from: Int, count: Int
+        _ events: UnsafeMutablePointer<epoll_event>, foldAgainst stackCount: Int, from: Int, count: Int,
+        shadow: EpollShadow
     ) -> (Int, Bool) {
         var write = from
         var sawOwn = false
         for read in from..<(from + count) {
-            let data = mtcp_epoll_event_data(events + read)
+            var data = mtcp_epoll_event_data(events + read)
             if data == Self.notifyTag || data == Self.linkTag {
                 sawOwn = true
                 continue
+            }
+            if data & 0xFFFF_FFFF_0000_0000 == Self.kernelHalfTag {
+                // A kernel listener half: its accept may find a connection; the application
+                // sees its own data.
+                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+                mtcp_lock()
+                if let r = record(forEntry: mtcp_fd_entry(fd)) { records[r]!.kernelHalfMayBeReady = true }
+                data = shadow.kernelHalfData[fd] ?? 0
+                mtcp_unlock()
+                mtcp_epoll_event_set(events + read, mtcp_epoll_event_events(events + read), data)
             }
             var merged = false
             for s in 0..<stackCount where mtcp_epoll_event_data(events + s) == data {
@@ -204,8 +215,8 @@ extension PreloadRuntime {
                     for attempt in 0..<3 {
                         let sleeping = attempt == 0 && sleep != 0 && !shadow.inherited
                         if sleeping { linkWatchers.add(1, ordering: .relaxed) }
-                        let k = mtcp_real_epoll_pwait(
-                            epfd, events + total, Int32(max - total), attempt == 0 ? sleep : 0, mask)
+                        let room = max - total
+                        let k = mtcp_real_epoll_pwait(epfd, events + total, Int32(room), attempt == 0 ? sleep : 0, mask)
                         if sleeping { linkWatchers.subtract(1, ordering: .relaxed) }
                         if k < 0 {
                             if total > 0 { return beginBatch(Int32(total)) }
@@ -213,9 +224,11 @@ extension PreloadRuntime {
                         }
                         // A second look sees level-triggered kernel events again: fold those too.
                         let (kept, sawOwn) = keepApplicationEvents(
-                            events, foldAgainst: attempt == 0 ? n : total, from: total, count: Int(k))
+                            events, foldAgainst: attempt == 0 ? n : total, from: total, count: Int(k), shadow: shadow)
                         total = kept
-                        if !sawOwn || total >= max { break }
+                        // Asking again helps only when the kernel filled every slot given: then
+                        // our descriptors may have pushed the application's out.
+                        if !sawOwn || total >= max || Int(k) < room { break }
                     }
                 }
                 if total > 0 { return beginBatch(Int32(total)) }
@@ -259,9 +272,19 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
         return fail(error)
     }
     if record.kernelListener {
-        // The kernel half of a listener on 0.0.0.0 reports loopback connections.
-        if mtcp_real_epoll_ctl(epfd, op, fd, event) == 0 && operation != .modify {
-            shadow.kernelMembers = max(0, shadow.kernelMembers + (operation == .add ? 1 : -1))
+        // The kernel half of a listener on 0.0.0.0 reports loopback connections, under a tag
+        // of ours: epoll_wait marks the listener and gives the application its own data.
+        var tagged = epoll_event()
+        mtcp_epoll_event_set(&tagged, bits, PreloadRuntime.kernelHalfTag | UInt64(UInt32(bitPattern: fd)))
+        if mtcp_real_epoll_ctl(epfd, op, fd, &tagged) == 0 {
+            if operation != .modify {
+                shadow.kernelMembers = max(0, shadow.kernelMembers + (operation == .add ? 1 : -1))
+            }
+            if operation == .delete {
+                shadow.kernelHalfData.removeValue(forKey: fd)
+            } else {
+                shadow.kernelHalfData[fd] = data
+            }
         }
     }
     if operation == .delete {

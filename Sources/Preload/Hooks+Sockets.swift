@@ -319,8 +319,11 @@ public func hook_accept4(
             do throws(Errno) {
                 accepted = try stack.accept(record.stackID)
             } catch .EAGAIN {
-                runtime.drive()
-                accepted = try? stack.accept(record.stackID)
+                // Inside an epoll batch the next epoll_wait runs the round (`inEpollBatch`).
+                if !(runtime.inEpollBatch && record.nonBlocking) {
+                    runtime.drive()
+                    accepted = try? stack.accept(record.stackID)
+                }
             } catch {
                 mtcp_unlock()
                 return fail(error)
@@ -335,14 +338,24 @@ public func hook_accept4(
                 return new
             }
         }
+        let driven = runtime.lastDriven.load(ordering: .relaxed)
+        let tryKernel =
+            record.kernelListener
+            && (!record.nonBlocking || record.kernelHalfMayBeReady || driven &- record.kernelHalfLastTry >= 10_000_000)
         mtcp_unlock()
-        if record.kernelListener {
+        if tryKernel {
             let new = mtcp_real_accept4(fd, address, length, flags)
             if new >= 0 { return new }
             let error = mtcp_errno()
             if error != EAGAIN && error != EWOULDBLOCK { return -1 }
-            if kernelFirst { continue }
+            mtcp_lock()
+            if let r = runtime.record(forEntry: entry) {
+                runtime.records[r]!.kernelHalfMayBeReady = false
+                runtime.records[r]!.kernelHalfLastTry = driven
+            }
+            mtcp_unlock()
         }
+        if kernelFirst { continue }
         if record.nonBlocking { return fail(.EAGAIN) }
         let woke = runtime.wait(for: fd, events: Int16(POLLIN), timeout: record.receiveTimeout)
         if woke < 0 { return -1 }

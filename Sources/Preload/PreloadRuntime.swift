@@ -21,6 +21,9 @@ final class PreloadRuntime {
     /// Tags of the library's own descriptors inside an application's kernel epoll set.
     static let notifyTag: UInt64 = 0x6d74_6370_6e6f_7466
     static let linkTag: UInt64 = 0x6d74_6370_6c69_6e6b
+    /// High half of the data under which a kernel listener half sits in a kernel set (its fd
+    /// in the low half).
+    static let kernelHalfTag: UInt64 = 0x6d74_6b68_0000_0000
 
     let options: StackOptions?
     let log: PreloadLog

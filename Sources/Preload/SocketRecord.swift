@@ -28,6 +28,11 @@ struct SocketRecord {
     var failureReported = false
     /// Alternates accept between the stack and the kernel listener.
     var preferKernel = false
+    /// The kernel listener may have a connection: an accept on the kernel that finds none
+    /// costs the kernel a socket allocation, so a non-blocking accept tries it only when an
+    /// epoll or poll reported it, or at least every 10 ms.
+    var kernelHalfMayBeReady = true
+    var kernelHalfLastTry: UInt64 = 0
 }
 
 /// The stack side of an application's epoll fd: a stack event poll set whose readiness is
@@ -39,6 +44,9 @@ final class EpollShadow {
     var references = 1
     /// Stack sockets registered (descriptor → socket record index).
     var members: [Int32: Int] = [:]
+    /// The application's data of each kernel listener half in the kernel set, which holds it
+    /// under `PreloadRuntime.kernelHalfTag | fd` so that its events can be recognised.
+    var kernelHalfData: [Int32: UInt64] = [:]
     /// Alternates which side fills an epoll_wait first when both have events.
     var preferKernel = false
     /// Inherited across fork: its kernel set is shared with the parent.

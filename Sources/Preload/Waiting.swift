@@ -117,7 +117,17 @@ extension PreloadRuntime {
                 mtcp_set_errno(savedErrno)
                 return -1
             }
-            for j in 0..<kernelItems { fds[origin[j]].revents |= kernel[j].revents }
+            for j in 0..<kernelItems {
+                fds[origin[j]].revents |= kernel[j].revents
+                if kernel[j].revents != 0 && recordOf[origin[j]] >= 0 {
+                    // A kernel listener half reported: its accept may find a connection.
+                    mtcp_lock()
+                    if let r = record(forEntry: mtcp_fd_entry(fds[origin[j]].fd)) {
+                        records[r]!.kernelHalfMayBeReady = true
+                    }
+                    mtcp_unlock()
+                }
+            }
             var total: Int32 = 0
             for i in 0..<count where fds[i].revents != 0 { total += 1 }
             if total > 0 || expired { return total }
