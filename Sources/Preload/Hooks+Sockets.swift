@@ -402,7 +402,8 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
         return 0
     } catch .EINPROGRESS {
         runtime.records[r]!.keepsOptions = false
-        runtime.drive()
+        // The SYN goes now, or with the batch's other frames (`inEpollBatch`).
+        runtime.driveAfterOutput()
     } catch {
         mtcp_unlock()
         return fail(error)
