@@ -45,7 +45,7 @@ public final class TCPEndpoint {
     /// In place: reading a field must not copy the connection (see `InPlaceArray`).
     let slots = InPlaceArray<Slot>(capacity: 64)
     var freeSlots: [Int32] = []
-    var flows: [TCPFlow: Int32] = [:]
+    var flows: FlowTable
     var listeners: [UInt16: Listener] = [:]
     var dirtyList: [Int32] = []
     /// Connection timers, by slot: only connections whose deadline passed are polled.
@@ -70,6 +70,7 @@ public final class TCPEndpoint {
         self.maximumConnections = maximumConnections
         memoryPool = ConnectionMemoryPool(configuration: configuration, initialConnections: pooledConnections)
         isnGenerator = ISNGenerator(secret: secret)
+        flows = FlowTable(secret: (secret.0 ^ 0x243f_6a88_85a3_08d3, secret.1 &+ 0x1319_8a2e_0370_7344))
         cookies = SYNCookieCodec(secret: (secret.1 ^ 0x5bd1_e995_5bd1_e995, secret.0 &+ 0x9e37_79b9_7f4a_7c15))
         startEphemeralSearch(at: UInt16(truncatingIfNeeded: secret.0 ^ (secret.1 >> 17)))
     }
@@ -558,7 +559,7 @@ public final class TCPEndpoint {
         slots[index].inAcceptQueue = false
         slots[index].ownedByApplication = false
         slots[index].memory = memory
-        flows[flow] = slot
+        flows.insert(flow, slot: slot)
         return slot
     }
 
@@ -575,7 +576,7 @@ public final class TCPEndpoint {
             memoryPool.give(back: memory)
             slots[index].memory = nil
         }
-        flows.removeValue(forKey: slots[index].flow)
+        flows.remove(slots[index].flow)
         slots[index].generation &+= 1
         timers.cancel(slot)
         slots[index].listenerPort = nil
