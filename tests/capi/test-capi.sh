@@ -36,7 +36,14 @@ log() { printf '%s\n' "test-capi: $*"; }
 run_case() {
     local name="$1" start=$SECONDS
     log "=== $name"
-    if ( set -euo pipefail; "case_${name//-/_}" ); then
+    # Not inside `if` or `||`: there bash ignores set -e in the subshell too, and a test would
+    # pass on its last command alone.
+    local status
+    set +e
+    ( set -euo pipefail; "case_${name//-/_}" )
+    status=$?
+    set -e
+    if ((status == 0)); then
         PASSED=$((PASSED + 1))
         log "PASS $name ($((SECONDS - start)) s)"
     else
