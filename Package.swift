@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
-        .testTarget(name: "PacketIODPDKTests", dependencies: ["PacketIODPDK", "PacketIO"]),
+        .testTarget(name: "PacketIODPDKTests", dependencies: ["PacketIODPDK", "PacketIO", "Wire"]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire", "CShim"]),
         .testTarget(
             name: "StackRuntimeTests", dependencies: ["StackRuntime", "Stack", "PacketIO", "PacketIODPDK", "Wire"]),

@@ -93,6 +93,22 @@ step_dpdk() {
         bash "$ROOT/tests/interop/test-dpdk.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# The interop tests (quick sizes) again with every program on the dpdk backend: net_af_packet on
+# the stack's veth end, qpairs=2 for two cores. MTCP_SKIP_DPDK=1 skips it, and so does a build
+# without libdpdk-dev (the dpdk step above already fails for that).
+step_interop_dpdk() {
+    if [[ "${MTCP_SKIP_DPDK:-0}" == 1 ]]; then
+        echo "skipped (MTCP_SKIP_DPDK=1)"
+        return 0
+    fi
+    if [[ ! -f /usr/include/dpdk/rte_ethdev.h ]]; then
+        echo "skipped: libdpdk-dev is missing, so the dpdk backend was not built"
+        return 0
+    fi
+    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" MTCP_INTEROP_BACKEND=dpdk \
+        MTCP_INTEROP_QUICK=1 bash "$ROOT/tests/interop/test-stack-interop.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 # mTCP's C API: the C examples built against shim/include and libmtcp.so, against the kernel
 # over a veth (MTCP_SKIP_CAPI=1 skips).
 step_capi() {
@@ -134,6 +150,7 @@ STEPS=(
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
     "dpdk backend over a veth:step_dpdk"
+    "interop tests on the dpdk backend (quick):step_interop_dpdk"
     "mTCP C API examples against the kernel:step_capi"
     "preload library against the kernel:step_preload"
     "compatibility: unmodified programs under the preload library:step_compat"

@@ -35,6 +35,7 @@ public func mtcp_destroy() {
     MTCPRuntime.locked {
         MTCPRuntime.settings = nil
         MTCPRuntime.neighbours = nil
+        MTCPRuntime.fanoutRings = []
     }
 }
 
@@ -109,22 +110,33 @@ public func mtcp_register_signal(
     signal(signum, handler)
 }
 
-/// Active opens towards `daddr:dport` from `count` addresses at `base` (network byte order).
-/// Kept for backends that steer by the Toeplitz hash; with AF_PACKET the kernel's fanout
-/// chooses the queue and TAP has one flow table, so nothing more is needed here.
+/// mTCP's mtcp_init_rss prepared the calling core's pool of source ports for active opens to
+/// `daddr:dport` from `count` addresses at `base` (network byte order; INADDR_ANY: the
+/// interface's address). A context here has one address, and its steering (set when it was
+/// created) picks each connect's port; this checks the source range holds the context's
+/// address, sizes the context's pool for the destination (ports whose replies come back to
+/// it) and records it. EADDRNOTAVAIL when the range misses the address or the pool is empty.
 @_cdecl("mtcp_init_rss")
 public func mtcp_init_rss(_ mctx: OpaquePointer?, _ base: UInt32, _ count: Int32, _ daddr: UInt32, _ dport: UInt32)
     -> Int32
 {
     guard let context = context(mctx) else { return failure(.EBADF) }
-    guard count >= 1 else { return failure(.EINVAL) }
-    let first = IPv4Address(rawValue: UInt32(bigEndian: base))
-    guard first == context.stack.configuration.address || count > 1 else { return failure(.EADDRNOTAVAIL) }
+    guard count >= 1, dport <= 0xFFFF else { return failure(.EINVAL) }
+    let destination = IPv4Address(rawValue: UInt32(bigEndian: daddr))
+    let port = UInt16(bigEndian: UInt16(truncatingIfNeeded: dport))
     context.lock()
-    context.rss = (
-        first, Int(count), IPv4Address(rawValue: UInt32(bigEndian: daddr)),
-        UInt16(bigEndian: UInt16(truncatingIfNeeded: dport))
-    )
-    context.unlock()
+    defer { context.unlock() }
+    let result = context.prepareSourcePool(
+        base: IPv4Address(rawValue: UInt32(bigEndian: base)), count: Int(count), destination: destination, port: port)
+    guard case .success(let pool) = result else {
+        if case .failure(let error) = result { return failure(error) }
+        return -1
+    }
+    if !pool.steered && context.rss == nil {
+        MTCPRuntime.report(
+            "mtcp_init_rss: context \(context.cpu) shares its link with contexts whose queue the device picks by its"
+                + " own hash; replies to its active opens may reach a sibling")
+    }
+    context.rss = pool
     return 0
 }

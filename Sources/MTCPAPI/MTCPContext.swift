@@ -58,13 +58,16 @@ final class MTCPContext {
     var framesSeen = 0
     /// Epoll events collected under the lock before they are copied out.
     var scratch: UnsafeMutableBufferPointer<EpollEvent>
-    /// mtcp_init_rss's parameters (source range, destination), kept for backends that steer.
-    var rss: (sourceBase: IPv4Address, count: Int, destination: IPv4Address, port: UInt16)?
+    /// What mtcp_init_rss prepared last.
+    var rss: SourcePool?
+    /// True when sibling contexts receive from the same link (num_cores > 1).
+    let sharesLink: Bool
 
-    init(cpu: Int, stack: NetworkStack<SelectedLink>, maxIDs: Int) {
+    init(cpu: Int, stack: NetworkStack<SelectedLink>, maxIDs: Int, sharesLink: Bool = false) {
         self.cpu = cpu
         self.stack = stack
         self.maxIDs = maxIDs
+        self.sharesLink = sharesLink
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         scratch = .allocate(capacity: 64)

@@ -15,6 +15,10 @@ enum MTCPRuntime {
     nonisolated(unsafe) static var neighbours: SharedNeighbours?
     /// The DPDK port all contexts share (one queue each), opened with the first context.
     nonisolated(unsafe) static var dpdkPort: DPDKPort?
+    /// With num_cores > 1 on AF_PACKET: ring i is context i's, all opened together at the first
+    /// context so that fanout member i is ring i whatever order contexts come in. They live
+    /// until mtcp_destroy: a ring leaving the group would reorder the members behind it.
+    nonisolated(unsafe) static var fanoutRings: [AFPacketRing] = []
     nonisolated(unsafe) static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -46,7 +50,9 @@ enum MTCPRuntime {
     }
 
     /// A context on queue `cpu`: its own AF_PACKET ring (one fanout group across the
-    /// process's contexts, so the kernel spreads flows as RSS would) or TAP queue.
+    /// process's contexts, steered by the TCP port mix as the launcher's instances are), TAP
+    /// queue or DPDK queue. Contexts that share a steered link pick source ports whose replies
+    /// come back to them (mTCP's per-core port pools).
     static func createContext(cpu: Int) -> MTCPContext? {
         locked {
             guard let settings else {
@@ -66,14 +72,21 @@ enum MTCPRuntime {
             }
             let options = settings.options
             let link: SelectedLink
+            var steering: ActiveOpenSteering?
             do {
                 switch options.backend {
+                case .afpacket where settings.numCores == 1:
+                    link = SelectedLink(.ring(try AFPacketRing(interface: options.interface)))
                 case .afpacket:
-                    let group = UInt16(truncatingIfNeeded: getpid())
-                    link = SelectedLink(
-                        .ring(
-                            try AFPacketRing(
-                                interface: options.interface, fanoutGroup: settings.numCores > 1 ? group : nil)))
+                    guard let ring = try fanoutRing(cpu, of: settings.numCores, on: options.interface) else {
+                        report(
+                            "mtcp_create_context: num_cores changed to \(settings.numCores) while contexts of "
+                                + "\(fanoutRings.count) cores live")
+                        errno = EINVAL
+                        return nil
+                    }
+                    link = SelectedLink(.ring(ring))
+                    steering = .portSum(index: cpu, count: settings.numCores)
                 case .tap:
                     link = SelectedLink(
                         .tap(try TAPDevice(name: options.interface, multiQueue: settings.numCores > 1)))
@@ -86,6 +99,7 @@ enum MTCPRuntime {
                         return nil
                     }
                     link = SelectedLink(.dpdk(port.queues[cpu], port))
+                    steering = port.rssSteering.map { .rss($0, queue: cpu) }
                 }
             } catch {
                 report("mtcp_create_context: cannot open \(options.interface): \(error)")
@@ -95,20 +109,42 @@ enum MTCPRuntime {
             let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
             HostSecret.configure(stack)
             stack.log = { report($0) }
+            stack.activeOpenSteering = steering
             if settings.numCores > 1 {
                 if neighbours == nil { neighbours = SharedNeighbours() }
                 stack.sharedNeighbours = neighbours
             }
             stack.announce()
-            let context = MTCPContext(cpu: cpu, stack: stack, maxIDs: settings.maxConcurrency)
+            let context = MTCPContext(
+                cpu: cpu, stack: stack, maxIDs: settings.maxConcurrency, sharesLink: settings.numCores > 1)
             contexts[cpu] = context
             return context
         }
     }
 
+    /// Ring `cpu` of the process's fanout group of `count` rings, opening all of them (in
+    /// member order, steered by the port mix) the first time; nil when the group has another
+    /// size and contexts still use it.
+    static func fanoutRing(_ cpu: Int, of count: Int, on interface: String) throws(PacketIOError) -> AFPacketRing? {
+        if fanoutRings.count != count {
+            guard contexts.isEmpty else { return nil }
+            fanoutRings = []
+            var configuration = AFPacketRing.Configuration()
+            configuration.fanoutSteering = .portSum
+            let group = UInt16(truncatingIfNeeded: getpid())
+            var rings: [AFPacketRing] = []
+            for _ in 0..<count {
+                rings.append(try AFPacketRing(interface: interface, fanoutGroup: group, configuration: configuration))
+            }
+            fanoutRings = rings
+        }
+        return fanoutRings[cpu]
+    }
+
     /// Closes every id, lets closing connections finish their exchange for a moment (so the
     /// last responses and FINs leave), and forgets the context.
     static func destroy(_ context: MTCPContext) {
+        let printCounters = locked { settings?.statPrint != nil }
         context.lock()
         for id in (0..<context.entries.count).reversed() where context.entries[id] != nil {
             try? context.close(Int32(id))
@@ -119,6 +155,12 @@ enum MTCPRuntime {
             let open = stack.endpoint.connectionCount - stack.endpoint.countConnections(in: .timeWait)
             if open == 0 { break }
             _ = try? context.wait(until: min(limit, stack.clock() + .milliseconds(5))) { false }
+        }
+        if printCounters {
+            let tcp = stack.endpoint.statistics
+            report(
+                "context \(context.cpu): active_opens=\(tcp.activeOpens) passive_opens=\(tcp.passiveOpens)"
+                    + " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) \(stack.statistics.summary)")
         }
         context.unlock()
         locked {

@@ -201,10 +201,11 @@ extension NetworkStack {
         endpoint.configuration = socket.options.apply(to: saved)
         defer { endpoint.configuration = saved }
         var localPort = socket.boundExplicitly ? socket.localPort : nil
-        if localPort == nil, let steering = activeOpenSteering, steering.count > 1 {
-            // Replies must come back to this instance: the fanout program's port mix picks it.
+        if localPort == nil, let steering = activeOpenSteering, steering.constrains {
+            // Replies must come back to this instance (the fanout's port mix or the NIC's RSS).
+            let local = configuration.address
             let comesBack = { (candidate: UInt16) in
-                Int(mtcp_shim_port_mix(candidate, port)) % steering.count == steering.index
+                steering.returns(local: local, localPort: candidate, remote: address, remotePort: port)
             }
             if let claims = portClaims {
                 localPort = pickClaimedPort(claims) { acceptable in

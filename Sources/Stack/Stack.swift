@@ -41,10 +41,10 @@ public final class NetworkStack<IO: PacketIO> {
     var sharedNeighboursSeen: UInt64 = 0
     /// Port ownership shared with forked processes (nil: this process is alone on the link).
     public var portClaims: PortClaims?
-    /// This instance's place among instances that share a link by port-sum steering
-    /// (`AFPacketRing.FanoutSteering.portSum`): active opens pick local ports whose replies
-    /// come back here, as mTCP picked ports by RSS hash. nil: any port.
-    public var activeOpenSteering: (index: Int, count: Int)?
+    /// This instance's place among instances that share a link (a port-sum fanout group or
+    /// RSS queues): active opens pick local ports whose replies come back here, as mTCP picked
+    /// ports by RSS hash. nil: any port.
+    public var activeOpenSteering: ActiveOpenSteering?
     /// Sockets holding each claimed port, so that the claim goes back with the last of them.
     var claimUsers: [UInt16: Int] = [:]
 

@@ -15,7 +15,8 @@ import Wire
 ///     rcvbuf, sndbuf  TCP buffer sizes in bytes (default 262144 here; mTCP's was 8192)
 ///     tcp_timeout     idle timeout in seconds (accepted and reported; -1 or 0: none)
 ///     tcp_timewait    TIME-WAIT length in seconds (default 60 here)
-///     stat_print      interface whose statistics mTCP printed (accepted)
+///     stat_print      interface whose statistics mTCP printed: each context's counters go to
+///                     stderr when it is destroyed
 ///     multiprocess    mTCP's multi-process mode (accepted)
 ///     addr            ours: our address A/N (mTCP read it from the interface)
 ///     gateway         ours: the default gateway (mTCP's route.conf)
@@ -37,6 +38,8 @@ public struct MTCPSettings: Sendable {
     public var sendBuffer = 256 * 1024
     public var tcpTimeout = 30
     public var tcpTimewait = 60
+    /// stat_print: set when contexts should print their counters as they end.
+    public var statPrint: String?
     /// The stack options every context starts from (interface, address, backend, TCP buffers).
     public var options = StackOptions()
 
@@ -104,7 +107,9 @@ public struct MTCPSettings: Sendable {
             tcpTimeout = try MTCPSettings.integer(value, in: -1...86400)
         case "tcp_timewait":
             tcpTimewait = try MTCPSettings.integer(value, in: 0...3600)
-        case "stat_print", "multiprocess":
+        case "stat_print":
+            statPrint = value
+        case "multiprocess":
             break
         case "addr":
             try options.apply(key: "MTCP_ADDR", value: value)

@@ -32,7 +32,7 @@ public enum StackLauncher {
                     throw OptionsError("cannot open \(options.interface): \(error)")
                 }
             }
-            try launch(rings, options, application, steered: options.cores > 1)
+            try launch(rings, options, application, steering: options.cores > 1 ? .portSum : .none)
         case .tap:
             var queues: [TAPDevice] = []
             do {
@@ -46,15 +46,16 @@ public enum StackLauncher {
             try launch(queues, options, application)
         case .dpdk:
             let port = try DPDKBackend.open(options)
-            try launch(port.queues, options, application)
+            // With symmetric RSS each queue's instance picks ports whose replies hash back to it.
+            try launch(port.queues, options, application, steering: port.rssSteering.map { .rss($0) } ?? .none)
         }
     }
 
     static func launch<IO: PacketIO>(
-        _ queues: [IO], _ options: StackOptions, _ application: StackApplication, steered: Bool = false
+        _ queues: [IO], _ options: StackOptions, _ application: StackApplication, steering: LinkSteering = .none
     ) throws(OptionsError) {
         guard options.impairTransmit != nil || options.impairReceive != nil else {
-            start(queues, options, application, steered: steered)
+            start(queues, options, application, steering: steering)
             return
         }
         let seed = options.impairTransmit?.seed ?? options.impairReceive?.seed ?? 1
@@ -63,7 +64,7 @@ public enum StackLauncher {
                 base: io, receive: impairment(options.impairReceive), transmit: impairment(options.impairTransmit),
                 seed: seed &+ UInt64(index))
         }
-        start(wrapped, options, application, steered: steered)
+        start(wrapped, options, application, steering: steering)
     }
 
     static func impairment(_ spec: ImpairmentSpec?) -> Impairment {
@@ -74,7 +75,7 @@ public enum StackLauncher {
     }
 
     static func start<IO: PacketIO>(
-        _ queues: [IO], _ options: StackOptions, _ application: StackApplication, steered: Bool = false
+        _ queues: [IO], _ options: StackOptions, _ application: StackApplication, steering: LinkSteering = .none
     ) {
         let count = queues.count
         let neighbours = count > 1 ? SharedNeighbours() : nil
@@ -85,7 +86,7 @@ public enum StackLauncher {
                 let stack = NetworkStack(io: io, configuration: options.stackConfiguration, secret: secret)
                 HostSecret.configure(stack)
                 stack.sharedNeighbours = neighbours
-                if steered { stack.activeOpenSteering = (index, count) }
+                stack.activeOpenSteering = steering.instance(index, of: count)
                 stack.announce()
                 application.run(stack: stack, instance: index, count: count)
             }
@@ -96,6 +97,27 @@ public enum StackLauncher {
             threads.append(spawnThread(body))
         }
         for thread in threads { pthread_join(thread, nil) }
+    }
+}
+
+/// How the queues of one link share flows, so that each instance's active opens pick ports
+/// whose replies come back to it.
+public enum LinkSteering: Sendable {
+    /// Nothing to steer (one queue, or a spread nobody can predict: the kernel's flow hash).
+    case none
+    /// AF_PACKET fanout by the TCP port mix, members in queue order.
+    case portSum
+    /// The NIC's RSS: a Toeplitz hash and redirection table, queue i for instance i.
+    case rss(RSSSteering)
+
+    /// The steering of instance `index` of `count`.
+    public func instance(_ index: Int, of count: Int) -> ActiveOpenSteering? {
+        guard count > 1 else { return nil }
+        switch self {
+        case .none: return nil
+        case .portSum: return .portSum(index: index, count: count)
+        case .rss(let steering): return .rss(steering, queue: index)
+        }
     }
 }
 

@@ -30,6 +30,8 @@ extension TCPConnection {
             }
         case .timeWait:
             if ackNow { emitAck(now: now, into: &sink) }
+            // A TIME-WAIT of zero (mTCP's tcp_timewait = 0) ends once the last ACK is out.
+            if now >= timeWaitDeadline { enterClosed(error: nil) }
         default:
             transmit(now: now, into: &sink)
         }
@@ -38,7 +40,8 @@ extension TCPConnection {
     // MARK: Timers
 
     mutating func runTimers(now: Instant) {
-        if now >= timeWaitDeadline || now >= finWait2Deadline {
+        // TIME-WAIT's end waits for the ACK of the peer's FIN it may still owe (poll sends it).
+        if (now >= timeWaitDeadline && !(state == .timeWait && ackNow)) || now >= finWait2Deadline {
             enterClosed(error: nil)
             return
         }

@@ -11,7 +11,7 @@ import Wire
     @Test(arguments: [(0, 2), (1, 2), (2, 3), (3, 4)])
     func connectPicksPortsThatComeBack(index: Int, count: Int) throws {
         let hosts = TwoHosts()
-        hosts.a.activeOpenSteering = (index, count)
+        hosts.a.activeOpenSteering = .portSum(index: index, count: count)
         let listener = try hosts.b.socket()
         try hosts.b.bind(listener, address: .any, port: 8080)
         try hosts.b.listen(listener, backlog: 64)

@@ -142,6 +142,21 @@ import Wire
         #expect(h.state == .closed)
     }
 
+    @Test func zeroTimeWaitStillAcknowledgesThePeersFin() throws {
+        // mTCP's tcp_timewait = 0: the connection ends at once, but not before the last ACK,
+        // or the peer retransmits its FIN into a flow that is gone and gets a reset.
+        var config = TCPConfiguration()
+        config.timeWaitDuration = .zero
+        let h = try ConnectionHarness.established(config)
+        h.connection.close(now: h.now)
+        let fin = h.poll()
+        #expect(fin.first?.flags == [.ack, .fin])
+        let ack = h.deliver(seg(seq: peerISS + 1, ack: localISS + 2, flags: [.ack, .fin]))
+        #expect(ack.count == 1 && ack.first?.isPureAck == true)
+        #expect(ack.first?.ack == SequenceNumber(peerISS + 2))
+        #expect(h.state == .closed)
+    }
+
     @Test func writeAfterShutdownIsBrokenPipe() throws {
         let h = try ConnectionHarness.established()
         h.connection.shutdownWrite(now: h.now)

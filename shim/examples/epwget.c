@@ -1,20 +1,25 @@
 /*
  * epwget: an HTTP load client written against mTCP's API, in the style of mTCP's own example:
- * N requests for one URL with C connections at once on one context, non-blocking connects and
- * level-triggered mtcp_epoll. Each request on a new connection, or (-k) several requests per
- * persistent connection (HTTP/1.1 keep-alive).
+ * N requests for one URL with C connections at once, non-blocking connects and level-triggered
+ * mtcp_epoll. Each request on a new connection, or (-k) several requests per persistent
+ * connection (HTTP/1.1 keep-alive). With -N CORES (num_cores in the config at least as many)
+ * a thread per core runs its own context with its share of the requests and connections, after
+ * mtcp_init_rss for the server, as mTCP's epwget does.
  *
- *   epwget -f mtcp.conf -u IP:PORT/PATH -n N [-c C] [-k REQUESTS_PER_CONNECTION] [-o FILE] [-t SECONDS]
+ *   epwget -f mtcp.conf -u IP:PORT/PATH -n N [-c C] [-k REQUESTS_PER_CONNECTION] [-N CORES] [-o FILE]
+ *          [-t SECONDS]
  *
  * A response counts as good when its status is 200 and exactly Content-Length body bytes
  * arrive (or, without Content-Length, everything up to the server's close). -o writes the
- * first response's body to FILE. Ends with
+ * first response's body to FILE. Ends with a line per core and a total:
+ *   "epwget[I]: completed=N good=G errors=E bytes=B"
  *   "epwget: completed=N good=G errors=E bytes=B"
  * and exits 0 only when every request was good.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,84 +49,96 @@ struct client {
     FILE *out;
 };
 
-static mctx_t mctx;
-static int ep;
+/* One core's context and its share of the work. */
+struct worker {
+    int core;
+    pthread_t thread;
+    mctx_t mctx;
+    int ep;
+    long total, started, completed, good, errors;
+    unsigned long long bytes;
+    int concurrency;
+    int rss_result;
+    struct client *clients;
+    struct client **by_socket; /* MAX_SOCKETS entries */
+};
+
+#define MAX_SOCKETS 65536
+
 static struct sockaddr_in server;
 static char request[1024];
 static size_t request_len;
-static long total, started, completed, good, errors;
-static unsigned long long bytes;
 static int per_connection = 1;
+static int seconds = 60;
 static const char *out_path;
 static volatile sig_atomic_t interrupted;
-static struct client *by_socket[65536];
 
 static void on_signal(int signum) {
     (void)signum;
     interrupted = 1;
 }
 
-static void finish_connection(struct client *c, int ok) {
+static void finish_connection(struct worker *w, struct client *c, int ok) {
     if (c->sockid >= 0) {
-        mtcp_epoll_ctl(mctx, ep, MTCP_EPOLL_CTL_DEL, c->sockid, NULL);
+        mtcp_epoll_ctl(w->mctx, w->ep, MTCP_EPOLL_CTL_DEL, c->sockid, NULL);
         if (ok)
-            mtcp_close(mctx, c->sockid);
+            mtcp_close(w->mctx, c->sockid);
         else
-            mtcp_abort(mctx, c->sockid);
-        by_socket[c->sockid] = NULL;
+            mtcp_abort(w->mctx, c->sockid);
+        w->by_socket[c->sockid] = NULL;
     }
     c->sockid = -1;
     c->state = IDLE;
 }
 
-static void count_response(struct client *c, int ok) {
-    completed++;
-    if (ok) good++;
-    else errors++;
+static void count_response(struct worker *w, struct client *c, int ok) {
+    w->completed++;
+    if (ok) w->good++;
+    else w->errors++;
     if (c->out) {
         fclose(c->out);
         c->out = NULL;
     }
 }
 
-static int start_connection(struct client *c) {
-    int sockid = mtcp_socket(mctx, AF_INET, SOCK_STREAM, 0);
-    if (sockid < 0 || sockid >= 65536) {
+static int start_connection(struct worker *w, struct client *c) {
+    int sockid = mtcp_socket(w->mctx, AF_INET, SOCK_STREAM, 0);
+    if (sockid < 0 || sockid >= MAX_SOCKETS) {
         perror("epwget: mtcp_socket");
         return -1;
     }
-    mtcp_setsock_nonblock(mctx, sockid);
-    if (mtcp_connect(mctx, sockid, (struct sockaddr *)&server, sizeof server) < 0 && errno != EINPROGRESS) {
+    mtcp_setsock_nonblock(w->mctx, sockid);
+    if (mtcp_connect(w->mctx, sockid, (struct sockaddr *)&server, sizeof server) < 0 && errno != EINPROGRESS) {
         perror("epwget: mtcp_connect");
-        mtcp_close(mctx, sockid);
+        mtcp_close(w->mctx, sockid);
         return -1;
     }
     c->sockid = sockid;
     c->state = CONNECTING;
     c->requests_on_connection = 0;
     c->server_closes = 0;
-    by_socket[sockid] = c;
+    w->by_socket[sockid] = c;
     struct mtcp_epoll_event ev = {.events = MTCP_EPOLLOUT};
     ev.data.sockid = sockid;
-    mtcp_epoll_ctl(mctx, ep, MTCP_EPOLL_CTL_ADD, sockid, &ev);
+    mtcp_epoll_ctl(w->mctx, w->ep, MTCP_EPOLL_CTL_ADD, sockid, &ev);
     return 0;
 }
 
 /* Begins the next request on c's connection (opening one when it has none). */
-static void next_request(struct client *c) {
-    if (started >= total) {
-        if (c->sockid >= 0) finish_connection(c, 1);
+static void next_request(struct worker *w, struct client *c) {
+    if (w->started >= w->total) {
+        if (c->sockid >= 0) finish_connection(w, c, 1);
         return;
     }
-    started++;
+    w->started++;
     c->header_len = 0;
     c->body_received = 0;
     c->content_length = -1;
     c->status = 0;
-    if (out_path && started == 1) c->out = fopen(out_path, "wb");
+    if (out_path && w->core == 0 && w->started == 1) c->out = fopen(out_path, "wb");
     if (c->sockid < 0) {
-        if (start_connection(c) < 0) {
-            count_response(c, 0);
+        if (start_connection(w, c) < 0) {
+            count_response(w, c, 0);
             c->state = IDLE;
         }
         return;
@@ -129,21 +146,21 @@ static void next_request(struct client *c) {
     c->state = SENDING;
     struct mtcp_epoll_event ev = {.events = MTCP_EPOLLOUT};
     ev.data.sockid = c->sockid;
-    mtcp_epoll_ctl(mctx, ep, MTCP_EPOLL_CTL_MOD, c->sockid, &ev);
+    mtcp_epoll_ctl(w->mctx, w->ep, MTCP_EPOLL_CTL_MOD, c->sockid, &ev);
 }
 
-static void send_request(struct client *c) {
-    ssize_t n = mtcp_write(mctx, c->sockid, request, request_len);
+static void send_request(struct worker *w, struct client *c) {
+    ssize_t n = mtcp_write(w->mctx, c->sockid, request, request_len);
     if (n != (ssize_t)request_len) {
-        count_response(c, 0);
-        finish_connection(c, 0);
+        count_response(w, c, 0);
+        finish_connection(w, c, 0);
         return;
     }
     c->requests_on_connection++;
     c->state = HEADER;
     struct mtcp_epoll_event ev = {.events = MTCP_EPOLLIN};
     ev.data.sockid = c->sockid;
-    mtcp_epoll_ctl(mctx, ep, MTCP_EPOLL_CTL_MOD, c->sockid, &ev);
+    mtcp_epoll_ctl(w->mctx, w->ep, MTCP_EPOLL_CTL_MOD, c->sockid, &ev);
 }
 
 /* Parses the header once complete; returns the number of body bytes that came with it, or -1. */
@@ -170,41 +187,41 @@ static long parse_header(struct client *c) {
     return (long)(c->header + c->header_len - end);
 }
 
-static void body_bytes(struct client *c, const char *data, long n) {
+static void body_bytes(struct worker *w, struct client *c, const char *data, long n) {
     c->body_received += n;
-    bytes += n;
+    w->bytes += n;
     if (c->out) fwrite(data, 1, n, c->out);
 }
 
 /* The response is complete: count it and go on with the next request. */
-static void response_done(struct client *c) {
+static void response_done(struct worker *w, struct client *c) {
     int ok = c->status == 200 && (c->content_length < 0 || c->body_received == c->content_length);
-    count_response(c, ok);
+    count_response(w, c, ok);
     int reuse = ok && !c->server_closes && c->content_length >= 0 && c->requests_on_connection < per_connection;
-    if (!reuse) finish_connection(c, ok);
-    next_request(c);
+    if (!reuse) finish_connection(w, c, ok);
+    next_request(w, c);
 }
 
-static void receive(struct client *c) {
+static void receive(struct worker *w, struct client *c) {
     char buffer[65536];
     for (;;) {
-        ssize_t n = mtcp_read(mctx, c->sockid, buffer, sizeof buffer);
+        ssize_t n = mtcp_read(w->mctx, c->sockid, buffer, sizeof buffer);
         if (n < 0) {
             if (errno == EAGAIN) return;
-            count_response(c, 0);
-            finish_connection(c, 0);
-            next_request(c);
+            count_response(w, c, 0);
+            finish_connection(w, c, 0);
+            next_request(w, c);
             return;
         }
         if (n == 0) {
             /* The server closed: complete only for a body that runs to the close. */
             if (c->state == BODY && c->content_length < 0) {
                 c->server_closes = 1;
-                response_done(c);
+                response_done(w, c);
             } else {
-                count_response(c, 0);
-                finish_connection(c, 0);
-                next_request(c);
+                count_response(w, c, 0);
+                finish_connection(w, c, 0);
+                next_request(w, c);
             }
             return;
         }
@@ -219,40 +236,109 @@ static void receive(struct client *c) {
                 else continue;
             }
             if (extra < 0) {
-                count_response(c, 0);
-                finish_connection(c, 0);
-                next_request(c);
+                count_response(w, c, 0);
+                finish_connection(w, c, 0);
+                next_request(w, c);
                 return;
             }
             c->state = BODY;
-            body_bytes(c, c->header + c->header_len - extra, extra);
-            if ((size_t)n > take) body_bytes(c, buffer + take, n - take);
+            body_bytes(w, c, c->header + c->header_len - extra, extra);
+            if ((size_t)n > take) body_bytes(w, c, buffer + take, n - take);
         } else {
-            body_bytes(c, buffer, n);
+            body_bytes(w, c, buffer, n);
         }
         if (c->content_length >= 0 && c->body_received >= c->content_length) {
-            response_done(c);
+            response_done(w, c);
             if (c->state != HEADER && c->state != BODY) return;
         }
     }
 }
 
+/* One core: its context, its connections, its share of the requests. */
+static void *run_core(void *arg) {
+    struct worker *w = arg;
+    mtcp_core_affinitize(w->core);
+    w->mctx = mtcp_create_context(w->core);
+    if (!w->mctx) {
+        fprintf(stderr, "epwget: cannot create the context of core %d\n", w->core);
+        w->errors = w->total;
+        return NULL;
+    }
+    /* Source ports whose replies come back to this core's queue (mTCP's per-core pools). */
+    w->rss_result = mtcp_init_rss(w->mctx, INADDR_ANY, 1, server.sin_addr.s_addr, server.sin_port);
+    if (w->rss_result != 0) perror("epwget: mtcp_init_rss");
+    w->ep = mtcp_epoll_create(w->mctx, MAX_EVENTS);
+    w->by_socket = calloc(MAX_SOCKETS, sizeof *w->by_socket);
+    if (w->concurrency > w->total) w->concurrency = (int)w->total;
+    w->clients = calloc(w->concurrency > 0 ? w->concurrency : 1, sizeof *w->clients);
+    for (int i = 0; i < w->concurrency; i++) {
+        w->clients[i].sockid = -1;
+        next_request(w, &w->clients[i]);
+    }
+    struct mtcp_epoll_event events[MAX_EVENTS];
+    time_t start = time(NULL);
+    while (w->completed < w->total && !interrupted) {
+        if (time(NULL) - start > seconds) {
+            fprintf(stderr, "epwget[%d]: deadline of %d s passed\n", w->core, seconds);
+            break;
+        }
+        int n = mtcp_epoll_wait(w->mctx, w->ep, events, MAX_EVENTS, 1000);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            perror("mtcp_epoll_wait");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int sockid = events[i].data.sockid;
+            struct client *c = sockid >= 0 && sockid < MAX_SOCKETS ? w->by_socket[sockid] : NULL;
+            if (!c) continue;
+            if (c->state == CONNECTING) {
+                int error = 0;
+                socklen_t length = sizeof error;
+                mtcp_getsockopt(w->mctx, sockid, SOL_SOCKET, SO_ERROR, &error, &length);
+                if (error || (events[i].events & (MTCP_EPOLLERR | MTCP_EPOLLHUP))) {
+                    count_response(w, c, 0);
+                    finish_connection(w, c, 0);
+                    next_request(w, c);
+                    continue;
+                }
+                c->state = SENDING;
+            }
+            if (c->state == SENDING && (events[i].events & MTCP_EPOLLOUT)) {
+                send_request(w, c);
+            } else if ((c->state == HEADER || c->state == BODY) &&
+                       (events[i].events & (MTCP_EPOLLIN | MTCP_EPOLLERR | MTCP_EPOLLHUP))) {
+                receive(w, c);
+            }
+        }
+    }
+    for (int i = 0; i < w->concurrency; i++)
+        if (w->clients[i].sockid >= 0) finish_connection(w, &w->clients[i], 1);
+    w->errors += w->total - w->completed;
+    mtcp_destroy_context(w->mctx);
+    free(w->clients);
+    free(w->by_socket);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     const char *config = NULL, *url = NULL;
-    int concurrency = 1, seconds = 60, opt;
-    while ((opt = getopt(argc, argv, "f:u:n:c:k:o:t:")) != -1) {
+    long total = 0;
+    int concurrency = 1, cores = 1, opt;
+    while ((opt = getopt(argc, argv, "f:u:n:c:k:N:o:t:")) != -1) {
         switch (opt) {
         case 'f': config = optarg; break;
         case 'u': url = optarg; break;
         case 'n': total = atol(optarg); break;
         case 'c': concurrency = atoi(optarg); break;
         case 'k': per_connection = atoi(optarg); break;
+        case 'N': cores = atoi(optarg); break;
         case 'o': out_path = optarg; break;
         case 't': seconds = atoi(optarg); break;
         default: goto usage;
         }
     }
-    if (!config || !url || total < 1 || concurrency < 1 || per_connection < 1) goto usage;
+    if (!config || !url || total < 1 || concurrency < 1 || per_connection < 1 || cores < 1 || cores > 64) goto usage;
     char host[64];
     int port = 80;
     const char *path = strchr(url, '/');
@@ -277,69 +363,41 @@ int main(int argc, char **argv) {
         return 1;
     }
     mtcp_register_signal(SIGINT, on_signal);
-    mtcp_core_affinitize(0);
-    mctx = mtcp_create_context(0);
-    if (!mctx) {
-        fprintf(stderr, "epwget: cannot create the context\n");
-        return 1;
+    struct worker *workers = calloc(cores, sizeof *workers);
+    for (int i = 0; i < cores; i++) {
+        workers[i].core = i;
+        /* Requests and connections split evenly; the first cores take the remainders. */
+        workers[i].total = total / cores + (i < total % cores);
+        workers[i].concurrency = concurrency / cores + (i < concurrency % cores);
+        if (workers[i].concurrency < 1) workers[i].concurrency = 1;
     }
-    mtcp_init_rss(mctx, INADDR_ANY, 1, server.sin_addr.s_addr, server.sin_port);
-    ep = mtcp_epoll_create(mctx, MAX_EVENTS);
-    if (concurrency > total) concurrency = (int)total;
-    struct client *clients = calloc(concurrency, sizeof *clients);
-    for (int i = 0; i < concurrency; i++) {
-        clients[i].sockid = -1;
-        next_request(&clients[i]);
+    if (cores == 1) {
+        run_core(&workers[0]);
+    } else {
+        for (int i = 0; i < cores; i++) pthread_create(&workers[i].thread, NULL, run_core, &workers[i]);
+        for (int i = 0; i < cores; i++) pthread_join(workers[i].thread, NULL);
     }
-    struct mtcp_epoll_event events[MAX_EVENTS];
-    time_t start = time(NULL);
-    while (completed < total && !interrupted) {
-        if (time(NULL) - start > seconds) {
-            fprintf(stderr, "epwget: deadline of %d s passed\n", seconds);
-            break;
-        }
-        int n = mtcp_epoll_wait(mctx, ep, events, MAX_EVENTS, 1000);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            perror("mtcp_epoll_wait");
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            int sockid = events[i].data.sockid;
-            struct client *c = sockid >= 0 && sockid < 65536 ? by_socket[sockid] : NULL;
-            if (!c) continue;
-            if (c->state == CONNECTING) {
-                int error = 0;
-                socklen_t length = sizeof error;
-                mtcp_getsockopt(mctx, sockid, SOL_SOCKET, SO_ERROR, &error, &length);
-                if (error || (events[i].events & (MTCP_EPOLLERR | MTCP_EPOLLHUP))) {
-                    count_response(c, 0);
-                    finish_connection(c, 0);
-                    next_request(c);
-                    continue;
-                }
-                c->state = SENDING;
-            }
-            if (c->state == SENDING && (events[i].events & MTCP_EPOLLOUT)) {
-                send_request(c);
-            } else if ((c->state == HEADER || c->state == BODY) &&
-                       (events[i].events & (MTCP_EPOLLIN | MTCP_EPOLLERR | MTCP_EPOLLHUP))) {
-                receive(c);
-            }
-        }
+    long completed = 0, good = 0, errors = 0;
+    unsigned long long bytes = 0;
+    for (int i = 0; i < cores; i++) {
+        struct worker *w = &workers[i];
+        printf("epwget[%d]: completed=%ld good=%ld errors=%ld bytes=%llu init_rss=%d\n", i, w->completed, w->good,
+               w->errors, w->bytes, w->rss_result);
+        completed += w->completed;
+        good += w->good;
+        errors += w->errors;
+        bytes += w->bytes;
     }
-    for (int i = 0; i < concurrency; i++)
-        if (clients[i].sockid >= 0) finish_connection(&clients[i], 1);
-    errors += total - completed;
     printf("epwget: completed=%ld good=%ld errors=%ld bytes=%llu\n", completed, good, errors, bytes);
     fflush(stdout);
-    mtcp_destroy_context(mctx);
+    free(workers);
     mtcp_destroy();
     return good == total ? 0 : 1;
 
 usage:
     fprintf(stderr,
-            "usage: %s -f mtcp.conf -u IP:PORT/PATH -n N [-c C] [-k REQUESTS_PER_CONNECTION] [-o FILE] [-t SECONDS]\n",
+            "usage: %s -f mtcp.conf -u IP:PORT/PATH -n N [-c C] [-k REQUESTS_PER_CONNECTION] [-N CORES] [-o FILE] "
+            "[-t SECONDS]\n",
             argv[0]);
     return 2;
 }

@@ -165,6 +165,16 @@ static void check_sockets(const char *peer, int open_port, int closed_port) {
     CHECK(mtcp_socket(mctx, AF_INET, SOCK_DGRAM, 0) == -1 && errno == EINVAL, "SOCK_DGRAM: EINVAL");
     CHECK(mtcp_read(mctx, 999, NULL, 0) == -1, "unknown id fails");
 
+    struct in_addr destination, foreign;
+    inet_pton(AF_INET, peer, &destination);
+    inet_pton(AF_INET, "192.0.2.1", &foreign);
+    CHECK(mtcp_init_rss(mctx, INADDR_ANY, 1, destination.s_addr, htons(open_port)) == 0,
+          "mtcp_init_rss from INADDR_ANY (the context's address)");
+    CHECK(mtcp_init_rss(mctx, foreign.s_addr, 1, destination.s_addr, htons(open_port)) == -1 && errno == EADDRNOTAVAIL,
+          "mtcp_init_rss from a range without our address: EADDRNOTAVAIL");
+    CHECK(mtcp_init_rss(mctx, INADDR_ANY, 0, destination.s_addr, htons(open_port)) == -1 && errno == EINVAL,
+          "mtcp_init_rss with no addresses: EINVAL");
+
     int s = mtcp_socket(mctx, AF_INET, SOCK_STREAM, 0);
     CHECK(s >= 0, "mtcp_socket");
     int one = 1, value = 0;

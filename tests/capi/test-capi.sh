@@ -12,6 +12,8 @@
 #   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
 #                  is missing, or MTCP_CAPI_PEER=python): new connection per request and persistent,
 #                  zero errors, byte-exact
+#   client-cores   epwget with two contexts (num_cores = 2, -N 2) against a kernel nginx: every
+#                  request completes and each context's connections are answered on its own ring
 # Usage: bash tests/capi/test-capi.sh [CASE...]   Needs root (network namespaces).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,7 +38,14 @@ log() { printf '%s\n' "test-capi: $*"; }
 run_case() {
     local name="$1" start=$SECONDS
     log "=== $name"
-    if ( set -euo pipefail; "case_${name//-/_}" ); then
+    # Not inside `if` or `||`: there bash ignores set -e in the subshell too, and a test would
+    # pass on its last command alone.
+    local status
+    set +e
+    ( set -euo pipefail; "case_${name//-/_}" )
+    status=$?
+    set -e
+    if ((status == 0)); then
         PASSED=$((PASSED + 1))
         log "PASS $name ($((SECONDS - start)) s)"
     else
@@ -236,6 +245,44 @@ case_client_nginx() {
     log "epwget fetched 1 MiB byte-exact"
 }
 
+# epwget with two contexts (num_cores = 2, a thread each) against a kernel nginx: the contexts'
+# rings form one fanout group steered by the TCP port mix, and each context's active opens use
+# source ports whose replies the group hands back to it (a reply on the sibling's ring would be
+# reset there, and the request would fail). Every request completes, each context its own share,
+# and each context's own counters (stat_print) show its connections.
+case_client_cores() {
+    command -v nginx >/dev/null || { log "nginx is not installed"; return 1; }
+    mkdir -p "$WORK/peer-cores/www"
+    head -c 64 /dev/urandom >"$WORK/peer-cores/www/64.bin"
+    local port=8081 count=2000
+    peer_nginx_start "$WORK/peer-cores" "$port"
+    sed -e 's/^num_cores = .*/num_cores = 2/' "$WORK/mtcp.conf" >"$WORK/client-cores.conf"
+    on_stack "$BIN/epwget" -f "$WORK/client-cores.conf" -u "$PEER_ADDR:$port/64.bin" -n "$count" -c 50 -N 2 \
+        -t 120 >"$WORK/epwget-cores.txt" 2>&1 || true
+    sed 's/^/    /' "$WORK/epwget-cores.txt" | cut -c1-200
+    grep -q "^epwget: completed=$count good=$count errors=0" "$WORK/epwget-cores.txt"
+    local core
+    for core in 0 1; do
+        grep -q "^epwget\[$core\]: completed=$((count / 2)) good=$((count / 2)) errors=0 .* init_rss=0" \
+            "$WORK/epwget-cores.txt"
+        # A new connection per request: each context opened exactly its own share, and no
+        # segment of a sibling's flows reached it (it would have answered with a reset).
+        grep -q "^mtcp: context $core: active_opens=$((count / 2)) .*resets_for_unknown_flows=0 " \
+            "$WORK/epwget-cores.txt"
+    done
+    # Keep-alive: 20 connections, 100 requests each, split over the two contexts.
+    on_stack "$BIN/epwget" -f "$WORK/client-cores.conf" -u "$PEER_ADDR:$port/64.bin" -n "$count" -c 20 -k 100 \
+        -N 2 -t 120 >"$WORK/epwget-cores-k.txt" 2>&1 || true
+    sed 's/^/    /' "$WORK/epwget-cores-k.txt" | cut -c1-200
+    grep -q "^epwget: completed=$count good=$count errors=0" "$WORK/epwget-cores-k.txt"
+    for core in 0 1; do
+        # At least its 10 connections (a connection that served its 100 while others had not
+        # is followed by another).
+        grep -q "^epwget\[$core\]: completed=$((count / 2)) good=$((count / 2)) errors=0 " "$WORK/epwget-cores-k.txt"
+        grep -q "^mtcp: context $core: active_opens=[1-9][0-9] " "$WORK/epwget-cores-k.txt"
+    done
+}
+
 netns_setup --stack-ns capi
 write_config
 mkdir -p "$WORK/www"
@@ -245,7 +292,7 @@ head -c 64 /dev/urandom >"$WORK/www/64.bin"
 head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
 
 CASES=("$@")
-if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load server-cores api client-nginx); fi
+if ((${#CASES[@]} == 0)); then CASES=(build bad-config server-curl server-load server-cores api client-nginx client-cores); fi
 for name in "${CASES[@]}"; do
     if [[ "$name" != build && ! -x "$BIN/epserver" ]]; then case_build >/dev/null; fi
     run_case "$name"

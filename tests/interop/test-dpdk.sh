@@ -42,7 +42,14 @@ run_test() {
     local name="$1"
     log "=== $name"
     local start=$SECONDS
-    if (set -euo pipefail; "test_$name"); then
+    # Not inside `if` or `||`: there bash ignores set -e in the subshell too, and a test would
+    # pass on its last command alone.
+    local status
+    set +e
+    (set -euo pipefail; "test_$name")
+    status=$?
+    set -e
+    if ((status == 0)); then
         PASSED=$((PASSED + 1))
         echo "PASS: $name ($((SECONDS - start)) s)"
     else

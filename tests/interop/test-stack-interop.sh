@@ -13,6 +13,8 @@
 #   garbage     malformed frames at the stack are counted and dropped during a transfer
 #   allocations the packet path allocates nothing: malloc calls do not grow with the traffic
 # Usage: bash tests/interop/test-stack-interop.sh [TEST...]   (MTCP_INTEROP_QUICK=1: smaller sizes)
+# MTCP_INTEROP_BACKEND=dpdk (or MTCP_BACKEND=dpdk) runs every test on the dpdk backend: the EAL
+# with --no-huge --no-pci and a net_af_packet port on the stack's veth end (qpairs=N for N cores).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -25,6 +27,11 @@ source "$HERE/lib/stack-program.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
 CHECK="$HERE/tools/tcpcheck.py"
 QUICK="${MTCP_INTEROP_QUICK:-0}"
+BACKEND="${MTCP_INTEROP_BACKEND:-${MTCP_BACKEND:-afpacket}}"
+case "$BACKEND" in
+    afpacket | dpdk) ;;
+    *) echo "interop: MTCP_INTEROP_BACKEND must be afpacket or dpdk, not '$BACKEND'" >&2; exit 2 ;;
+esac
 BULK=$((64 << 20))
 CONCURRENT=2000
 SEQUENTIAL=20000
@@ -41,13 +48,34 @@ done
 
 log() { printf '%s\n' "interop: $*"; }
 
-STACK_START_TENTHS=100
+STACK_START_TENTHS=150
+
+# link_args QUEUES: sets LINK to the flags that put one of our programs on the stack's end of
+# the veth with QUEUES queues (AF_PACKET fanout members, or net_af_packet queue pairs).
+LINK=()
+link_args() {
+    local queues="${1:-1}"
+    if [[ "$BACKEND" == afpacket ]]; then
+        LINK=(--iface "$STACK_IF")
+        return
+    fi
+    local vdev="net_af_packet0,iface=$STACK_IF"
+    if ((queues > 1)); then vdev+=",qpairs=$queues"; fi
+    LINK=(--backend dpdk --iface net_af_packet0 --dpdk-args "--no-huge --no-pci -m 256 --vdev=$vdev")
+}
 
 run_test() {
     local name="$1"
     log "=== $name"
     local start=$SECONDS
-    if ( set -euo pipefail; "test_$name" ); then
+    # Not inside `if` or `||`: there bash ignores set -e in the subshell too, and a test would
+    # pass on its last command alone.
+    local status
+    set +e
+    ( set -euo pipefail; "test_$name" )
+    status=$?
+    set -e
+    if ((status == 0)); then
         PASSED=$((PASSED + 1))
         log "--- $name passed ($((SECONDS - start)) s)"
     else
@@ -59,7 +87,13 @@ run_test() {
 }
 
 echo_server() {
-    start_stack echo "$BIN/mtcp-echo" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --duration 900 "$@"
+    local queues=1 previous="" arg
+    for arg in "$@"; do
+        if [[ "$previous" == --cores ]]; then queues="$arg"; fi
+        previous="$arg"
+    done
+    link_args "$queues"
+    start_stack echo "$BIN/mtcp-echo" "${LINK[@]}" --addr "$STACK_ADDR/24" --duration 900 "$@"
 }
 
 test_ping() {
@@ -113,7 +147,8 @@ test_httpd() {
     echo "hello from the user-level stack" >"$WORK/www/index.html"
     head -c 1024 /dev/urandom >"$WORK/www/small.bin"
     head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
-    start_stack httpd "$BIN/mtcp-httpd" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --root "$WORK/www" \
+    link_args 1
+    start_stack httpd "$BIN/mtcp-httpd" "${LINK[@]}" --addr "$STACK_ADDR/24" --root "$WORK/www" \
         --port 80 --duration 600
     local file
     for file in index.html small.bin big.bin; do
@@ -134,10 +169,11 @@ test_load() {
     head -c 64 /dev/urandom >"$WORK/nginx/www/64.bin"
     peer_nginx_start "$WORK/nginx" 8080
     local count=$((CONCURRENT * 2))
-    "$BIN/mtcp-load" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
+    link_args 1
+    "$BIN/mtcp-load" "${LINK[@]}" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
         --path /64.bin --connections "$count" --concurrency 50 --duration 120 | tee "$WORK/load.txt"
     grep -q "mtcp-load: completed=$count non2xx=0 errors=0" "$WORK/load.txt"
-    "$BIN/mtcp-load" --iface "$STACK_IF" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
+    "$BIN/mtcp-load" "${LINK[@]}" --addr "$STACK_ADDR/24" --server "$PEER_ADDR" --port 8080 \
         --path /64.bin --connections 20 --concurrency 20 --requests-per-connection 200 --duration 120 \
         | tee "$WORK/load-keepalive.txt"
     grep -q "mtcp-load: completed=4000 non2xx=0 errors=0" "$WORK/load-keepalive.txt"
@@ -168,7 +204,13 @@ test_garbage() {
     [[ "$malformed" -ge 1000 ]]
     grep -q "tcp_bad_checksum=[1-9]" "$WORK/echo.log"
     grep -q "ipv4_bad_checksum=[1-9]" "$WORK/echo.log"
-    grep -q "ipv4_fragments=[1-9]" "$WORK/echo.log"
+    if [[ "$BACKEND" == dpdk ]]; then
+        # net_af_packet joins its sockets in a PACKET_FANOUT group with FLAG_DEFRAG: the kernel
+        # reassembles (or holds until they expire) IPv4 fragments before the port sees them.
+        log "fragments not checked on dpdk: net_af_packet's fanout defragments before the stack"
+    else
+        grep -q "ipv4_fragments=[1-9]" "$WORK/echo.log"
+    fi
     grep -q "tcp_bad_option=[1-9]" "$WORK/echo.log"
 }
 
@@ -200,7 +242,7 @@ TESTS=("$@")
 ((${#TESTS[@]} > 0)) || TESTS=("${ALL[@]}")
 ulimit -n 65536 2>/dev/null || true
 netns_setup interop
-log "stack $STACK_IF ($STACK_ADDR, $STACK_MAC) <-> kernel $PEER_IF in $PEER_NS ($PEER_ADDR)"
+log "stack $STACK_IF ($STACK_ADDR, $STACK_MAC, backend $BACKEND) <-> kernel $PEER_IF in $PEER_NS ($PEER_ADDR)"
 for t in "${TESTS[@]}"; do run_test "$t"; done
 echo
 if ((FAILED > 0)); then log "failed: ${FAILURES[*]}"; fi
