@@ -5,6 +5,40 @@
 #include <errno.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <linux/if_packet.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+int mtcp_dpdk_packet_sockets(int ifindex, int *fds, int capacity) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -errno;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (end == entry->d_name || *end != 0 || fd == dirfd(dir)) continue;
+        struct sockaddr_ll address;
+        socklen_t length = sizeof(address);
+        memset(&address, 0, sizeof(address));
+        if (getsockname((int)fd, (struct sockaddr *)&address, &length) != 0) continue;
+        if (address.sll_family != AF_PACKET || address.sll_ifindex != ifindex) continue;
+        if (count < capacity) {
+            // Kept in ascending order.
+            int at = count;
+            while (at > 0 && fds[at - 1] > (int)fd) {
+                fds[at] = fds[at - 1];
+                at--;
+            }
+            fds[at] = (int)fd;
+        }
+        count++;
+    }
+    closedir(dir);
+    return count;
+}
+
 #if __has_include(<rte_ethdev.h>)
 
 #include <rte_config.h>

@@ -99,9 +99,10 @@ public enum DPDKChildPort {
         return iface.map { String($0.dropFirst("iface=".count)) }
     }
 
-    /// Hot-plugs the planned device (the child, right after fork). Needs the EAL initialized.
-    public static func create(_ plan: Plan) throws(PacketIOError) {
-        guard DPDKEnvironment.initializedArguments != nil else {
+    /// Hot-plugs the planned device and configures and starts it (the child, right after
+    /// fork), with `configuration`'s queue set-up: one queue, a pool of `mbufs`.
+    public static func open(_ plan: Plan, configuration: DPDKConfiguration) throws(PacketIOError) -> DPDKPort {
+        guard let arguments = DPDKEnvironment.initializedArguments else {
             throw .invalidConfiguration("DPDK is not initialized in this process")
         }
         guard mtcp_dpdk_memory_is_private() != 0 else {
@@ -109,20 +110,18 @@ public enum DPDKChildPort {
                 "the EAL's memory is shared with the parent (hugepages or a memory file): a child's port would"
                     + " allocate over the parent's heap")
         }
+        let census = PacketSocketCensus(
+            device: plan.name, ealArguments: arguments + ["--vdev=\(plan.name),\(plan.arguments)"])
         let result = mtcp_dpdk_vdev_create(plan.name, plan.arguments)
         guard result == 0 else {
             throw .invalidConfiguration(
                 "rte_vdev_init(\(plan.name), \(plan.arguments)) failed: \(DPDKEnvironment.errorText(result))")
         }
-    }
-
-    /// Configures and starts the device `create` made, with `configuration`'s queue set-up (one
-    /// queue, a pool of `mbufs`).
-    public static func open(_ name: String, configuration: DPDKConfiguration) throws(PacketIOError) -> DPDKPort {
         var configuration = configuration
-        configuration.port = name
+        configuration.port = plan.name
         configuration.queues = 1
         configuration.mbufsPerQueue = min(configuration.mbufsPerQueue, mbufs)
-        return try DPDKPort(probed: DPDKPort.find(name), configuration: configuration)
+        return try DPDKPort(
+            probed: DPDKPort.find(plan.name), configuration: configuration, waitDescriptors: census?.added() ?? [])
     }
 }

@@ -43,13 +43,18 @@ public final class DPDKPort {
         guard (1...64).contains(configuration.queues) else {
             throw .invalidConfiguration("DPDK queue count must be 1-64, not \(configuration.queues)")
         }
-        try DPDKEnvironment.initialize(arguments: configuration.ealArguments(programName: programName))
-        try self.init(probed: Self.find(configuration.port), configuration: configuration)
+        let arguments = configuration.ealArguments(programName: programName)
+        let census = PacketSocketCensus(device: configuration.port, ealArguments: arguments)
+        try DPDKEnvironment.initialize(arguments: arguments)
+        try self.init(
+            probed: Self.find(configuration.port), configuration: configuration,
+            waitDescriptors: census?.added() ?? [])
     }
 
     /// Configures and starts `port`, already probed by the EAL; `configuration.port` names it
-    /// in messages and its EAL arguments are not used.
-    init(probed port: UInt16, configuration: DPDKConfiguration) throws(PacketIOError) {
+    /// in messages and its EAL arguments are not used. `waitDescriptors`: the packet socket of
+    /// each queue (net_af_packet), else empty.
+    init(probed port: UInt16, configuration: DPDKConfiguration, waitDescriptors: [Int32]) throws(PacketIOError) {
         guard (1...64).contains(configuration.queues) else {
             throw .invalidConfiguration("DPDK queue count must be 1-64, not \(configuration.queues)")
         }
@@ -105,7 +110,8 @@ public final class DPDKPort {
             made.append(
                 DPDKQueue(
                     handle: handle, queue: UInt16(index), pool: pool, macAddress: mac, mtu: mtu,
-                    maxFrame: frameSize, checksumOffload: offload))
+                    maxFrame: frameSize, checksumOffload: offload,
+                    waitDescriptor: waitDescriptors.count >= queues ? waitDescriptors[index] : -1))
         }
         self.portID = port
         self.name = Self.deviceName(port) ?? configuration.port
@@ -157,6 +163,8 @@ public final class DPDKPort {
         }
         return "dpdk port \(portID) \(name) (\(driver)) mac \(macAddress) mtu \(mtu), \(spread), checksums "
             + (transmitChecksumOffload ? "offloaded" : "in software")
+            + (queues.allSatisfy { $0.waitDescriptor >= 0 }
+                ? ", idle queues sleep on their packet sockets" : ", polled")
     }
 }
 

@@ -104,8 +104,7 @@ extension PreloadRuntime {
         do throws(PacketIOError) {
             let plan = try DPDKChildPort.plan(
                 ealArguments: arguments, device: dpdkDevice ?? options.interface, pid: getpid())
-            try DPDKChildPort.create(plan)
-            let port = try DPDKChildPort.open(plan.name, configuration: DPDKBackend.configuration(options))
+            let port = try DPDKChildPort.open(plan, configuration: DPDKBackend.configuration(options))
             log.info(port.summary)
             dpdkChildPort = port
             dpdkChildRefusal = nil

@@ -17,6 +17,11 @@ extern "C" {
 /// rte_ethdev.h, stable ABI): the flow types the stack's traffic hashes on.
 #define MTCP_DPDK_RSS_IPV4_TYPES 0x3cULL
 
+/// The packet sockets (AF_PACKET) of this process bound to interface `ifindex`, ascending, up to
+/// `capacity` of them in `fds`; returns how many there are (or -errno). net_af_packet's queues
+/// are such sockets, and DPDK does not say which: the caller compares before and after.
+int mtcp_dpdk_packet_sockets(int ifindex, int *fds, int capacity);
+
 /// 1 when this build has DPDK, 0 when it was built without libdpdk-dev.
 int mtcp_dpdk_available(void);
 
