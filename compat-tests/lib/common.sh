@@ -167,13 +167,6 @@ stack_spawn() {
     netns_track_pid "$SPAWNED"
 }
 
-# dpdk_skip REASON  true (and says why) when the backend is dpdk: a check that cannot work
-# there is skipped, in dpdk mode only.
-dpdk_skip() {
-    [[ "$COMPAT_BACKEND" == dpdk ]] || return 1
-    echo "SKIP (dpdk backend): $1"
-}
-
 # on_stack SECONDS LABEL CMD...  stack_run in STACK_NS with STACK_IF and STACK_ADDR.
 on_stack() {
     stack_run "$STACK_NS" "$STACK_IF" "$STACK_ADDR" "$@"
