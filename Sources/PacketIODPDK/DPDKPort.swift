@@ -161,7 +161,7 @@ public final class DPDKPort {
             spread = "\(queues.count) queues, symmetric RSS (types 0x\(String(types, radix: 16)))"
         case .driver: spread = "\(queues.count) queues spread by the driver (no RSS)"
         }
-        return "dpdk port \(portID) \(name) (\(driver)) mac \(macAddress) mtu \(mtu), \(spread), checksums "
+        return "dpdk port \(portID) (\(name)) \(driver) mac \(macAddress) mtu \(mtu), \(spread), checksums "
             + (transmitChecksumOffload ? "offloaded" : "in software")
             + (queues.allSatisfy { $0.waitDescriptor >= 0 }
                 ? ", idle queues sleep on their packet sockets" : ", polled")
