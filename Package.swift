@@ -42,7 +42,7 @@ let dpdkC: [CSetting] =
 // The libraries of `pkg-config --libs libdpdk` that CDPDK calls; the drivers (net_af_packet,
 // net_tap, PCI NICs) are plugins the EAL loads from its plugin directory at rte_eal_init.
 let dpdkLink: [LinkerSetting] =
-    dpdkBuilt ? ["rte_ethdev", "rte_mbuf", "rte_mempool", "rte_eal"].map { .linkedLibrary($0) } : []
+    dpdkBuilt ? ["rte_ethdev", "rte_mbuf", "rte_mempool", "rte_bus_vdev", "rte_eal"].map { .linkedLibrary($0) } : []
 
 let package = Package(
     name: "mtcp-swift",

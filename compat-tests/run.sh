@@ -4,6 +4,7 @@
 #   bash compat-tests/run.sh                  # every test
 #   bash compat-tests/run.sh nginx redis      # some of them (names below)
 #   COMPAT_MODE=kernel bash compat-tests/run.sh   # the same scripts with no library (checks them)
+#   COMPAT_BACKEND=dpdk bash compat-tests/run.sh  # the library on DPDK (net_af_packet, --no-huge)
 #
 # Settings: COMPAT_PRELOAD=PATH (the library; default .build/release/libmtcp-preload.so, built
 # when missing), COMPAT_LOG=debug (passed on as MTCP_LOG), COMPAT_KEEP=1 (keep work directories
@@ -17,6 +18,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 # Name and time limit (seconds) of each test, in the order they run.
 ALL=(passthrough:240 clients:300 nginx:240 redis:300 both-ends:300 redis-suite:1000)
 export COMPAT_MODE="${COMPAT_MODE:-preload}"
+export COMPAT_BACKEND="${COMPAT_BACKEND:-afpacket}"
 
 if [[ "$(id -u)" != 0 ]]; then
     echo "compat-tests: needs root (network namespaces)" >&2
@@ -64,7 +66,8 @@ passed=0
 failed=0
 failed_tests=()
 started=$SECONDS
-echo "compat-tests: mode $COMPAT_MODE${COMPAT_PRELOAD:+, library $COMPAT_PRELOAD}; detail logs in $LOGS"
+echo "compat-tests: mode $COMPAT_MODE${COMPAT_PRELOAD:+, backend $COMPAT_BACKEND, library $COMPAT_PRELOAD};" \
+    "detail logs in $LOGS"
 for entry in "${ALL[@]}"; do
     name="${entry%%:*}" limit="${entry##*:}"
     if ((${#selected[@]} > 0)) && [[ " ${selected[*]} " != *" $name "* ]]; then continue; fi

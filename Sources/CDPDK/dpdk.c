@@ -5,6 +5,40 @@
 #include <errno.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <linux/if_packet.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+int mtcp_dpdk_packet_sockets(int ifindex, int *fds, int capacity) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -errno;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (end == entry->d_name || *end != 0 || fd == dirfd(dir)) continue;
+        struct sockaddr_ll address;
+        socklen_t length = sizeof(address);
+        memset(&address, 0, sizeof(address));
+        if (getsockname((int)fd, (struct sockaddr *)&address, &length) != 0) continue;
+        if (address.sll_family != AF_PACKET || address.sll_ifindex != ifindex) continue;
+        if (count < capacity) {
+            // Kept in ascending order.
+            int at = count;
+            while (at > 0 && fds[at - 1] > (int)fd) {
+                fds[at] = fds[at - 1];
+                at--;
+            }
+            fds[at] = (int)fd;
+        }
+        count++;
+    }
+    closedir(dir);
+    return count;
+}
+
 #if __has_include(<rte_ethdev.h>)
 
 #include <rte_config.h>
@@ -13,12 +47,14 @@
 #include <sched.h>
 #include <stdio.h>
 
+#include <rte_bus_vdev.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_memory.h>
 #include <rte_mempool.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
@@ -48,6 +84,56 @@ uint16_t mtcp_dpdk_port_count(void) { return rte_eth_dev_count_avail(); }
 int mtcp_dpdk_port_by_name(const char *name, uint16_t *port) {
     int result = rte_eth_dev_get_port_by_name(name, port);
     return result < 0 ? result : 0;
+}
+
+int mtcp_dpdk_port_name(uint16_t port, char *name, uint32_t size) {
+    char full[RTE_ETH_NAME_MAX_LEN];
+    int result = rte_eth_dev_get_name_by_port(port, full);
+    if (result != 0) return result;
+    snprintf(name, size, "%s", full);
+    return 0;
+}
+
+// Whether the mapping holding `address` is private, from /proc/self/maps ("rw-p" or "rw-s").
+static int mapping_is_private(uintptr_t address) {
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps) return 0;
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof(line), maps)) {
+        unsigned long start, end;
+        char permissions[8];
+        if (sscanf(line, "%lx-%lx %7s", &start, &end, permissions) != 3) continue;
+        if (address >= start && address < end) {
+            found = permissions[3] == 'p';
+            break;
+        }
+    }
+    fclose(maps);
+    return found;
+}
+
+static int check_list_private(const struct rte_memseg_list *msl, void *arg) {
+    if (msl->external || msl->base_va == NULL || msl->len == 0) return 0;
+    if (!mapping_is_private((uintptr_t)msl->base_va)) {
+        *(int *)arg = 0;
+        return 1;
+    }
+    return 0;
+}
+
+int mtcp_dpdk_memory_is_private(void) {
+    // Hugepages are always shared mappings; plain pages may be a shared memory file.
+    if (rte_eal_has_hugepages()) return 0;
+    int is_private = 1;
+    rte_memseg_list_walk(check_list_private, &is_private);
+    return is_private;
+}
+
+int mtcp_dpdk_vdev_create(const char *name, const char *args) {
+    int result = rte_vdev_init(name, args);
+    // A positive result means no driver's name is a prefix of `name`.
+    return result > 0 ? -ENODEV : result;
 }
 
 int mtcp_dpdk_port_info(uint16_t port, struct mtcp_dpdk_port_info *info) {
@@ -281,6 +367,17 @@ uint16_t mtcp_dpdk_port_count(void) { return 0; }
 int mtcp_dpdk_port_by_name(const char *name, uint16_t *port) {
     (void)name;
     (void)port;
+    return -ENOTSUP;
+}
+int mtcp_dpdk_port_name(uint16_t port, char *name, uint32_t size) {
+    (void)port;
+    if (size > 0) name[0] = 0;
+    return -ENOTSUP;
+}
+int mtcp_dpdk_memory_is_private(void) { return 0; }
+int mtcp_dpdk_vdev_create(const char *name, const char *args) {
+    (void)name;
+    (void)args;
     return -ENOTSUP;
 }
 int mtcp_dpdk_port_info(uint16_t port, struct mtcp_dpdk_port_info *info) {

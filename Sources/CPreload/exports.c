@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "CPreload.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,4 +68,19 @@ int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout
                 size_t fds_length) {
     if (fds_length / sizeof(*fds) < count) __chk_fail();
     return ppoll(fds, count, timeout, mask);
+}
+
+// With --no-huge, DPDK's EAL puts its memory in a memfd named "nohuge" mapped MAP_SHARED, and
+// takes a private anonymous mapping when memfd_create fails. The library wants the private
+// one: after fork a child must get a copy-on-write copy of the EAL's heap, not share the
+// parent's (its own port allocates there, and the heap's bookkeeping is per process). Only the
+// EAL's own call while the library initializes it is turned away.
+int mtcp_dpdk_private_memory = 0;
+
+int memfd_create(const char *name, unsigned int flags) {
+    if (mtcp_dpdk_private_memory && name != NULL && strcmp(name, "nohuge") == 0) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return mtcp_real_memfd_create(name, flags);
 }

@@ -85,6 +85,7 @@ REAL(poll)
 REAL(select)
 REAL(pselect)
 REAL(fork)
+REAL(memfd_create)
 
 int mtcp_real_socket(int d, int t, int p) { return get_socket()(d, t, p); }
 int mtcp_real_bind(int fd, const struct sockaddr *a, socklen_t l) { return get_bind()(fd, a, l); }
@@ -133,6 +134,7 @@ int mtcp_real_pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct times
     return get_pselect()(n, r, w, e, t, m);
 }
 pid_t mtcp_real_fork(void) { return get_fork()(); }
+int mtcp_real_memfd_create(const char *name, unsigned int flags) { return get_memfd_create()(name, flags); }
 
 int mtcp_eventfd(void) { return mtcp_move_private(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)); }
 

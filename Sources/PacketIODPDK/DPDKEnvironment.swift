@@ -3,13 +3,19 @@ import Glibc
 import PacketIO
 import Synchronization
 
-/// The process's DPDK environment (EAL). It can be initialized once per process, and it does
-/// not survive fork(): a forked child must not touch any port of its parent.
+/// The process's DPDK environment (EAL). It can be initialized once per process. A forked
+/// child inherits a copy of it (with --no-huge its memory is private copy-on-write) but not its
+/// threads: it must not touch any port of its parent, and may hot-plug a port of its own
+/// (`DPDKChildPort`).
 public enum DPDKEnvironment {
     static let state = Mutex<[String]?>(nil)
 
     /// True when this build has DPDK (libdpdk-dev was there when it was built).
     public static var isAvailable: Bool { mtcp_dpdk_available() != 0 }
+
+    /// The arguments rte_eal_init ran with in this process (or in the parent it was forked
+    /// from), nil before.
+    public static var initializedArguments: [String]? { state.withLock { $0 } }
 
     /// Runs rte_eal_init with `arguments` (argv[0] first) the first time; later calls with
     /// the same arguments do nothing, with other arguments they fail.

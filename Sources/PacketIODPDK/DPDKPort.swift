@@ -23,6 +23,8 @@ public final class DPDKPort {
     }
 
     public let portID: UInt16
+    /// The device name, e.g. "net_af_packet0", "0000:01:00.0".
+    public let name: String
     /// The driver, e.g. "net_af_packet", "net_tap", "net_ice".
     public let driver: String
     public let macAddress: MACAddress
@@ -37,12 +39,25 @@ public final class DPDKPort {
     let handle: DPDKPortHandle
 
     /// Initializes the EAL (first time in the process) and opens the configured port.
-    public init(configuration: DPDKConfiguration, programName: String = "mtcp") throws(PacketIOError) {
+    public convenience init(configuration: DPDKConfiguration, programName: String = "mtcp") throws(PacketIOError) {
         guard (1...64).contains(configuration.queues) else {
             throw .invalidConfiguration("DPDK queue count must be 1-64, not \(configuration.queues)")
         }
-        try DPDKEnvironment.initialize(arguments: configuration.ealArguments(programName: programName))
-        let port = try Self.find(configuration.port)
+        let arguments = configuration.ealArguments(programName: programName)
+        let census = PacketSocketCensus(device: configuration.port, ealArguments: arguments)
+        try DPDKEnvironment.initialize(arguments: arguments)
+        try self.init(
+            probed: Self.find(configuration.port), configuration: configuration,
+            waitDescriptors: census?.added() ?? [])
+    }
+
+    /// Configures and starts `port`, already probed by the EAL; `configuration.port` names it
+    /// in messages and its EAL arguments are not used. `waitDescriptors`: the packet socket of
+    /// each queue (net_af_packet), else empty.
+    init(probed port: UInt16, configuration: DPDKConfiguration, waitDescriptors: [Int32]) throws(PacketIOError) {
+        guard (1...64).contains(configuration.queues) else {
+            throw .invalidConfiguration("DPDK queue count must be 1-64, not \(configuration.queues)")
+        }
         var info = mtcp_dpdk_port_info()
         let infoResult = mtcp_dpdk_port_info(port, &info)
         guard infoResult == 0 else {
@@ -95,9 +110,11 @@ public final class DPDKPort {
             made.append(
                 DPDKQueue(
                     handle: handle, queue: UInt16(index), pool: pool, macAddress: mac, mtu: mtu,
-                    maxFrame: frameSize, checksumOffload: offload))
+                    maxFrame: frameSize, checksumOffload: offload,
+                    waitDescriptor: waitDescriptors.count >= queues ? waitDescriptors[index] : -1))
         }
         self.portID = port
+        self.name = Self.deviceName(port) ?? configuration.port
         self.driver = driver
         self.macAddress = mac
         self.mtu = mtu
@@ -128,6 +145,13 @@ public final class DPDKPort {
         return port
     }
 
+    /// The device name of a probed port.
+    static func deviceName(_ port: UInt16) -> String? {
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard mtcp_dpdk_port_name(port, &buffer, UInt32(buffer.count)) == 0 else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// A one-line description for logs.
     public var summary: String {
         let spread: String
@@ -137,8 +161,10 @@ public final class DPDKPort {
             spread = "\(queues.count) queues, symmetric RSS (types 0x\(String(types, radix: 16)))"
         case .driver: spread = "\(queues.count) queues spread by the driver (no RSS)"
         }
-        return "dpdk port \(portID) \(driver) mac \(macAddress) mtu \(mtu), \(spread), checksums "
+        return "dpdk port \(portID) (\(name)) \(driver) mac \(macAddress) mtu \(mtu), \(spread), checksums "
             + (transmitChecksumOffload ? "offloaded" : "in software")
+            + (queues.allSatisfy { $0.waitDescriptor >= 0 }
+                ? ", idle queues sleep on their packet sockets" : ", polled")
     }
 }
 

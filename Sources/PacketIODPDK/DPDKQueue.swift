@@ -10,12 +10,13 @@ import Wire
 /// queues it, and `flush` hands the queued burst to the port (what it refuses stays queued for
 /// the next flush). The arrays are allocated once; nothing allocates per frame.
 ///
-/// DPDK polls: there is no descriptor to sleep on (`waitDescriptor` is -1), so an idle stack
-/// naps a millisecond between polls.
+/// DPDK polls. A net_af_packet queue is a kernel packet socket, and poll(2) on it wakes when its
+/// ring has frames: that socket is `waitDescriptor` (see `PacketSocketCensus`). Other drivers
+/// have nothing to sleep on (-1), so an idle stack naps a millisecond between polls.
 public final class DPDKQueue: PacketIO {
     public let macAddress: MACAddress
     public let mtu: Int
-    public var waitDescriptor: Int32 { -1 }
+    public let waitDescriptor: Int32
     /// The queue's counters; queue 0 also carries the port's own drop counters.
     public var statistics: PacketIOStatistics {
         var result = counters
@@ -52,8 +53,9 @@ public final class DPDKQueue: PacketIO {
 
     init(
         handle: DPDKPortHandle, queue: UInt16, pool: UnsafeMutableRawPointer, macAddress: MACAddress, mtu: Int,
-        maxFrame: Int, checksumOffload: Bool
+        maxFrame: Int, checksumOffload: Bool, waitDescriptor: Int32
     ) {
+        self.waitDescriptor = waitDescriptor
         self.handle = handle
         self.port = handle.port
         self.queue = queue

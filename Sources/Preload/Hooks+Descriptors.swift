@@ -1,7 +1,9 @@
 import CPreload
 import Glibc
 import PacketIO
+import PacketIODPDK
 import Stack
+import StackRuntime
 
 // close, dup, fcntl, ioctl, epoll_create and fork: the life of descriptors and processes.
 
@@ -58,14 +60,23 @@ extension PreloadRuntime {
     func becomeChild() {
         // The packet sockets this child may need later are made now, while it may still have
         // the privilege (nginx workers drop root first). Any inherited ones are the parent's.
-        let usesStack = stack != nil || preopenedSockets != nil
+        let usesStack = stack != nil || preopenedSockets != nil || dpdkChildPort != nil
         if let inherited = preopenedSockets {
             _ = mtcp_real_close(inherited.receive)
             _ = mtcp_real_close(inherited.transmit)
             preopenedSockets = nil
         }
         if let stack { retired.append(stack) }
-        if usesStack, case .afpacket = options?.backend { preopenedSockets = AFPacketRing.openSockets() }
+        // A port made for the parent stays the parent's: never stopped or freed here.
+        if let inherited = dpdkChildPort { retired.append(inherited) }
+        dpdkChildPort = nil
+        if usesStack {
+            switch options?.backend {
+            case .afpacket: preopenedSockets = AFPacketRing.openSockets()
+            case .dpdk: makeDPDKChildPort()
+            default: break
+            }
+        }
         stack = nil
         activationFailed = false
         driverStarted = false
@@ -80,6 +91,26 @@ extension PreloadRuntime {
         signalled = []
         lastDriven.store(0, ordering: .relaxed)
         nextWake.store(UInt64.max, ordering: .relaxed)
+    }
+}
+
+extension PreloadRuntime {
+    /// The child's own instance of the family's DPDK device (see `DPDKChildPort`), made and
+    /// started now for the same reason as the packet sockets above (starting a port also sets
+    /// its interface's flags, which takes CAP_NET_ADMIN); the stack takes it when the child
+    /// first needs one.
+    func makeDPDKChildPort() {
+        guard let arguments = DPDKEnvironment.initializedArguments, let options else { return }
+        do throws(PacketIOError) {
+            let plan = try DPDKChildPort.plan(
+                ealArguments: arguments, device: dpdkDevice ?? options.interface, pid: getpid())
+            let port = try DPDKChildPort.open(plan, configuration: DPDKBackend.configuration(options))
+            log.info(port.summary)
+            dpdkChildPort = port
+            dpdkChildRefusal = nil
+        } catch {
+            dpdkChildRefusal = "\(error)"
+        }
     }
 }
 

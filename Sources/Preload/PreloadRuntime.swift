@@ -70,6 +70,13 @@ final class PreloadRuntime {
     /// Packet sockets made right after fork, while the child still had the privilege (nginx
     /// workers drop root before they first touch a socket).
     var preopenedSockets: (receive: Int32, transmit: Int32)?
+    /// The DPDK device the first process of this family opened (e.g. "net_af_packet0"): what
+    /// forked children make their own instance of.
+    var dpdkDevice: String?
+    /// This forked child's own DPDK port, made and started at fork, until the stack takes it;
+    /// or why the child has none.
+    var dpdkChildPort: DPDKPort?
+    var dpdkChildRefusal: String?
     /// The shared port claims table (kept across fork).
     var claimsTable: UnsafeMutableRawPointer?
     var exitHandlerRegistered = false
@@ -129,10 +136,10 @@ final class PreloadRuntime {
             log.warn("MTCP_IFACE and MTCP_ADDR are not set: every socket uses the kernel")
             return false
         }
-        if options.backend == .dpdk && !retired.isEmpty {
-            log.error(
-                "DPDK does not survive fork(): this child's sockets use the kernel (run the parent's work in one process)"
-            )
+        if options.backend == .dpdk && DPDKEnvironment.initializedArguments != nil && dpdkChildPort == nil {
+            // A forked child whose ancestor ran the EAL: it has no port of its own.
+            let reason = dpdkChildRefusal ?? "the DPDK port could not be opened in the parent"
+            log.error("no DPDK port for this forked child (\(reason)): this child's sockets use the kernel")
             return false
         }
         mtcp_set_private_fd_floor()
@@ -145,7 +152,17 @@ final class PreloadRuntime {
                 link = SelectedLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
             case .tap: link = SelectedLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
-                let port = try DPDKBackend.open(options, programName: "mtcp-preload")
+                let port: DPDKPort
+                if let childPort = dpdkChildPort {
+                    port = childPort
+                    dpdkChildPort = nil
+                } else {
+                    // Private EAL memory, so that forked children can have ports (exports.c).
+                    mtcp_dpdk_private_memory = 1
+                    defer { mtcp_dpdk_private_memory = 0 }
+                    port = try DPDKBackend.open(options, programName: "mtcp-preload")
+                    dpdkDevice = port.name
+                }
                 guard let queue = port.queues.first else {
                     log.error("DPDK port \(options.interface) has no queue; every socket uses the kernel")
                     return false
@@ -193,7 +210,16 @@ final class PreloadRuntime {
     /// shared memory, inherited by children only, when /dev/shm is unusable).
     func claimsMemory(_ options: StackOptions) -> UnsafeMutableRawPointer? {
         if let claimsTable { return claimsTable }
-        let path = "/dev/shm/mtcp-port-claims-\(options.interface)"
+        // Keyed by the kernel interface: processes on one veth see the same frames whether
+        // they reach it through AF_PACKET or a DPDK net_af_packet device (whose name,
+        // net_af_packet0, every namespace uses alike).
+        var interface = options.interface
+        if options.backend == .dpdk, let arguments = DPDKEnvironment.initializedArguments,
+            let kernel = DPDKChildPort.kernelInterface(of: dpdkDevice ?? options.interface, in: arguments)
+        {
+            interface = kernel
+        }
+        let path = "/dev/shm/mtcp-port-claims-\(interface)"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         if fd >= 0 {
             _ = fchmod(fd, 0o666)

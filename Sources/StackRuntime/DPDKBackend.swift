@@ -6,9 +6,9 @@ import PacketIODPDK
 /// named by --iface (a DPDK device name such as net_af_packet0, a PCI address, or a port
 /// number), one queue pair per core.
 ///
-/// DPDK is initialized once per process and does not survive fork(): only the process that
-/// opened the port may use it (a forked child gets a copy of the mappings but not the
-/// EAL's threads, and must not poll the queues).
+/// DPDK is initialized once per process; only the process that opened the port may use it (a
+/// forked child gets a copy of the mappings but not the EAL's threads, and must not poll the
+/// queues: it may make a port of its own, `DPDKChildPort`).
 public enum DPDKBackend {
     /// The DPDK settings the options stand for.
     public static func configuration(_ options: StackOptions) -> DPDKConfiguration {

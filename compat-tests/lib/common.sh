@@ -6,6 +6,10 @@
 #                                  MTCP_IFACE/MTCP_ADDR; the stack's veth end has no kernel address
 #   COMPAT_MODE=kernel             the same programs run without the library and the stack side
 #                                  gets a kernel address: checks the scripts themselves
+#   COMPAT_BACKEND=afpacket (default) | dpdk
+#                                  the library's backend: dpdk runs the stack side with
+#                                  MTCP_BACKEND=dpdk on a net_af_packet device on the stack's veth
+#                                  (EAL: --no-huge --no-pci), the port named MTCP_IFACE=net_af_packet0
 #   COMPAT_PRELOAD=PATH            the library (default .build/release/libmtcp-preload.so)
 #   COMPAT_LOG=LEVEL               passed on as MTCP_LOG (e.g. debug)
 #   COMPAT_KEEP=1                  keep the work directory (logs, library counters) afterwards
@@ -22,6 +26,14 @@ case "$COMPAT_MODE" in
     preload | kernel) ;;
     *)
         echo "compat: COMPAT_MODE must be preload or kernel, not '$COMPAT_MODE'" >&2
+        exit 2
+        ;;
+esac
+COMPAT_BACKEND="${COMPAT_BACKEND:-afpacket}"
+case "$COMPAT_BACKEND" in
+    afpacket | dpdk) ;;
+    *)
+        echo "compat: COMPAT_BACKEND must be afpacket or dpdk, not '$COMPAT_BACKEND'" >&2
         exit 2
         ;;
 esac
@@ -123,8 +135,14 @@ stack_command() {
     shift 5
     STACK_CMD=(timeout -k 5 "$limit" ip netns exec "$ns")
     if [[ "$COMPAT_MODE" == preload ]]; then
-        STACK_CMD+=(env LD_PRELOAD="$COMPAT_PRELOAD" MTCP_IFACE="$iface" MTCP_ADDR="$addr/24"
-            MTCP_STATS="$WORK/stats/$label")
+        STACK_CMD+=(env LD_PRELOAD="$COMPAT_PRELOAD" MTCP_ADDR="$addr/24" MTCP_STATS="$WORK/stats/$label")
+        if [[ "$COMPAT_BACKEND" == dpdk ]]; then
+            # The EAL's own memory (no hugepages), a net_af_packet port on the namespace's veth.
+            STACK_CMD+=(MTCP_BACKEND=dpdk MTCP_IFACE=net_af_packet0
+                MTCP_DPDK_ARGS="--no-huge --no-pci --vdev=net_af_packet0,iface=$iface")
+        else
+            STACK_CMD+=(MTCP_IFACE="$iface")
+        fi
         if [[ -n "${COMPAT_LOG:-}" ]]; then STACK_CMD+=(MTCP_LOG="$COMPAT_LOG"); fi
         # More settings for the library, e.g. MTCP_ENABLE=0.
         STACK_CMD+=("${STACK_EXTRA_ENV[@]}")

@@ -17,6 +17,11 @@ extern "C" {
 /// rte_ethdev.h, stable ABI): the flow types the stack's traffic hashes on.
 #define MTCP_DPDK_RSS_IPV4_TYPES 0x3cULL
 
+/// The packet sockets (AF_PACKET) of this process bound to interface `ifindex`, ascending, up to
+/// `capacity` of them in `fds`; returns how many there are (or -errno). net_af_packet's queues
+/// are such sockets, and DPDK does not say which: the caller compares before and after.
+int mtcp_dpdk_packet_sockets(int ifindex, int *fds, int capacity);
+
 /// 1 when this build has DPDK, 0 when it was built without libdpdk-dev.
 int mtcp_dpdk_available(void);
 
@@ -36,6 +41,18 @@ uint16_t mtcp_dpdk_port_count(void);
 
 /// The port with this device name (e.g. "net_af_packet0", a PCI address). 0 or -errno.
 int mtcp_dpdk_port_by_name(const char *name, uint16_t *port);
+
+/// The device name of a port (e.g. "net_af_packet0"), cut to `size` bytes. 0 or -errno.
+int mtcp_dpdk_port_name(uint16_t port, char *name, uint32_t size);
+
+/// 1 when the EAL's memory is private to this process (no hugepages, no memory file: a
+/// private anonymous mapping, which fork() copies), 0 when it is shared with forked children.
+int mtcp_dpdk_memory_is_private(void);
+
+/// Hot-plugs a virtual device into the running EAL (rte_vdev_init): `name` starts with its
+/// driver's name ("net_af_packet_c42"), `args` are the driver's arguments ("iface=veth0").
+/// The new port is probed but not configured. 0 or -errno.
+int mtcp_dpdk_vdev_create(const char *name, const char *args);
 
 /// What a port offers (rte_eth_dev_info_get, rte_eth_macaddr_get, rte_eth_dev_get_mtu).
 struct mtcp_dpdk_port_info {

@@ -86,6 +86,10 @@ int mtcp_real_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *except
 int mtcp_real_pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, const struct timespec *timeout,
                       const sigset_t *mask);
 pid_t mtcp_real_fork(void);
+int mtcp_real_memfd_create(const char *name, unsigned int flags);
+
+/// While non-zero, memfd_create("nohuge") fails with ENOSYS (see exports.c).
+extern int mtcp_dpdk_private_memory;
 
 // --- Small helpers. ---------------------------------------------------------------------------
 int mtcp_eventfd(void);
