@@ -175,13 +175,18 @@ extension PreloadRuntime {
         timeout: Int32, mask: UnsafePointer<sigset_t>?
     ) -> Int32 {
         // The clock is read only when a timeout needs it: clock reads showed in profiles.
-        let deadline = timeout <= 0 ? UInt64.max : mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
+        // The deadline counts from the first round's clock reading (one read fewer per call).
+        var deadline = UInt64.max
         let capacity = Swift.min(max, 1024)
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
             while true {
                 mtcp_lock()
                 inEpollBatch = false
                 drive()
+                if timeout > 0 && deadline == UInt64.max {
+                    let start = stack == nil ? mtcp_shim_monotonic_ns() : lastDriven.load(ordering: .relaxed)
+                    deadline = start &+ UInt64(timeout) * 1_000_000
+                }
                 // When both sides have events, they take turns filling the array first.
                 let stackShare = shadow.preferKernel ? capacity / 2 : capacity
                 shadow.preferKernel.toggle()
