@@ -32,10 +32,15 @@ public protocol PacketIO: AnyObject {
     /// When the backend itself must be called again although no frame arrives (e.g. frames an
     /// impairment layer holds back), in CLOCK_MONOTONIC nanoseconds; nil when never.
     var nextReleaseTime: UInt64? { get }
+
+    /// True when the port fills in the IPv4 and TCP checksums of frames it sends: the stack
+    /// then leaves the TCP checksum to it.
+    var transmitChecksumOffload: Bool { get }
 }
 
 extension PacketIO {
     public var nextReleaseTime: UInt64? { nil }
+    public var transmitChecksumOffload: Bool { false }
 }
 
 /// Counters every backend keeps.

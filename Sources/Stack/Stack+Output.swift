@@ -68,7 +68,7 @@ extension NetworkStack {
             destinationPort: flow.remotePort, sequenceNumber: segment.sequenceNumber.rawValue,
             acknowledgmentNumber: segment.acknowledgmentNumber.rawValue, flags: segment.flags,
             window: segment.window, options: segment.options, payload: segment.payload, segment.payloadTail,
-            source: flow.localAddress, destination: flow.remoteAddress)
+            source: flow.localAddress, destination: flow.remoteAddress, checksum: !transmitChecksumOffload)
         guard tcpLength > 0 else { return 0 }
         identification &+= 1
         IPv4Header.write(

@@ -441,7 +441,14 @@ extension NetworkStack {
         }
         if let connection = socket.connection {
             clearOwner(of: connection)
-            if socket.options.lingerOn && socket.options.lingerSeconds == 0 {
+            let abortive = socket.options.lingerOn && socket.options.lingerSeconds == 0
+            if abortive || (endpoint.status(connection)?.readableBytes ?? 0) > 0 {
+                // The reset follows what was written: a caller that batches output (the
+                // preload library) may not have sent it yet, where the kernel would have.
+                var sink = FrameSink(stack: self)
+                endpoint.transmitNow(connection, now: clock(), into: &sink)
+            }
+            if abortive {
                 endpoint.abort(connection, now: clock())
             } else {
                 endpoint.close(connection, now: clock())

@@ -9,6 +9,8 @@ import Wire
 /// built straight into transmit buffers, ARP timers, one flush.
 public final class NetworkStack<IO: PacketIO> {
     public let io: IO
+    /// The link fills in TCP checksums (DPDK ports that offer it): frames leave without one.
+    let transmitChecksumOffload: Bool
     public let configuration: StackConfiguration
     public let endpoint: TCPEndpoint
     public let arp: ARPCache
@@ -54,6 +56,7 @@ public final class NetworkStack<IO: PacketIO> {
         clock: @escaping () -> Instant = MonotonicClock.now
     ) {
         self.io = io
+        transmitChecksumOffload = io.transmitChecksumOffload
         var configuration = configuration
         // A segment plus IPv4 and TCP headers (with timestamps) must fit in one frame.
         configuration.tcp.maximumSegmentSize = min(configuration.tcp.maximumSegmentSize, io.mtu - 40)
@@ -76,8 +79,13 @@ public final class NetworkStack<IO: PacketIO> {
     /// One loop round: receive burst → process → TCP output → ARP timers → one flush → events.
     public func poll(now: Instant) {
         self.now = now
-        _ = io.receive(limit: configuration.receiveBurst) { frame in receiveFrame(frame) }
         var sink = FrameSink(stack: self)
+        // Output the application queued since the last round goes first: a segment arriving
+        // now (data after a close, which resets) must not overtake what was written before
+        // it. The kernel sends at write time; a caller that batches writes (the preload
+        // library) sends at the next round.
+        if endpoint.hasQueuedOutput { endpoint.poll(now: now, into: &sink) }
+        _ = io.receive(limit: configuration.receiveBurst) { frame in receiveFrame(frame) }
         endpoint.poll(now: now, into: &sink)
         if let shared = sharedNeighbours, arp.pendingFrames > 0, shared.version != sharedNeighboursSeen {
             adoptSharedNeighbours(shared)

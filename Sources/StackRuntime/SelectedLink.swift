@@ -38,6 +38,11 @@ public final class SelectedLink: PacketIO {
         }
     }
 
+    public var transmitChecksumOffload: Bool {
+        if case .dpdk(let io, _) = backend { return io.transmitChecksumOffload }
+        return false
+    }
+
     public var mtu: Int {
         switch backend {
         case .ring(let io): io.mtu

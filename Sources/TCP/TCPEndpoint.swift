@@ -474,6 +474,9 @@ public final class TCPEndpoint {
         }
     }
 
+    /// Connections changed by the application (or control replies) wait to be sent.
+    public var hasQueuedOutput: Bool { !dirtyList.isEmpty || !pendingControl.isEmpty }
+
     /// The next instant `poll` has work, `.zero` when it has work now.
     public var nextDeadline: Instant {
         if !pendingControl.isEmpty || !dirtyList.isEmpty { return .zero }
@@ -488,6 +491,14 @@ public final class TCPEndpoint {
             base.pointee.send(segment, flow: flow)
             sent += 1
         }
+    }
+
+    /// Sends what the connection has ready now, ahead of the next `poll`: before an abort,
+    /// data the application wrote must leave first, as the kernel (which sends at write time)
+    /// would have sent it.
+    public func transmitNow<Sink: TCPEndpointSink>(_ id: ConnectionID, now: Instant, into sink: inout Sink) {
+        guard let slot = validSlot(id), slots[Int(slot)].dirty else { return }
+        withUnsafeMutablePointer(to: &sink) { pollSlot(slot, now: now, sink: $0) }
     }
 
     func pollSlot<Sink: TCPEndpointSink>(_ slot: Int32, now: Instant, sink: UnsafeMutablePointer<Sink>) {

@@ -78,13 +78,15 @@ public struct TCPHeader: Hashable, Sendable {
     /// (e.g. the two halves of a wrapped ring buffer), and the checksum over the
     /// pseudo-header. Returns the segment length, or 0 (nothing meaningful written) if
     /// `buffer` is too small or the segment would not fit in an IPv4 packet.
+    /// `checksum: false` leaves the checksum field 0 for a port that fills it in (transmit
+    /// checksum offload).
     @discardableResult
     public static func write(
         to buffer: UnsafeMutableRawBufferPointer, sourcePort: UInt16, destinationPort: UInt16,
         sequenceNumber: UInt32, acknowledgmentNumber: UInt32, flags: TCPFlags, window: UInt16,
         urgentPointer: UInt16 = 0, options: TCPOptions, payload first: UnsafeRawBufferPointer,
         _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-        source: IPv4Address, destination: IPv4Address
+        source: IPv4Address, destination: IPv4Address, checksum: Bool = true
     ) -> Int {
         let headerLength = minimumLength + options.encodedLength
         let total = headerLength + first.count + second.count
@@ -100,6 +102,7 @@ public struct TCPHeader: Hashable, Sendable {
         options.encode(to: UnsafeMutableRawBufferPointer(rebasing: buffer[minimumLength..<headerLength]))
         buffer.copy(first, at: headerLength)
         buffer.copy(second, at: headerLength + first.count)
+        guard checksum else { return total }
         var sum = InternetChecksum.pseudoHeader(
             source: source, destination: destination, protocol: IPProtocol.tcp, length: total)
         sum.add(buffer.readOnly(0..<total))

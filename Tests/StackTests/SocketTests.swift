@@ -43,6 +43,45 @@ import Wire
         #expect(hosts.a.statistics.noRoute == 0 && hosts.a.statistics.transmitRingFull == 0)
     }
 
+    @Test func closeWithUnreadDataSendsWrittenDataBeforeTheReset() throws {
+        // A caller that batches output (the preload library inside an epoll batch) writes and
+        // closes without a round in between; the reset for the unread bytes must still follow
+        // the reply, as with the kernel, which sends at write time.
+        let hosts = TwoHosts()
+        let (client, server, _) = try hosts.connectedPair()
+        _ = try pattern(10, seed: 1).withUnsafeBytes { try hosts.a.write(client, $0) }
+        hosts.run(for: .milliseconds(10))
+        let reply = pattern(30, seed: 2)
+        hosts.sentByB.removeAll()
+        _ = try reply.withUnsafeBytes { try hosts.b.write(server, $0) }
+        try hosts.b.close(server)
+        hosts.b.poll()
+        let tcp = hosts.sentByB.compactMap { SentFrame($0) }.filter { $0.tcp != nil }
+        let dataAt = tcp.firstIndex { $0.payloadLength == reply.count }
+        let resetAt = tcp.firstIndex { $0.tcp!.flags.contains(.rst) }
+        #expect(dataAt != nil && resetAt != nil)
+        if let dataAt, let resetAt { #expect(dataAt < resetAt) }
+    }
+
+    @Test func dataArrivingAfterACloseDoesNotOvertakeTheReplyWrittenBeforeIt() throws {
+        // Write and close without a round, then the peer's data arrives (which resets a closed
+        // connection): the next round must send the reply and FIN before that reset.
+        let hosts = TwoHosts()
+        let (client, server, _) = try hosts.connectedPair()
+        let reply = pattern(30, seed: 3)
+        hosts.sentByB.removeAll()
+        _ = try reply.withUnsafeBytes { try hosts.b.write(server, $0) }
+        try hosts.b.close(server)
+        _ = try pattern(10, seed: 4).withUnsafeBytes { try hosts.a.write(client, $0) }
+        hosts.a.poll()
+        hosts.b.poll()
+        let tcp = hosts.sentByB.compactMap { SentFrame($0) }.filter { $0.tcp != nil }
+        let dataAt = tcp.firstIndex { $0.payloadLength == reply.count }
+        let resetAt = tcp.firstIndex { $0.tcp!.flags.contains(.rst) }
+        #expect(dataAt != nil && resetAt != nil)
+        if let dataAt, let resetAt { #expect(dataAt < resetAt) }
+    }
+
     @Test func peekLeavesBytesForTheNextReadAndNeverBlocks() throws {
         let hosts = TwoHosts()
         let (client, server, _) = try hosts.connectedPair()

@@ -29,6 +29,23 @@ import Wire
                 == header.checksum)
     }
 
+    @Test func checksumLeftToTheNICIsZeroAndTheRestIdentical() {
+        var offloaded = [UInt8](repeating: 0xEE, count: 2048)
+        let written = offloaded.withUnsafeMutableBytes { out in
+            payload.withUnsafeBytes { all in
+                TCPHeader.write(
+                    to: out, sourcePort: 40000, destinationPort: 80, sequenceNumber: 0x0102_0304,
+                    acknowledgmentNumber: 0xA0B0_C0D0, flags: [.ack, .psh], window: 29200, options: dataOptions,
+                    payload: all, source: clientIP, destination: serverIP, checksum: false)
+            }
+        }
+        let full = builtSegment(options: dataOptions, payload: payload, flags: [.ack, .psh])
+        #expect(written == full.count)
+        #expect(offloaded[16] == 0 && offloaded[17] == 0)
+        #expect(Array(offloaded[0..<16]) == Array(full[0..<16]))
+        #expect(Array(offloaded[18..<written]) == Array(full[18...]))
+    }
+
     @Test func payloadSplitAnywhereGivesTheSameSegment() {
         let whole = builtSegment(options: dataOptions, payload: payload)
         for cut in 0...payload.count {
