@@ -43,6 +43,15 @@ import Wire
         #expect(hosts.a.statistics.noRoute == 0 && hosts.a.statistics.transmitRingFull == 0)
     }
 
+    /// A segment carrying `length` bytes is among `frames`, and before the first reset.
+    func expectPayload(of length: Int, beforeResetIn frames: [[UInt8]]) {
+        let tcp = frames.compactMap { SentFrame($0) }.filter { $0.tcp != nil }
+        let dataAt = tcp.firstIndex { $0.payloadLength == length }
+        let resetAt = tcp.firstIndex { $0.tcp!.flags.contains(.rst) }
+        #expect(dataAt != nil && resetAt != nil)
+        if let dataAt, let resetAt { #expect(dataAt < resetAt) }
+    }
+
     @Test func closeWithUnreadDataSendsWrittenDataBeforeTheReset() throws {
         // A caller that batches output (the preload library inside an epoll batch) writes and
         // closes without a round in between; the reset for the unread bytes must still follow
@@ -56,11 +65,7 @@ import Wire
         _ = try reply.withUnsafeBytes { try hosts.b.write(server, $0) }
         try hosts.b.close(server)
         hosts.b.poll()
-        let tcp = hosts.sentByB.compactMap { SentFrame($0) }.filter { $0.tcp != nil }
-        let dataAt = tcp.firstIndex { $0.payloadLength == reply.count }
-        let resetAt = tcp.firstIndex { $0.tcp!.flags.contains(.rst) }
-        #expect(dataAt != nil && resetAt != nil)
-        if let dataAt, let resetAt { #expect(dataAt < resetAt) }
+        expectPayload(of: reply.count, beforeResetIn: hosts.sentByB)
     }
 
     @Test func dataArrivingAfterACloseDoesNotOvertakeTheReplyWrittenBeforeIt() throws {
@@ -75,11 +80,7 @@ import Wire
         _ = try pattern(10, seed: 4).withUnsafeBytes { try hosts.a.write(client, $0) }
         hosts.a.poll()
         hosts.b.poll()
-        let tcp = hosts.sentByB.compactMap { SentFrame($0) }.filter { $0.tcp != nil }
-        let dataAt = tcp.firstIndex { $0.payloadLength == reply.count }
-        let resetAt = tcp.firstIndex { $0.tcp!.flags.contains(.rst) }
-        #expect(dataAt != nil && resetAt != nil)
-        if let dataAt, let resetAt { #expect(dataAt < resetAt) }
+        expectPayload(of: reply.count, beforeResetIn: hosts.sentByB)
     }
 
     @Test func peekLeavesBytesForTheNextReadAndNeverBlocks() throws {

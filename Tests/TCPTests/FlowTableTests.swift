@@ -3,21 +3,9 @@ import Testing
 import Wire
 
 @Suite struct FlowTableTests {
-    /// A deterministic generator (SplitMix64) so a failure repeats.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: [1, 2, 3])
     func matchesADictionaryThroughInsertsRemovesAndGrowth(seed: UInt64) {
-        var random = Generator(state: seed)
+        var random = SplitMix64(seed: seed)
         var table = FlowTable(secret: (random.next(), random.next()), capacity: 4)
         var model: [TCPFlow: Int32] = [:]
         // Few distinct tuples (one server, 300 client ports on 2 addresses): long probe runs,

@@ -20,6 +20,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=tests/interop/lib/netns.sh
 source "$ROOT/tests/interop/lib/netns.sh"
+# shellcheck source=tests/interop/lib/run-isolated.sh
+source "$ROOT/tests/interop/lib/run-isolated.sh"
 # shellcheck source=tests/interop/lib/peer-nginx.sh
 source "$ROOT/tests/interop/lib/peer-nginx.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
@@ -38,14 +40,8 @@ log() { printf '%s\n' "test-capi: $*"; }
 run_case() {
     local name="$1" start=$SECONDS
     log "=== $name"
-    # Not inside `if` or `||`: there bash ignores set -e in the subshell too, and a test would
-    # pass on its last command alone.
-    local status
-    set +e
-    ( set -euo pipefail; "case_${name//-/_}" )
-    status=$?
-    set -e
-    if ((status == 0)); then
+    run_isolated "case_${name//-/_}"
+    if ((ISOLATED_STATUS == 0)); then
         PASSED=$((PASSED + 1))
         log "PASS $name ($((SECONDS - start)) s)"
     else

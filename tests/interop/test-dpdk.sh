@@ -16,6 +16,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=tests/interop/lib/netns.sh
 source "$HERE/lib/netns.sh"
+# shellcheck source=tests/interop/lib/run-isolated.sh
+source "$HERE/lib/run-isolated.sh"
 # shellcheck source=tests/interop/lib/peer-nginx.sh
 source "$HERE/lib/peer-nginx.sh"
 # shellcheck source=tests/interop/lib/stack-program.sh
@@ -42,14 +44,8 @@ run_test() {
     local name="$1"
     log "=== $name"
     local start=$SECONDS
-    # Not inside `if` or `||`: there bash ignores set -e in the subshell too, and a test would
-    # pass on its last command alone.
-    local status
-    set +e
-    (set -euo pipefail; "test_$name")
-    status=$?
-    set -e
-    if ((status == 0)); then
+    run_isolated "test_$name"
+    if ((ISOLATED_STATUS == 0)); then
         PASSED=$((PASSED + 1))
         echo "PASS: $name ($((SECONDS - start)) s)"
     else
