@@ -58,38 +58,50 @@ step_unit_tests() {
     swift test --skip-build -c "$CONFIGURATION" </dev/null 2>&1 | tee "$TEST_LOG"
 }
 
+# skipped_by VAR...: says so and succeeds when one of the variables is 1.
+skipped_by() {
+    local name
+    for name in "$@"; do
+        if [[ "${!name:-0}" == 1 ]]; then
+            echo "skipped ($name=1)"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Whether libdpdk-dev is there, so that the dpdk backend was built.
+dpdk_built() { [[ -f /usr/include/dpdk/rte_ethdev.h ]]; }
+
+# Where the build put the programs and libraries.
+bin_path() { swift build -c "$CONFIGURATION" --show-bin-path </dev/null; }
+
 # Interop against the Linux kernel over veths in network namespaces (needs root, as CI runs).
 step_interop_harness() {
     bash "$ROOT/tests/interop/test-harness-selftest.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
 step_interop_stack() {
-    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+    MTCP_BIN="$(bin_path)" \
         bash "$ROOT/tests/interop/test-stack-interop.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
 # The LD_PRELOAD library's socket semantics against the kernel's (MTCP_SKIP_PRELOAD_TESTS=1 skips).
 step_preload() {
-    if [[ "${MTCP_SKIP_PRELOAD_TESTS:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_PRELOAD_TESTS=1)"
-        return 0
-    fi
-    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+    if skipped_by MTCP_SKIP_PRELOAD_TESTS; then return 0; fi
+    MTCP_BIN="$(bin_path)" \
         bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
 # The dpdk backend over a veth with no NIC (EAL --no-huge --no-pci, net_af_packet and net_tap).
 # MTCP_SKIP_DPDK=1 skips it; so does a build without libdpdk-dev, which says so.
 step_dpdk() {
-    if [[ "${MTCP_SKIP_DPDK:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_DPDK=1)"
-        return 0
-    fi
-    if [[ ! -f /usr/include/dpdk/rte_ethdev.h ]]; then
+    if skipped_by MTCP_SKIP_DPDK; then return 0; fi
+    if ! dpdk_built; then
         echo "test.sh: libdpdk-dev is missing, so the dpdk backend was not built (install it or set MTCP_SKIP_DPDK=1)" >&2
         return 1
     fi
-    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+    MTCP_BIN="$(bin_path)" \
         bash "$ROOT/tests/interop/test-dpdk.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
@@ -97,38 +109,29 @@ step_dpdk() {
 # the stack's veth end, qpairs=2 for two cores. MTCP_SKIP_DPDK=1 skips it, and so does a build
 # without libdpdk-dev (the dpdk step above already fails for that).
 step_interop_dpdk() {
-    if [[ "${MTCP_SKIP_DPDK:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_DPDK=1)"
-        return 0
-    fi
-    if [[ ! -f /usr/include/dpdk/rte_ethdev.h ]]; then
+    if skipped_by MTCP_SKIP_DPDK; then return 0; fi
+    if ! dpdk_built; then
         echo "skipped: libdpdk-dev is missing, so the dpdk backend was not built"
         return 0
     fi
-    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" MTCP_INTEROP_BACKEND=dpdk \
+    MTCP_BIN="$(bin_path)" MTCP_INTEROP_BACKEND=dpdk \
         MTCP_INTEROP_QUICK=1 bash "$ROOT/tests/interop/test-stack-interop.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
 # mTCP's C API: the C examples built against shim/include and libmtcp.so, against the kernel
 # over a veth (MTCP_SKIP_CAPI=1 skips).
 step_capi() {
-    if [[ "${MTCP_SKIP_CAPI:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_CAPI=1)"
-        return 0
-    fi
-    MTCP_BIN="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)" \
+    if skipped_by MTCP_SKIP_CAPI; then return 0; fi
+    MTCP_BIN="$(bin_path)" \
         bash "$ROOT/tests/capi/test-capi.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
 # Debian's own programs (nginx, redis and its test suite, curl, wrk, python3) on the stack
 # through the preload library (needs root; about 6 minutes). MTCP_SKIP_COMPAT=1 skips it.
 step_compat() {
-    if [[ "${MTCP_SKIP_COMPAT:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_COMPAT=1)"
-        return 0
-    fi
+    if skipped_by MTCP_SKIP_COMPAT; then return 0; fi
     swift build -c "$CONFIGURATION" --product mtcp-preload </dev/null
-    COMPAT_PRELOAD="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)/libmtcp-preload.so" \
+    COMPAT_PRELOAD="$(bin_path)/libmtcp-preload.so" \
         bash "$ROOT/compat-tests/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
@@ -138,26 +141,20 @@ step_compat() {
 # MTCP_SKIP_DPDK=1 or MTCP_SKIP_COMPAT=1, and when the dpdk backend was not built (no
 # libdpdk-dev; step_dpdk reports that).
 step_compat_dpdk() {
-    if [[ "${MTCP_SKIP_DPDK:-0}" == 1 || "${MTCP_SKIP_COMPAT:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_DPDK=1 or MTCP_SKIP_COMPAT=1)"
-        return 0
-    fi
-    if [[ ! -f /usr/include/dpdk/rte_ethdev.h ]]; then
+    if skipped_by MTCP_SKIP_DPDK MTCP_SKIP_COMPAT; then return 0; fi
+    if ! dpdk_built; then
         echo "skipped: the dpdk backend was not built (libdpdk-dev is missing)"
         return 0
     fi
     COMPAT_BACKEND=dpdk \
-        COMPAT_PRELOAD="$(swift build -c "$CONFIGURATION" --show-bin-path </dev/null)/libmtcp-preload.so" \
+        COMPAT_PRELOAD="$(bin_path)/libmtcp-preload.so" \
         bash "$ROOT/compat-tests/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
 # The benchmark harness on its tiniest setting: proves it runs, measures nothing
 # (MTCP_SKIP_BENCH=1 skips; the real run is `bash bench/run.sh`).
 step_bench_quick() {
-    if [[ "${MTCP_SKIP_BENCH:-0}" == 1 ]]; then
-        echo "skipped (MTCP_SKIP_BENCH=1)"
-        return 0
-    fi
+    if skipped_by MTCP_SKIP_BENCH; then return 0; fi
     bash "$ROOT/bench/run.sh" --quick </dev/null
 }
 

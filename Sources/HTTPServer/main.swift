@@ -43,10 +43,12 @@ final class FileCache {
     var byPath: [String: Int] = [:]
     var last = -1
     let notFound: CachedFile
+    let methodNotAllowed: CachedFile
 
     init(root: String) {
         self.root = root
         notFound = CachedFile(path: [], status: "404 Not Found", body: Array("not found\n".utf8))
+        methodNotAllowed = CachedFile(path: [], status: "405 Method Not Allowed", body: [])
     }
 
     /// The file for a request target's bytes (without its query).
@@ -199,7 +201,7 @@ final class HTTPServer: StackApplication {
                 let keepAlive = request.keepAlive && request.wellFormed && request.method != .other
                 let file: CachedFile
                 if !request.wellFormed || request.method == .other {
-                    file = CachedFile(path: [], status: "405 Method Not Allowed", body: [])
+                    file = cache.methodNotAllowed
                 } else if let found {
                     file = found
                     served += 1

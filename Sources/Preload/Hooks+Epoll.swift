@@ -130,8 +130,8 @@ extension PreloadRuntime {
                 // A kernel listener half: its accept may find a connection; the application
                 // sees its own data.
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+                markKernelHalf(of: fd, mayBeReady: true)
                 mtcp_lock()
-                if let r = record(forEntry: mtcp_fd_entry(fd)) { records[r]!.kernelHalfMayBeReady = true }
                 data = shadow.kernelHalfData[fd] ?? 0
                 mtcp_unlock()
                 mtcp_epoll_event_set(events + read, mtcp_epoll_event_events(events + read), data)
@@ -155,9 +155,7 @@ extension PreloadRuntime {
         let entry = mtcp_fd_entry(epfd)
         guard DescriptorEntry.kind(entry) == DescriptorEntry.epollKind else { return }
         mtcp_lock()
-        if let shadow = shadows[DescriptorEntry.index(entry)] {
-            shadow.kernelMembers = max(0, shadow.kernelMembers + (added ? 1 : -1))
-        }
+        shadows[DescriptorEntry.index(entry)]?.countKernelMember(added: added)
         mtcp_unlock()
     }
 
@@ -282,9 +280,7 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
         var tagged = epoll_event()
         mtcp_epoll_event_set(&tagged, bits, PreloadRuntime.kernelHalfTag | UInt64(UInt32(bitPattern: fd)))
         if mtcp_real_epoll_ctl(epfd, op, fd, &tagged) == 0 {
-            if operation != .modify {
-                shadow.kernelMembers = max(0, shadow.kernelMembers + (operation == .add ? 1 : -1))
-            }
+            if operation != .modify { shadow.countKernelMember(added: operation == .add) }
             if operation == .delete {
                 shadow.kernelHalfData.removeValue(forKey: fd)
             } else {

@@ -348,12 +348,7 @@ public func hook_accept4(
             if new >= 0 { return new }
             let error = mtcp_errno()
             if error != EAGAIN && error != EWOULDBLOCK { return -1 }
-            mtcp_lock()
-            if let r = runtime.record(forEntry: entry) {
-                runtime.records[r]!.kernelHalfMayBeReady = false
-                runtime.records[r]!.kernelHalfLastTry = driven
-            }
-            mtcp_unlock()
+            runtime.markKernelHalf(of: fd, mayBeReady: false, triedAt: driven)
         }
         if kernelFirst { continue }
         if record.nonBlocking { return fail(.EAGAIN) }

@@ -357,6 +357,17 @@ final class PreloadRuntime {
 
     // MARK: Records
 
+    /// Whether the kernel half of dual listener `fd` may have a connection (see
+    /// `SocketRecord.kernelHalfMayBeReady`); `triedAt`: an accept found none then. Takes the lock.
+    func markKernelHalf(of fd: Int32, mayBeReady: Bool, triedAt: UInt64? = nil) {
+        mtcp_lock()
+        if let r = record(forEntry: mtcp_fd_entry(fd)) {
+            records[r]!.kernelHalfMayBeReady = mayBeReady
+            if let triedAt { records[r]!.kernelHalfLastTry = triedAt }
+        }
+        mtcp_unlock()
+    }
+
     func record(forEntry entry: Int32) -> Int? {
         guard DescriptorEntry.kind(entry) == DescriptorEntry.socketKind else { return nil }
         let index = DescriptorEntry.index(entry)

@@ -58,6 +58,11 @@ final class EpollShadow {
 
     init() { isSignalled.initialize(to: false) }
     deinit { isSignalled.deallocate() }
+
+    /// An application descriptor went into (or out of) the kernel set.
+    func countKernelMember(added: Bool) {
+        kernelMembers = max(0, kernelMembers + (added ? 1 : -1))
+    }
 }
 
 /// A stack event poll set and eventfd lent to one blocking call (poll, select, blocking I/O).

@@ -121,11 +121,7 @@ extension PreloadRuntime {
                 fds[origin[j]].revents |= kernel[j].revents
                 if kernel[j].revents != 0 && recordOf[origin[j]] >= 0 {
                     // A kernel listener half reported: its accept may find a connection.
-                    mtcp_lock()
-                    if let r = record(forEntry: mtcp_fd_entry(fds[origin[j]].fd)) {
-                        records[r]!.kernelHalfMayBeReady = true
-                    }
-                    mtcp_unlock()
+                    markKernelHalf(of: fds[origin[j]].fd, mayBeReady: true)
                 }
             }
             var total: Int32 = 0

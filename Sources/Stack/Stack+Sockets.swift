@@ -442,7 +442,7 @@ extension NetworkStack {
         if let connection = socket.connection {
             clearOwner(of: connection)
             let abortive = socket.options.lingerOn && socket.options.lingerSeconds == 0
-            if abortive || (endpoint.status(connection)?.readableBytes ?? 0) > 0 {
+            if abortive || endpoint.closeResets(connection) {
                 // The reset follows what was written: a caller that batches output (the
                 // preload library) may not have sent it yet, where the kernel would have.
                 var sink = FrameSink(stack: self)

@@ -402,13 +402,17 @@ public struct TCPConnection {
         default:
             break
         }
-        if receiveBuffer.readable > 0 || receiveBuffer.hasOutOfOrderData {
+        if closeResets {
             abort(now: now)
             return
         }
         shutdownWrite(now: now)
         if state == .finWait2 { finWait2Deadline = now + configuration.finWait2Timeout }
     }
+
+    /// Closing now resets rather than sends FIN: data arrived that the application never read
+    /// (RFC 1122 4.2.2.13, as Linux does).
+    public var closeResets: Bool { receiveBuffer.readable > 0 || receiveBuffer.hasOutOfOrderData }
 
     /// Sends RST (in synchronized states) and moves to CLOSED at once (SO_LINGER 0, mtcp_abort).
     public mutating func abort(now: Instant) {

@@ -493,6 +493,12 @@ public final class TCPEndpoint {
         }
     }
 
+    /// Whether closing the connection now resets it (`TCPConnection.closeResets`).
+    public func closeResets(_ id: ConnectionID) -> Bool {
+        guard let slot = validSlot(id) else { return false }
+        return slots[Int(slot)].connection?.closeResets ?? false
+    }
+
     /// Sends what the connection has ready now, ahead of the next `poll`: before an abort,
     /// data the application wrote must leave first, as the kernel (which sends at write time)
     /// would have sent it.
