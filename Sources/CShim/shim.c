@@ -209,3 +209,133 @@ void *mtcp_shim_map_shared_anonymous(size_t length) {
     void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
+
+// MARK: eBPF
+
+#include <linux/bpf.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+
+static long bpf_call(int command, union bpf_attr *attr) {
+    return syscall(__NR_bpf, command, attr, sizeof(*attr));
+}
+
+int mtcp_shim_bpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+                             uint32_t flags) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_type = type;
+    attr.key_size = key_size;
+    attr.value_size = value_size;
+    attr.max_entries = max_entries;
+    attr.map_flags = flags;
+    int fd = (int)bpf_call(BPF_MAP_CREATE, &attr);
+    return fd < 0 ? fd : mtcp_shim_move_to_private_range(fd);
+}
+
+static int bpf_element(int command, int fd, const void *key, void *value, uint64_t flags) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_fd = (uint32_t)fd;
+    attr.key = (uint64_t)(uintptr_t)key;
+    attr.value = (uint64_t)(uintptr_t)value;
+    attr.flags = flags;
+    return (int)bpf_call(command, &attr);
+}
+
+int mtcp_shim_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags) {
+    return bpf_element(BPF_MAP_UPDATE_ELEM, fd, key, (void *)value, flags);
+}
+
+int mtcp_shim_bpf_map_lookup(int fd, const void *key, void *value) {
+    return bpf_element(BPF_MAP_LOOKUP_ELEM, fd, key, value, 0);
+}
+
+int mtcp_shim_bpf_map_delete(int fd, const void *key) { return bpf_element(BPF_MAP_DELETE_ELEM, fd, key, NULL, 0); }
+
+int mtcp_shim_bpf_map_next_key(int fd, const void *key, void *next) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_fd = (uint32_t)fd;
+    attr.key = (uint64_t)(uintptr_t)key;
+    attr.next_key = (uint64_t)(uintptr_t)next;
+    return (int)bpf_call(BPF_MAP_GET_NEXT_KEY, &attr);
+}
+
+int mtcp_shim_bpf_obj_pin(int fd, const char *path) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.pathname = (uint64_t)(uintptr_t)path;
+    attr.bpf_fd = (uint32_t)fd;
+    return (int)bpf_call(BPF_OBJ_PIN, &attr);
+}
+
+int mtcp_shim_bpf_obj_get(const char *path) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.pathname = (uint64_t)(uintptr_t)path;
+    int fd = (int)bpf_call(BPF_OBJ_GET, &attr);
+    return fd < 0 ? fd : mtcp_shim_move_to_private_range(fd);
+}
+
+int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, char *log, uint32_t log_size) {
+    static const char license[] = "GPL";
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+    attr.insns = (uint64_t)(uintptr_t)instructions;
+    attr.insn_cnt = count;
+    attr.license = (uint64_t)(uintptr_t)license;
+    if (log && log_size > 0) {
+        log[0] = 0;
+        attr.log_buf = (uint64_t)(uintptr_t)log;
+        attr.log_size = log_size;
+        attr.log_level = 1;
+    }
+    int fd = (int)bpf_call(BPF_PROG_LOAD, &attr);
+    if (fd < 0 && log && log_size > 0 && errno == ENOSPC) {
+        // The log did not fit: load again without it, for the fd.
+        attr.log_buf = 0;
+        attr.log_size = 0;
+        attr.log_level = 0;
+        fd = (int)bpf_call(BPF_PROG_LOAD, &attr);
+    }
+    return fd < 0 ? fd : mtcp_shim_move_to_private_range(fd);
+}
+
+int mtcp_shim_bpf_test_run(int fd, const void *frame, uint32_t length, uint32_t *result) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.test.prog_fd = (uint32_t)fd;
+    attr.test.data_in = (uint64_t)(uintptr_t)frame;
+    attr.test.data_size_in = length;
+    attr.test.repeat = 1;
+    if (bpf_call(BPF_PROG_TEST_RUN, &attr) < 0) return -1;
+    *result = attr.test.retval;
+    return 0;
+}
+
+int mtcp_shim_attach_bpf(int fd, int program) {
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &program, sizeof(program));
+}
+
+int mtcp_shim_mount_bpffs(const char *path) {
+    struct statfs info;
+    if (statfs(path, &info) == 0 && info.f_type == 0xcafe4a11 /* BPF_FS_MAGIC */) return 0;
+    return mount("bpf", path, "bpf", 0, "mode=0700");
+}
+
+int mtcp_shim_lock_byte(int fd, long offset, int wait, int unlock) {
+    struct flock lock;
+    memset(&lock, 0, sizeof(lock));
+    lock.l_type = unlock ? F_UNLCK : F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = offset;
+    lock.l_len = 1;
+    int result;
+    do {
+        result = fcntl(fd, wait ? F_SETLKW : F_SETLK, &lock);
+    } while (result < 0 && errno == EINTR && wait);
+    return result;
+}

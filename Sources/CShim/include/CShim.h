@@ -213,4 +213,35 @@ static inline int32_t mtcp_shim_atomic_add_i32(int32_t *address, int32_t delta) 
 /// NULL on failure (errno set).
 void *mtcp_shim_map_shared_anonymous(size_t length);
 
+// MARK: eBPF (flow steering between processes that share a link)
+
+/// BPF_MAP_CREATE; the map's fd (in the private fd range) or -1 with errno.
+int mtcp_shim_bpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+                             uint32_t flags);
+/// BPF_MAP_UPDATE_ELEM with BPF_ANY (0), BPF_NOEXIST (1) or BPF_EXIST (2); 0 or -1 with errno.
+int mtcp_shim_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags);
+/// BPF_MAP_LOOKUP_ELEM; 0 or -1 with errno (ENOENT: no such key).
+int mtcp_shim_bpf_map_lookup(int fd, const void *key, void *value);
+/// BPF_MAP_DELETE_ELEM; 0 or -1 with errno.
+int mtcp_shim_bpf_map_delete(int fd, const void *key);
+/// BPF_MAP_GET_NEXT_KEY (key NULL: the first); 0 or -1 with errno (ENOENT: no more).
+int mtcp_shim_bpf_map_next_key(int fd, const void *key, void *next);
+/// BPF_OBJ_PIN of `fd` at `path` (a bpf file system); 0 or -1 with errno.
+int mtcp_shim_bpf_obj_pin(int fd, const char *path);
+/// BPF_OBJ_GET: an fd for the object pinned at `path`, or -1 with errno.
+int mtcp_shim_bpf_obj_get(const char *path);
+/// BPF_PROG_LOAD of a socket filter of `count` instructions (8 bytes each, license GPL);
+/// the verifier's log goes to `log` when given. The program's fd or -1 with errno.
+int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, char *log, uint32_t log_size);
+/// BPF_PROG_TEST_RUN of program `fd` over one frame; 0 (and the return value) or -1 with errno.
+int mtcp_shim_bpf_test_run(int fd, const void *frame, uint32_t length, uint32_t *result);
+/// SO_ATTACH_BPF: socket `fd` keeps only what program `program` accepts.
+int mtcp_shim_attach_bpf(int fd, int program);
+/// Mounts a bpf file system at `path` when none is there; 0 when one is (now) mounted.
+int mtcp_shim_mount_bpffs(const char *path);
+/// fcntl(F_SETLK / F_SETLKW) of a POSIX write lock on one byte (`wait`: block until granted),
+/// or F_UNLCK; 0 or -1 with errno. POSIX locks belong to the process: not inherited by fork,
+/// released when it dies.
+int mtcp_shim_lock_byte(int fd, long offset, int wait, int unlock);
+
 #endif

@@ -1,0 +1,438 @@
+import CShim
+import Glibc
+
+/// Counters of one instance's part in kernel flow steering.
+public struct FlowSteeringStatistics: Sendable {
+    public var flowsClaimed = 0
+    /// Claims refused because another instance owns the 4-tuple (its SYN got there first).
+    public var claimConflicts = 0
+    /// Claims the kernel refused for another reason (the flow map full): the flow is dropped.
+    public var claimFailures = 0
+    public var flowsReleased = 0
+    public var listenerJoins = 0
+    public var listenerLeaves = 0
+    /// SYNs held for a port that has listeners but no accepting instance yet, and handed on.
+    public var synsParked = 0
+    public var synsUnparked = 0
+    public var primaryTakeovers = 0
+    /// Instances found dead whose flows and memberships were removed, and those flows.
+    public var instancesSwept = 0
+    public var flowsSwept = 0
+
+    public init() {}
+
+    public var summary: String {
+        "steering_claims=\(flowsClaimed) steering_conflicts=\(claimConflicts) steering_claim_failures=\(claimFailures)"
+            + " steering_releases=\(flowsReleased) steering_joins=\(listenerJoins) steering_leaves=\(listenerLeaves)"
+            + " syns_parked=\(synsParked) syns_unparked=\(synsUnparked) primary_takeovers=\(primaryTakeovers)"
+            + " instances_swept=\(instancesSwept) flows_swept=\(flowsSwept)"
+    }
+}
+
+/// Which instance owns which flow, decided in the kernel (see `SteeringProgram`): the maps
+/// every process on one interface shares, and this instance's program and roles in them.
+///
+/// - A flow is claimed (an atomic insert-if-absent into the flow map) before its first
+///   segment is sent, and released when its connection is freed: from then on only its owner
+///   sees its frames, whoever else comes and goes.
+/// - A listening port lists its holders and its accepting members; new flows are spread over
+///   the members by a hash, so a SYN only reaches an instance that accepts.
+/// - One instance is primary (it holds a POSIX lock, so the role passes on when it dies): it
+///   answers ARP and ICMP echo, resets segments nobody owns, parks SYNs for ports whose
+///   listeners do not accept yet, and removes what dead instances left in the maps.
+///
+/// Membership and parking changes are serialized by another byte lock of the same file;
+/// they are rare (listen, close, exit). Not thread-safe: the owning instance's lock covers it.
+public final class FlowSteering {
+    /// Descriptors of the shared maps and the lock file; inherited by fork.
+    public struct SharedMaps: Sendable {
+        public var flows: Int32
+        public var listeners: Int32
+        public var primary: Int32
+        public var registry: Int32
+        public var parked: Int32
+        public var lock: Int32
+        /// Where the maps are pinned (empty: not pinned, shared with forked children only).
+        public var directory: String
+    }
+
+    public let maps: SharedMaps
+    public let token: UInt32
+    public let program: Int32
+    public private(set) var isPrimary = false
+    public private(set) var statistics = FlowSteeringStatistics()
+    /// Ports this instance listens on, and whether it accepts there.
+    public private(set) var ports: [UInt16: Bool] = [:]
+    let isAlive: (UInt32) -> Bool
+
+    static let flowCapacity: UInt32 = 1 << 18
+    static let listenerCapacity: UInt32 = 4096
+    static let registryCapacity: UInt32 = 4096
+    public static let parkingSlots: UInt32 = 64
+    static let parkedFrameBytes = 128
+    static let parkedValueBytes = 16 + parkedFrameBytes
+    /// How long a parked SYN is worth handing on (the client retransmits after 1 s anyway).
+    public static let parkingLifetimeNanoseconds: UInt64 = 1_000_000_000
+
+    // linux/bpf.h
+    static let hashMap: UInt32 = 1
+    static let arrayMap: UInt32 = 2
+    static let noExist: UInt64 = 1
+    static let exist: UInt64 = 2
+
+    static let mutexByte = 0
+    static let primaryByte = 1
+
+    /// The token of instance `instance` of process `pid` (pids fit in 24 bits on Linux).
+    public static func token(pid: Int32, instance: Int = 0) -> UInt32 {
+        UInt32(bitPattern: pid) << 8 | UInt32(instance & 0xFF)
+    }
+
+    /// A process that still runs (EPERM: it runs under another user).
+    public static func processIsAlive(_ token: UInt32) -> Bool {
+        let pid = Int32(bitPattern: token >> 8)
+        return kill(pid, 0) == 0 || mtcp_shim_errno() == EPERM
+    }
+
+    // MARK: Opening
+
+    /// Opens the maps of `interface` in this network namespace, creating and pinning them
+    /// when this is the first process there; `pin: false` makes private maps that only forked
+    /// children share (tests).
+    public static func openMaps(interface: String, pin: Bool = true) throws(PacketIOError) -> SharedMaps {
+        let index = if_nametoindex(interface)
+        guard index != 0 else { throw .noSuchInterface(interface) }
+        var namespace = stat()
+        let inode = stat("/proc/self/ns/net", &namespace) == 0 ? UInt64(namespace.st_ino) : 0
+        let name = "\(inode)-\(index)"
+        let lockPath = "/dev/shm/mtcp-steering-\(name).lock"
+        let lock = mtcp_shim_move_to_private_range(open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o666))
+        guard lock >= 0 else { throw .system(call: "open(\(lockPath))", errno: mtcp_shim_errno()) }
+        _ = fchmod(lock, 0o666)
+        _ = mtcp_shim_lock_byte(lock, mutexByte, 1, 0)
+        defer { _ = mtcp_shim_lock_byte(lock, mutexByte, 0, 1) }
+
+        var directory = ""
+        if pin, mkdir("/sys/fs/bpf", 0o755) == 0 || mtcp_shim_errno() == EEXIST,
+            mtcp_shim_mount_bpffs("/sys/fs/bpf") == 0
+        {
+            let root = "/sys/fs/bpf/mtcp"
+            _ = mkdir(root, 0o700)
+            directory = "\(root)/\(name)"
+            _ = mkdir(directory, 0o700)
+        }
+        func map(_ file: String, type: UInt32, key: Int, value: Int, entries: UInt32, flags: UInt32 = 0)
+            throws(PacketIOError) -> Int32
+        {
+            let path = "\(directory)/\(file)"
+            if !directory.isEmpty {
+                let existing = mtcp_shim_bpf_obj_get(path)
+                if existing >= 0 { return existing }
+            }
+            let fd = mtcp_shim_bpf_map_create(type, UInt32(key), UInt32(value), entries, flags)
+            guard fd >= 0 else { throw .system(call: "bpf(BPF_MAP_CREATE \(file))", errno: mtcp_shim_errno()) }
+            if !directory.isEmpty && mtcp_shim_bpf_obj_pin(fd, path) != 0 { directory = "" }
+            return fd
+        }
+        let noPrealloc = UInt32(1)  // BPF_F_NO_PREALLOC
+        let flows = try map("flows", type: Self.hashMap, key: 16, value: 4, entries: flowCapacity, flags: noPrealloc)
+        let listeners = try map(
+            "listeners", type: Self.hashMap, key: 4, value: ListenerSet.byteCount, entries: listenerCapacity)
+        let primary = try map("primary", type: Self.arrayMap, key: 4, value: 4, entries: 1)
+        let registry = try map("registry", type: Self.hashMap, key: 4, value: 4, entries: registryCapacity)
+        let parked = try map(
+            "parked", type: Self.arrayMap, key: 4, value: parkedValueBytes, entries: parkingSlots)
+        return SharedMaps(
+            flows: flows, listeners: listeners, primary: primary, registry: registry, parked: parked, lock: lock,
+            directory: directory)
+    }
+
+    /// Instance `token`'s program over `maps`, registered as a live instance.
+    public init(maps: SharedMaps, token: UInt32, isAlive: @escaping (UInt32) -> Bool = FlowSteering.processIsAlive)
+        throws(PacketIOError)
+    {
+        self.maps = maps
+        self.token = token
+        self.isAlive = isAlive
+        let code = SteeringProgram.instructions(
+            token: token, flows: maps.flows, listeners: maps.listeners, primary: maps.primary)
+        let words = code.map(\.bytes)
+        var log = [CChar](repeating: 0, count: 16384)
+        let fd = words.withUnsafeBytes { raw in
+            mtcp_shim_bpf_load_socket_filter(raw.baseAddress, UInt32(words.count), &log, UInt32(log.count))
+        }
+        guard fd >= 0 else {
+            let errno = mtcp_shim_errno()
+            let verifier = String(cString: log).split(separator: "\n").suffix(3).joined(separator: " | ")
+            throw .system(call: "bpf(BPF_PROG_LOAD steering) \(verifier)", errno: errno)
+        }
+        program = fd
+        var key = token
+        var pid = token >> 8
+        _ = mtcp_shim_bpf_map_update(maps.registry, &key, &pid, 0)
+    }
+
+    deinit { close(program) }
+
+    /// Makes `socket` (a packet socket, before it is bound) keep only this instance's frames.
+    public func attach(to socket: Int32) throws(PacketIOError) {
+        guard mtcp_shim_attach_bpf(socket, program) == 0 else {
+            throw .system(call: "setsockopt(SO_ATTACH_BPF)", errno: mtcp_shim_errno())
+        }
+    }
+
+    // MARK: Flows
+
+    struct FlowKey {
+        var localAddress: UInt32
+        var remoteAddress: UInt32
+        var localPort: UInt16
+        var remotePort: UInt16
+        var zero: UInt32 = 0
+    }
+
+    /// Takes the flow for this instance; false when another instance has it (or the map is full).
+    public func claim(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) -> Bool {
+        var key = FlowKey(
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+        var owner = token
+        if mtcp_shim_bpf_map_update(maps.flows, &key, &owner, Self.noExist) == 0 {
+            statistics.flowsClaimed += 1
+            return true
+        }
+        if mtcp_shim_errno() == EEXIST {
+            var current: UInt32 = 0
+            if mtcp_shim_bpf_map_lookup(maps.flows, &key, &current) == 0 && current == token { return true }
+            if current != 0 && !isAlive(current) {
+                // Left by an instance that died before the sweep: take it over.
+                if mtcp_shim_bpf_map_update(maps.flows, &key, &owner, Self.exist) == 0 {
+                    statistics.flowsClaimed += 1
+                    return true
+                }
+            }
+            statistics.claimConflicts += 1
+        } else {
+            statistics.claimFailures += 1
+        }
+        return false
+    }
+
+    /// Gives the flow back (its connection is gone).
+    public func release(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) {
+        var key = FlowKey(
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+        if mtcp_shim_bpf_map_delete(maps.flows, &key) == 0 { statistics.flowsReleased += 1 }
+    }
+
+    /// The instance owning a flow, nil for none.
+    public func owner(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) -> UInt32? {
+        var key = FlowKey(
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+        var current: UInt32 = 0
+        return mtcp_shim_bpf_map_lookup(maps.flows, &key, &current) == 0 ? current : nil
+    }
+
+    // MARK: Listeners
+
+    /// The set of `port` as the maps hold it now.
+    public func listenerSet(port: UInt16) -> ListenerSet? {
+        var key = UInt32(port)
+        var words = [UInt32](repeating: 0, count: ListenerSet.byteCount / 4)
+        guard mtcp_shim_bpf_map_lookup(maps.listeners, &key, &words) == 0 else { return nil }
+        return ListenerSet(encoded: words)
+    }
+
+    func store(_ set: ListenerSet, port: UInt16) {
+        var key = UInt32(port)
+        if set.isEmpty {
+            _ = mtcp_shim_bpf_map_delete(maps.listeners, &key)
+        } else {
+            var words = set.encoded()
+            _ = mtcp_shim_bpf_map_update(maps.listeners, &key, &words, 0)
+        }
+    }
+
+    /// Runs `body` holding the membership lock (other processes wait; rare changes only).
+    func serialized<R>(_ body: () -> R) -> R {
+        _ = mtcp_shim_lock_byte(maps.lock, Self.mutexByte, 1, 0)
+        defer { _ = mtcp_shim_lock_byte(maps.lock, Self.mutexByte, 0, 1) }
+        return body()
+    }
+
+    /// This instance listens on `port` (and accepts there when `accepting`): with `accepting`,
+    /// new flows of the port may be steered here from now on. Returns the SYNs parked for the
+    /// port meanwhile, for the caller to process as if just received.
+    @discardableResult
+    public func listen(port: UInt16, accepting: Bool, now: UInt64) -> [[UInt8]] {
+        if ports[port] == true || (ports[port] == false && !accepting) { return [] }
+        return serialized {
+            var set = listenerSet(port: port) ?? ListenerSet()
+            guard set.add(token, accepting: accepting) else { return [] }
+            store(set, port: port)
+            ports[port] = accepting
+            guard accepting else { return [] }
+            statistics.listenerJoins += 1
+            return takeParked(port: port, now: now)
+        }
+    }
+
+    /// This instance no longer listens on `port`: new flows go to the other members; flows
+    /// already here stay here.
+    public func stopListening(port: UInt16) {
+        guard ports.removeValue(forKey: port) != nil else { return }
+        serialized {
+            guard var set = listenerSet(port: port) else { return }
+            set.remove(token)
+            store(set, port: port)
+            statistics.listenerLeaves += 1
+        }
+    }
+
+    /// `port` has listeners of which none accepts yet (a SYN for it is parked, not reset).
+    public func awaitsAcceptor(port: UInt16) -> Bool {
+        guard let set = listenerSet(port: port) else { return false }
+        return set.members.isEmpty && !set.holders.isEmpty
+    }
+
+    // MARK: Parking
+
+    /// Keeps a SYN frame for the first instance that accepts on `port` (primary only); false
+    /// when every slot holds a younger SYN.
+    @discardableResult
+    public func park(frame: UnsafeRawBufferPointer, port: UInt16, now: UInt64) -> Bool {
+        guard frame.count <= Self.parkedFrameBytes else { return false }
+        return serialized {
+            var value = [UInt8](repeating: 0, count: Self.parkedValueBytes)
+            for slot in 0..<Self.parkingSlots {
+                var key = slot
+                guard mtcp_shim_bpf_map_lookup(maps.parked, &key, &value) == 0 else { continue }
+                let expires = value.withUnsafeBytes { $0.load(as: UInt64.self) }
+                guard expires <= now else { continue }
+                value.withUnsafeMutableBytes { raw in
+                    raw.storeBytes(of: now + Self.parkingLifetimeNanoseconds, as: UInt64.self)
+                    raw.storeBytes(of: UInt32(port), toByteOffset: 8, as: UInt32.self)
+                    raw.storeBytes(of: UInt32(frame.count), toByteOffset: 12, as: UInt32.self)
+                    UnsafeMutableRawBufferPointer(rebasing: raw[16..<(16 + frame.count)]).copyMemory(from: frame)
+                }
+                guard mtcp_shim_bpf_map_update(maps.parked, &key, &value, 0) == 0 else { return false }
+                statistics.synsParked += 1
+                return true
+            }
+            return false
+        }
+    }
+
+    /// Removes and returns the live parked SYNs of `port` (membership lock held).
+    func takeParked(port: UInt16, now: UInt64) -> [[UInt8]] {
+        var frames: [[UInt8]] = []
+        var value = [UInt8](repeating: 0, count: Self.parkedValueBytes)
+        for slot in 0..<Self.parkingSlots {
+            var key = slot
+            guard mtcp_shim_bpf_map_lookup(maps.parked, &key, &value) == 0 else { continue }
+            let (expires, parkedPort, length) = value.withUnsafeBytes {
+                (
+                    $0.load(as: UInt64.self), $0.load(fromByteOffset: 8, as: UInt32.self),
+                    Int($0.load(fromByteOffset: 12, as: UInt32.self))
+                )
+            }
+            guard expires > now, parkedPort == UInt32(port), length <= Self.parkedFrameBytes else { continue }
+            frames.append(Array(value[16..<(16 + length)]))
+            var empty = [UInt8](repeating: 0, count: Self.parkedValueBytes)
+            _ = mtcp_shim_bpf_map_update(maps.parked, &key, &empty, 0)
+        }
+        statistics.synsUnparked += frames.count
+        return frames
+    }
+
+    // MARK: The primary role and clean-up
+
+    /// Takes the primary role if nobody holds it; as primary, removes what dead instances
+    /// left behind. Called every few hundred milliseconds.
+    public func maintain() {
+        if !isPrimary {
+            guard mtcp_shim_lock_byte(maps.lock, Self.primaryByte, 0, 0) == 0 else { return }
+            isPrimary = true
+            statistics.primaryTakeovers += 1
+        }
+        // Written every time: a predecessor that died may have left its token there.
+        var key: UInt32 = 0
+        var current: UInt32 = 0
+        if mtcp_shim_bpf_map_lookup(maps.primary, &key, &current) != 0 || current != token {
+            var value = token
+            _ = mtcp_shim_bpf_map_update(maps.primary, &key, &value, 0)
+        }
+        sweep()
+    }
+
+    /// Removes every dead instance's flows, listener memberships and registration.
+    public func sweep() {
+        let dead = keys(of: maps.registry, size: 4).map { $0.withUnsafeBytes { $0.load(as: UInt32.self) } }
+            .filter { $0 != token && !isAlive($0) }
+        guard !dead.isEmpty else { return }
+        let gone = Set(dead)
+        serialized {
+            for raw in keys(of: maps.listeners, size: 4) {
+                let port = UInt16(truncatingIfNeeded: raw.withUnsafeBytes { $0.load(as: UInt32.self) })
+                guard var set = listenerSet(port: port), set.removeAll(where: { gone.contains($0) }) else { continue }
+                store(set, port: port)
+            }
+        }
+        for var key in keys(of: maps.flows, size: 16) {
+            var owner: UInt32 = 0
+            guard mtcp_shim_bpf_map_lookup(maps.flows, &key, &owner) == 0, gone.contains(owner) else { continue }
+            if mtcp_shim_bpf_map_delete(maps.flows, &key) == 0 { statistics.flowsSwept += 1 }
+        }
+        for var token in dead {
+            _ = mtcp_shim_bpf_map_delete(maps.registry, &token)
+            statistics.instancesSwept += 1
+        }
+    }
+
+    /// Every key of a hash map (collected first: deleting while walking restarts the walk).
+    func keys(of map: Int32, size: Int) -> [[UInt8]] {
+        var result: [[UInt8]] = []
+        var previous: [UInt8]?
+        var next = [UInt8](repeating: 0, count: size)
+        while result.count < Int(Self.flowCapacity) {
+            let status: Int32
+            if var key = previous {
+                status = mtcp_shim_bpf_map_next_key(map, &key, &next)
+            } else {
+                status = mtcp_shim_bpf_map_next_key(map, nil, &next)
+            }
+            guard status == 0 else { break }
+            result.append(next)
+            previous = next
+        }
+        return result
+    }
+
+    /// This instance leaves: out of every listener set and the registry (its flows go with
+    /// the sweep once it is dead, so that segments still in flight are not reset meanwhile).
+    /// The last instance on the interface removes the pins.
+    public func retire() {
+        for port in Array(ports.keys) { stopListening(port: port) }
+        serialized {
+            var key = token
+            if isPrimary {
+                var zero: UInt32 = 0
+                var slot: UInt32 = 0
+                _ = mtcp_shim_bpf_map_update(maps.primary, &slot, &zero, 0)
+            }
+            let others = keys(of: maps.registry, size: 4).map { $0.withUnsafeBytes { $0.load(as: UInt32.self) } }
+                .filter { $0 != token && isAlive($0) }
+            if others.isEmpty && !maps.directory.isEmpty {
+                for file in ["flows", "listeners", "primary", "registry", "parked"] {
+                    _ = unlink("\(maps.directory)/\(file)")
+                }
+                _ = rmdir(maps.directory)
+            } else {
+                _ = mtcp_shim_bpf_map_delete(maps.registry, &key)
+            }
+        }
+        if isPrimary {
+            _ = mtcp_shim_lock_byte(maps.lock, Self.primaryByte, 0, 1)
+            isPrimary = false
+        }
+    }
+}

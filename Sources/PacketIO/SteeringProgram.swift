@@ -1,0 +1,156 @@
+/// The socket filter that gives each process (each stack instance) only the frames it owns,
+/// so processes sharing one interface do not each see every frame.
+///
+/// Attached to an instance's receive socket with the instance's token; every frame is tested
+/// against three maps all instances share (see `FlowSteering`):
+/// - outgoing frames: dropped;
+/// - ARP: kept by everyone (whoever asked needs the reply; only the primary answers requests);
+/// - other non-IPv4, non-TCP, and IPv4 fragments: the primary's (it answers ICMP echo and
+///   counts the rest);
+/// - TCP whose 4-tuple is in the flow map: its owner's, nobody else's;
+/// - TCP to a port in the listener map with accepting members: the member chosen by a hash of
+///   the peer's address and ports (so only new flows move when membership changes: live flows
+///   are in the flow map), with no members: the primary's (it parks SYNs until one joins);
+/// - other TCP: the primary's (it answers with RST).
+public enum SteeringProgram {
+    typealias I = BPFInstruction
+
+    /// Offsets into the frame (Ethernet, then an IPv4 header of `ihl` words).
+    static let etherTypeOffset: Int32 = 12
+    static let ipFlagsOffset: Int32 = 14 + 6
+    static let ipProtocolOffset: Int32 = 14 + 9
+    static let ipSourceOffset: Int32 = 14 + 12
+    static let ipDestinationOffset: Int32 = 14 + 16
+    /// `struct __sk_buff`'s pkt_type field.
+    static let packetTypeOffset: Int16 = 4
+    static let packetOutgoing: Int32 = 4
+
+    /// What a frame for `localPort` from `remoteAddress`:`remotePort` hashes to among `count`
+    /// accepting members; the program computes exactly this.
+    public static func memberIndex(remoteAddress: UInt32, remotePort: UInt16, localPort: UInt16, count: UInt32)
+        -> UInt32
+    {
+        guard count > 0 else { return 0 }
+        let ports = UInt32(remotePort) << 16 | UInt32(localPort)
+        let hash = ((remoteAddress ^ ports) &* 0x9E37_79B1) >> 16
+        return hash % count
+    }
+
+    /// The program for instance `token` over the shared maps.
+    public static func instructions(token: UInt32, flows: Int32, listeners: Int32, primary: Int32) -> [BPFInstruction] {
+        var code = Assembler()
+        let me = Int32(bitPattern: token)
+        code.emit(.alu64(.mov, .r6, .r1))
+        code.emit(.load(.word, .r0, .r6, packetTypeOffset))
+        code.jump(.equal, .r0, packetOutgoing, to: "drop")
+        code.emit(.loadPacket(.half, at: etherTypeOffset))
+        code.jump(.equal, .r0, 0x0806, to: "accept")
+        code.jump(.notEqual, .r0, 0x0800, to: "primary")
+        code.emit(.loadPacket(.byte, at: ipProtocolOffset))
+        code.jump(.notEqual, .r0, 6, to: "primary")
+        code.emit(.loadPacket(.half, at: ipFlagsOffset))
+        code.emit(.alu32(.and, .r0, 0x3FFF))
+        code.jump(.notEqual, .r0, 0, to: "primary")
+        // r7 = IPv4 header length in bytes.
+        code.emit(.loadPacket(.byte, at: 14))
+        code.emit(.alu32(.and, .r0, 0x0F))
+        code.emit(.alu32(.lsh, .r0, 2))
+        code.emit(.alu64(.mov, .r7, .r0))
+        // The flow key at fp-16: local address, remote address, local port, remote port, 0.
+        code.emit(.loadPacket(.word, at: ipDestinationOffset))
+        code.emit(.store(.word, .r10, -16, .r0))
+        code.emit(.loadPacket(.word, at: ipSourceOffset))
+        code.emit(.store(.word, .r10, -12, .r0))
+        code.emit(.loadPacket(.half, index: .r7, plus: 14 + 2))
+        code.emit(.store(.half, .r10, -8, .r0))
+        code.emit(.loadPacket(.half, index: .r7, plus: 14))
+        code.emit(.store(.half, .r10, -6, .r0))
+        code.emit(.store(.word, .r10, -4, immediate: 0))
+        code.lookup(map: flows, keyAt: -16)
+        code.jump(.equal, .r0, 0, to: "noflow")
+        code.emit(.load(.word, .r1, .r0, 0))
+        code.jump(.equal, .r1, me, to: "accept")
+        code.jump(to: "drop")
+
+        code.label("noflow")
+        code.emit(.load(.half, .r1, .r10, -8))
+        code.emit(.store(.word, .r10, -20, .r1))
+        code.lookup(map: listeners, keyAt: -20)
+        code.jump(.equal, .r0, 0, to: "primary")
+        code.emit(.alu64(.mov, .r9, .r0))
+        code.emit(.load(.word, .r1, .r9, 0))
+        code.jump(.equal, .r1, 0, to: "primary")
+        // r2 = memberIndex(remote address, remote port, local port, count r1).
+        code.emit(.load(.word, .r2, .r10, -12))
+        code.emit(.load(.half, .r3, .r10, -6))
+        code.emit(.alu32(.lsh, .r3, 16))
+        code.emit(.load(.half, .r4, .r10, -8))
+        code.emit(.alu32(.or, .r3, .r4))
+        code.emit(.alu32(.xor, .r2, .r3))
+        code.emit(.alu32(.mul, .r2, Int32(bitPattern: 0x9E37_79B1)))
+        code.emit(.alu32(.rsh, .r2, 16))
+        code.emit(.alu32(.mod, .r2, .r1))
+        // Bounds the index for the verifier (count never exceeds the member slots).
+        code.emit(.alu64(.and, .r2, Int32(ListenerSet.capacity - 1)))
+        code.emit(.alu64(.lsh, .r2, 2))
+        code.emit(.alu64(.add, .r9, .r2))
+        code.emit(.load(.word, .r1, .r9, Int16(ListenerSet.membersOffset)))
+        code.jump(.equal, .r1, me, to: "accept")
+        code.jump(to: "drop")
+
+        code.label("primary")
+        code.emit(.store(.word, .r10, -24, immediate: 0))
+        code.lookup(map: primary, keyAt: -24)
+        code.jump(.equal, .r0, 0, to: "drop")
+        code.emit(.load(.word, .r1, .r0, 0))
+        code.jump(.equal, .r1, me, to: "accept")
+
+        code.label("drop")
+        code.emit(.alu64(.mov, .r0, 0))
+        code.emit(.exit)
+        code.label("accept")
+        code.emit(.alu64(.mov, .r0, 0x7FFF_FFFF))
+        code.emit(.exit)
+        return code.finish()
+    }
+
+    /// Instructions with forward jumps to named labels, resolved at the end.
+    struct Assembler {
+        var code: [BPFInstruction] = []
+        var labels: [String: Int] = [:]
+        var fixups: [(at: Int, label: String)] = []
+
+        mutating func emit(_ instruction: BPFInstruction) { code.append(instruction) }
+
+        mutating func label(_ name: String) { labels[name] = code.count }
+
+        mutating func jump(
+            _ condition: BPFInstruction.Condition, _ register: BPFInstruction.Register, _ value: Int32, to label: String
+        ) {
+            fixups.append((code.count, label))
+            code.append(.jump(condition, register, value, skip: 0))
+        }
+
+        mutating func jump(to label: String) {
+            fixups.append((code.count, label))
+            code.append(.jump(skip: 0))
+        }
+
+        /// r0 = bpf_map_lookup_elem(map, fp + offset).
+        mutating func lookup(map fd: Int32, keyAt offset: Int32) {
+            code.append(contentsOf: BPFInstruction.loadMap(.r1, fd: fd))
+            code.append(.alu64(.mov, .r2, .r10))
+            code.append(.alu64(.add, .r2, offset))
+            code.append(.call(BPFInstruction.mapLookupHelper))
+        }
+
+        func finish() -> [BPFInstruction] {
+            var result = code
+            for fixup in fixups {
+                let target = labels[fixup.label]!
+                result[fixup.at].offset = Int16(target - fixup.at - 1)
+            }
+            return result
+        }
+    }
+}

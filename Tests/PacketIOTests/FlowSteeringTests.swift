@@ -1,0 +1,149 @@
+import CShim
+import Glibc
+import PacketIO
+import Testing
+
+/// The steering program and its maps in the kernel (BPF_PROG_TEST_RUN): every frame reaches
+/// exactly the instance the design says, as membership changes. Needs root (CAP_BPF).
+@Suite(.enabled(if: getuid() == 0, "loading BPF programs needs root"))
+struct FlowSteeringTests {
+    static let local: UInt32 = 0x0A0B_0001
+    static let peer: UInt32 = 0x0A0B_0002
+
+    /// A frame as the program runs on it. BPF_PROG_TEST_RUN strips an Ethernet header for
+    /// socket filters (a packet socket's filter sees it), so a dummy one goes in front.
+    static func frame(
+        etherType: UInt16 = 0x0800, protocol ipProtocol: UInt8 = 6, fragment: UInt16 = 0x4000,
+        source: UInt32 = peer, sourcePort: UInt16 = 40000, destinationPort: UInt16 = 80
+    ) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 14)
+        bytes[12] = 0x08
+        bytes += [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, UInt8(etherType >> 8), UInt8(etherType & 0xFF)]
+        var ip = [UInt8](repeating: 0, count: 20)
+        ip[0] = 0x45
+        ip[3] = 40
+        ip[6] = UInt8(fragment >> 8)
+        ip[7] = UInt8(fragment & 0xFF)
+        ip[8] = 64
+        ip[9] = ipProtocol
+        for k in 0..<4 {
+            ip[12 + k] = UInt8(truncatingIfNeeded: source >> (24 - 8 * k))
+            ip[16 + k] = UInt8(truncatingIfNeeded: local >> (24 - 8 * k))
+        }
+        var tcp = [UInt8](repeating: 0, count: 20)
+        tcp[0] = UInt8(sourcePort >> 8)
+        tcp[1] = UInt8(sourcePort & 0xFF)
+        tcp[2] = UInt8(destinationPort >> 8)
+        tcp[3] = UInt8(destinationPort & 0xFF)
+        tcp[12] = 0x50
+        tcp[13] = 0x02
+        return bytes + ip + tcp
+    }
+
+    static func accepts(_ steering: FlowSteering, _ frame: [UInt8]) throws -> Bool {
+        var result: UInt32 = 0
+        let status = frame.withUnsafeBytes {
+            mtcp_shim_bpf_test_run(steering.program, $0.baseAddress, UInt32($0.count), &result)
+        }
+        try #require(status == 0, "BPF_PROG_TEST_RUN errno \(mtcp_shim_errno())")
+        return result != 0
+    }
+
+    /// Which of `instances` keep `frame`.
+    static func receivers(_ instances: [FlowSteering], _ frame: [UInt8]) throws -> [UInt32] {
+        try instances.filter { try accepts($0, frame) }.map(\.token)
+    }
+
+    @Test func framesReachTheirOwnerOnly() throws {
+        let maps = try FlowSteering.openMaps(interface: "lo", pin: false)
+        let a = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 1))
+        let b = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 2))
+        let both = [a, b]
+        a.maintain()
+        #expect(a.isPrimary)
+
+        #expect(try Self.receivers(both, Self.frame(etherType: 0x0806)) == [a.token, b.token], "ARP reaches everyone")
+        #expect(try Self.receivers(both, Self.frame(etherType: 0x86DD)) == [a.token], "other EtherTypes: primary")
+        #expect(try Self.receivers(both, Self.frame(protocol: 1)) == [a.token], "ICMP: primary")
+        #expect(try Self.receivers(both, Self.frame(fragment: 0x2000)) == [a.token], "fragments: primary")
+        #expect(try Self.receivers(both, Self.frame()) == [a.token], "no listener: primary (resets)")
+
+        // A port held but accepted by nobody: the primary (it parks SYNs).
+        b.listen(port: 80, accepting: false, now: 0)
+        #expect(try Self.receivers(both, Self.frame()) == [a.token])
+        b.listen(port: 80, accepting: true, now: 0)
+        for port in UInt16(40000)..<40050 {
+            #expect(try Self.receivers(both, Self.frame(sourcePort: port)) == [b.token], "b is the only member")
+        }
+        a.listen(port: 80, accepting: true, now: 0)
+        var shares = [0, 0]
+        for port in UInt16(40000)..<40400 {
+            let members = try #require(a.listenerSet(port: 80)).members
+            let expected = members[
+                Int(SteeringProgram.memberIndex(remoteAddress: Self.peer, remotePort: port, localPort: 80, count: 2))]
+            let got = try Self.receivers(both, Self.frame(sourcePort: port))
+            #expect(got == [expected])
+            shares[expected == a.token ? 0 : 1] += 1
+        }
+        #expect(shares[0] > 120 && shares[1] > 120, "new flows spread over both members: \(shares)")
+
+        // A claimed flow stays with its owner whatever the hash says, also after it leaves.
+        var owned: [UInt16] = []
+        for port in UInt16(41000)..<41020 {
+            #expect(b.claim(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: port))
+            #expect(!a.claim(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: port))
+            owned.append(port)
+        }
+        b.stopListening(port: 80)
+        for port in owned {
+            #expect(try Self.receivers(both, Self.frame(sourcePort: port)) == [b.token])
+        }
+        #expect(try Self.receivers(both, Self.frame(sourcePort: 42000)) == [a.token], "new flows: the one member left")
+        b.release(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: owned[0])
+        #expect(try Self.receivers(both, Self.frame(sourcePort: owned[0])) == [a.token])
+        #expect(a.statistics.claimConflicts == 20)
+    }
+
+    @Test func parkedSYNsGoToTheFirstAcceptor() throws {
+        let maps = try FlowSteering.openMaps(interface: "lo", pin: false)
+        let primary = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 3))
+        let worker = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 4))
+        primary.listen(port: 8080, accepting: false, now: 0)
+        #expect(primary.awaitsAcceptor(port: 8080))
+        let syn = Self.frame(destinationPort: 8080)
+        let parked = syn.withUnsafeBytes {
+            primary.park(frame: UnsafeRawBufferPointer(rebasing: $0[14...]), port: 8080, now: 1000)
+        }
+        #expect(parked)
+        #expect(worker.listen(port: 9090, accepting: true, now: 2000).isEmpty, "another port's SYN stays parked")
+        let handed = worker.listen(port: 8080, accepting: true, now: 2000)
+        #expect(handed == [Array(syn[14...])])
+        #expect(!primary.awaitsAcceptor(port: 8080))
+        #expect(worker.listen(port: 8080, accepting: true, now: 3000).isEmpty)
+        // An expired SYN is not handed on.
+        primary.listen(port: 7070, accepting: false, now: 0)
+        _ = syn.withUnsafeBytes { primary.park(frame: UnsafeRawBufferPointer(rebasing: $0[14...]), port: 7070, now: 0) }
+        #expect(worker.listen(port: 7070, accepting: true, now: FlowSteering.parkingLifetimeNanoseconds + 1).isEmpty)
+    }
+
+    @Test func deadInstancesAreSweptByThePrimary() throws {
+        let maps = try FlowSteering.openMaps(interface: "lo", pin: false)
+        let deadToken = FlowSteering.token(pid: getpid(), instance: 9)
+        let primary = try FlowSteering(
+            maps: maps, token: FlowSteering.token(pid: getpid(), instance: 5), isAlive: { $0 != deadToken })
+        let dead = try FlowSteering(maps: maps, token: deadToken)
+        dead.listen(port: 80, accepting: true, now: 0)
+        primary.listen(port: 80, accepting: true, now: 0)
+        for port in UInt16(50000)..<50010 {
+            #expect(dead.claim(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: port))
+        }
+        primary.maintain()
+        #expect(primary.statistics.instancesSwept == 1)
+        #expect(primary.statistics.flowsSwept == 10)
+        #expect(primary.listenerSet(port: 80)?.members == [primary.token])
+        for port in UInt16(50000)..<50010 {
+            #expect(try Self.accepts(primary, Self.frame(sourcePort: port)))
+            #expect(try !Self.accepts(dead, Self.frame(sourcePort: port)))
+        }
+    }
+}
