@@ -73,10 +73,11 @@ public final class AFPacketRing: PacketIO {
     /// Opens both rings on `interface`, joining fanout group `fanoutGroup` when given.
     /// `preopened` are two packet sockets made earlier with protocol 0 (`openSockets()`), for a
     /// process that has since dropped the privilege to make them (a forked nginx worker); the
-    /// ring takes them over.
+    /// ring takes them over. `steering` is attached to the receive socket before it is bound,
+    /// so that it never sees another instance's frames.
     public init(
         interface: String, fanoutGroup: UInt16? = nil, configuration: Configuration = Configuration(),
-        preopened: (receive: Int32, transmit: Int32)? = nil
+        preopened: (receive: Int32, transmit: Int32)? = nil, steering: FlowSteering? = nil
     ) throws(PacketIOError) {
         try configuration.validate()
         var sockets = SocketPair()
@@ -90,6 +91,7 @@ public final class AFPacketRing: PacketIO {
             sockets.rx = try Self.check(mtcp_shim_packet_socket(0), "socket(AF_PACKET)")
         }
         let rx = sockets.rx
+        try steering?.attach(to: rx)
         let index = try InterfaceQuery.index(socket: rx, interface: interface)
         let mtu = try InterfaceQuery.mtu(socket: rx, interface: interface)
         let mac = try InterfaceQuery.hardwareAddress(socket: rx, interface: interface)

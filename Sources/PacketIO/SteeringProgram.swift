@@ -24,6 +24,7 @@ public enum SteeringProgram {
     /// `struct __sk_buff`'s pkt_type field.
     static let packetTypeOffset: Int16 = 4
     static let packetOutgoing: Int32 = 4
+    static let mixMultipliers: (UInt32, UInt32) = (0x7FEB_352D, 0x846C_A68B)
 
     /// What a frame for `localPort` from `remoteAddress`:`remotePort` hashes to among `count`
     /// accepting members; the program computes exactly this.
@@ -31,8 +32,14 @@ public enum SteeringProgram {
         -> UInt32
     {
         guard count > 0 else { return 0 }
-        let ports = UInt32(remotePort) << 16 | UInt32(localPort)
-        let hash = ((remoteAddress ^ ports) &* 0x9E37_79B1) >> 16
+        // A full 32-bit mix (lowbias32): clients step their ports by 2 and one peer address
+        // sends them all, so the member must depend on every input bit.
+        var hash = remoteAddress ^ (UInt32(remotePort) << 16 | UInt32(localPort))
+        hash ^= hash >> 16
+        hash &*= mixMultipliers.0
+        hash ^= hash >> 15
+        hash &*= mixMultipliers.1
+        hash ^= hash >> 16
         return hash % count
     }
 
@@ -87,8 +94,15 @@ public enum SteeringProgram {
         code.emit(.load(.half, .r4, .r10, -8))
         code.emit(.alu32(.or, .r3, .r4))
         code.emit(.alu32(.xor, .r2, .r3))
-        code.emit(.alu32(.mul, .r2, Int32(bitPattern: 0x9E37_79B1)))
-        code.emit(.alu32(.rsh, .r2, 16))
+        for (shift, multiplier) in [(16, mixMultipliers.0), (15, mixMultipliers.1)] {
+            code.emit(.alu32(.mov, .r3, .r2))
+            code.emit(.alu32(.rsh, .r3, Int32(shift)))
+            code.emit(.alu32(.xor, .r2, .r3))
+            code.emit(.alu32(.mul, .r2, Int32(bitPattern: multiplier)))
+        }
+        code.emit(.alu32(.mov, .r3, .r2))
+        code.emit(.alu32(.rsh, .r3, 16))
+        code.emit(.alu32(.xor, .r2, .r3))
         code.emit(.alu32(.mod, .r2, .r1))
         // Bounds the index for the verifier (count never exceeds the member slots).
         code.emit(.alu64(.and, .r2, Int32(ListenerSet.capacity - 1)))

@@ -70,11 +70,31 @@ extension PreloadRuntime {
         // A port made for the parent stays the parent's: never stopped or freed here.
         if let inherited = dpdkChildPort { retired.append(inherited) }
         dpdkChildPort = nil
+        // The parent's program steers the parent's frames; the child needs one of its own,
+        // loaded now for the same reason (it takes CAP_BPF).
+        let parentSteered = steering != nil
+        steering = nil
+        steeringRefusal = nil
         if usesStack {
             switch options?.backend {
             case .afpacket: preopenedSockets = AFPacketRing.openSockets()
             case .dpdk: makeDPDKChildPort()
             default: break
+            }
+        }
+        if usesStack && parentSteered, let options {
+            steering = makeSteering(options)
+            if steering == nil {
+                steeringRefusal = "its BPF program could not be loaded"
+            } else if let sockets = preopenedSockets {
+                do throws(PacketIOError) {
+                    try steering!.attach(to: sockets.receive)
+                } catch {
+                    steeringRefusal = "\(error)"
+                }
+            } else if let queue = dpdkChildPort?.queues.first, queue.waitDescriptor >= 0 {
+                attachSteering(toDPDKQueue: queue.waitDescriptor)
+                if steering == nil { steeringRefusal = "its DPDK queue cannot be steered" }
             }
         }
         stack = nil

@@ -79,6 +79,12 @@ final class PreloadRuntime {
     var dpdkChildRefusal: String?
     /// The shared port claims table (kept across fork).
     var claimsTable: UnsafeMutableRawPointer?
+    /// The kernel flow steering maps every process on the interface shares (kept across fork),
+    /// and this process's program over them; a forked child makes its own at fork, or says
+    /// why it could not (then it must not run a stack: it would see its parent's frames).
+    var steeringMaps: FlowSteering.SharedMaps?
+    var steering: FlowSteering?
+    var steeringRefusal: String?
     var exitHandlerRegistered = false
 
     init(options: StackOptions?, log: PreloadLog) {
@@ -142,6 +148,11 @@ final class PreloadRuntime {
             log.error("no DPDK port for this forked child (\(reason)): this child's sockets use the kernel")
             return false
         }
+        if let steeringRefusal {
+            log.error(
+                "no flow steering for this forked child (\(steeringRefusal)): this child's sockets use the kernel")
+            return false
+        }
         mtcp_set_private_fd_floor()
         let link: SelectedLink
         do {
@@ -149,7 +160,13 @@ final class PreloadRuntime {
             case .afpacket:
                 let sockets = preopenedSockets
                 preopenedSockets = nil
-                link = SelectedLink(.ring(try AFPacketRing(interface: options.interface, preopened: sockets)))
+                // A child's steering was attached at fork; the first process makes its own.
+                if sockets == nil && steering == nil { steering = makeSteering(options) }
+                link = SelectedLink(
+                    .ring(
+                        try AFPacketRing(
+                            interface: options.interface, preopened: sockets, steering: sockets == nil ? steering : nil)
+                    ))
             case .tap: link = SelectedLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
                 let port: DPDKPort
@@ -167,6 +184,10 @@ final class PreloadRuntime {
                     log.error("DPDK port \(options.interface) has no queue; every socket uses the kernel")
                     return false
                 }
+                if steering == nil && queue.waitDescriptor >= 0 {
+                    steering = makeSteering(options)
+                    attachSteering(toDPDKQueue: queue.waitDescriptor)
+                }
                 link = SelectedLink(.dpdk(queue, port))
             }
         } catch {
@@ -183,7 +204,9 @@ final class PreloadRuntime {
         HostSecret.configure(stack)
         let log = self.log
         stack.log = { log.warn($0) }
-        if let memory = claimsMemory(options) {
+        if let steering {
+            stack.useFlowSteering(steering)
+        } else if let memory = claimsMemory(options) {
             let claims = PortClaims(memory: memory, pid: getpid())
             claims.activate()
             stack.portClaims = claims
@@ -205,20 +228,56 @@ final class PreloadRuntime {
         return true
     }
 
+    /// The kernel interface under the link: processes on one veth share frames whether they
+    /// reach it through AF_PACKET or a DPDK net_af_packet device (whose name, net_af_packet0,
+    /// every namespace uses alike).
+    func kernelInterface(_ options: StackOptions) -> String {
+        if options.backend == .dpdk, let arguments = DPDKEnvironment.initializedArguments,
+            let kernel = DPDKChildPort.kernelInterface(of: dpdkDevice ?? options.interface, in: arguments)
+        {
+            return kernel
+        }
+        return options.interface
+    }
+
+    /// This process's flow steering program over the interface's shared maps (opened or made
+    /// by the first process); nil when the kernel refuses (no CAP_BPF) or MTCP_STEERING=claims,
+    /// and then the port claims table divides the frames.
+    func makeSteering(_ options: StackOptions) -> FlowSteering? {
+        guard options.steering == .kernel, options.backend != .tap else { return nil }
+        let interface = kernelInterface(options)
+        do throws(PacketIOError) {
+            if steeringMaps == nil { steeringMaps = try FlowSteering.openMaps(interface: interface) }
+            let made = try FlowSteering(maps: steeringMaps!, token: FlowSteering.token(pid: getpid()))
+            if steeringMaps!.directory.isEmpty {
+                logOnce("steering-pin", "no bpf file system: flow steering is shared with forked processes only")
+            }
+            return made
+        } catch {
+            log.warn("no kernel flow steering on \(interface) (\(error)): processes share its frames by port claims")
+            return nil
+        }
+    }
+
+    /// A net_af_packet queue sleeps on (and receives through) one packet socket: the filter
+    /// goes there. Frames it took before are handled as before (port claims are not needed:
+    /// until the filter is on, no other process has flows here).
+    func attachSteering(toDPDKQueue socket: Int32) {
+        guard let steering else { return }
+        do throws(PacketIOError) {
+            try steering.attach(to: socket)
+        } catch {
+            log.warn("cannot steer the DPDK queue's socket (\(error)): processes share its frames by port claims")
+            self.steering = nil
+        }
+    }
+
     /// The table of which process answers which port: one per interface in /dev/shm, so
     /// forked children and unrelated processes on the same interface share it (anonymous
     /// shared memory, inherited by children only, when /dev/shm is unusable).
     func claimsMemory(_ options: StackOptions) -> UnsafeMutableRawPointer? {
         if let claimsTable { return claimsTable }
-        // Keyed by the kernel interface: processes on one veth see the same frames whether
-        // they reach it through AF_PACKET or a DPDK net_af_packet device (whose name,
-        // net_af_packet0, every namespace uses alike).
-        var interface = options.interface
-        if options.backend == .dpdk, let arguments = DPDKEnvironment.initializedArguments,
-            let kernel = DPDKChildPort.kernelInterface(of: dpdkDevice ?? options.interface, in: arguments)
-        {
-            interface = kernel
-        }
+        let interface = kernelInterface(options)
         let path = "/dev/shm/mtcp-port-claims-\(interface)"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         if fd >= 0 {
@@ -447,6 +506,7 @@ extension PreloadRuntime {
         }
         // A few rounds: the FINs leave, and ACKs still owed go with them.
         for _ in 0..<3 { drive() }
+        steering?.retire()
     }
 
     func writeStatistics() {
@@ -458,7 +518,10 @@ extension PreloadRuntime {
         var text = "pid=\(getpid()) sockets=\(stack.socketCount) \(stack.statistics.summary)"
         let tcp = stack.endpoint.statistics
         text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
-        text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)\n"
+        text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)"
+        text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
+        if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
+        text += "\n"
         text.withUTF8 { bytes in _ = mtcp_real_write(fd, bytes.baseAddress, bytes.count) }
         _ = mtcp_real_close(fd)
     }

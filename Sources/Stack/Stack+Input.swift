@@ -19,13 +19,13 @@ extension NetworkStack {
             return
         }
         switch ethernet.etherType {
-        case EtherType.ipv4: receiveIPv4(payload, from: ethernet.source)
+        case EtherType.ipv4: receiveIPv4(payload, from: ethernet.source, frame: frame)
         case EtherType.arp: receiveARP(payload)
         default: statistics.unknownEtherType += 1
         }
     }
 
-    func receiveIPv4(_ packet: UnsafeRawBufferPointer, from sourceMAC: MACAddress) {
+    func receiveIPv4(_ packet: UnsafeRawBufferPointer, from sourceMAC: MACAddress, frame: UnsafeRawBufferPointer) {
         let ip: IPv4Header
         let payload: UnsafeRawBufferPointer
         do {
@@ -43,6 +43,12 @@ extension NetworkStack {
             do {
                 let (tcp, data) = try TCPHeader.parse(payload, source: ip.source, destination: ip.destination)
                 statistics.tcpSegmentsReceived += 1
+                if let steering = flowSteering, tcp.flags.contains(.syn),
+                    !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
+                    parksSYN(tcp, from: ip.source, frame: frame, steering: steering)
+                {
+                    return
+                }
                 if let claims = portClaims, claims.isShared, !admits(tcp, from: ip.source, claims: claims) {
                     statistics.segmentsForOtherProcesses += 1
                     return

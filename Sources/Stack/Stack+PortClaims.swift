@@ -9,8 +9,12 @@ extension NetworkStack {
     /// The application accepts or polls on this listener: when the process owning its port is
     /// gone, this stack takes the port over at the next SYN.
     public func markInterested(_ id: Int32) {
-        guard sockets.contains(id) else { return }
+        guard sockets.contains(id), !sockets.slots[Int(id)]!.interested else { return }
         sockets.slots[Int(id)]!.interested = true
+        if let steering = flowSteering, sockets.slots[Int(id)]!.phase == .listening {
+            takeParked(
+                steering.listen(port: sockets.slots[Int(id)]!.localPort, accepting: true, now: clock().nanoseconds))
+        }
     }
 
     /// A forked child takes over a listening port it inherited from `predecessor` (its
@@ -81,6 +85,7 @@ extension NetworkStack {
 
     /// Whether this process answers ARP and ICMP echo requests for the shared address.
     func answersForAddress() -> Bool {
+        if let steering = flowSteering { return steering.isPrimary }
         guard let claims = portClaims, claims.isShared else { return true }
         if claims.isOrBecomesPrimary() { return true }
         statistics.leftToPrimary += 1

@@ -102,6 +102,10 @@ extension NetworkStack {
         // Claimed when free or its owner is gone; a port another process holds stays with it
         // (a forked child takes it over with claimListener).
         if let claims = portClaims, claims.claim(port) { noteClaim(i, port: port) }
+        if let steering = flowSteering {
+            let accepting = sockets.slots[i]!.interested
+            takeParked(steering.listen(port: port, accepting: accepting, now: clock().nanoseconds))
+        }
     }
 
     /// accept(2): the next established connection as a new socket, with the peer's address.
@@ -437,7 +441,10 @@ extension NetworkStack {
         for epfd in sockets.watchers[i] { epolls[Int(epfd)]?.forget(id) }
         if socket.phase == .listening {
             endpoint.stopListening(port: socket.localPort, now: clock())
-            if listenerByPort[socket.localPort] == id { listenerByPort.removeValue(forKey: socket.localPort) }
+            if listenerByPort[socket.localPort] == id {
+                listenerByPort.removeValue(forKey: socket.localPort)
+                flowSteering?.stopListening(port: socket.localPort)
+            }
         }
         if let connection = socket.connection {
             clearOwner(of: connection)

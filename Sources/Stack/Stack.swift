@@ -47,6 +47,11 @@ public final class NetworkStack<IO: PacketIO> {
     /// RSS queues): active opens pick local ports whose replies come back here, as mTCP picked
     /// ports by RSS hash. nil: any port.
     public var activeOpenSteering: ActiveOpenSteering?
+    /// Kernel steering of this instance's flows (nil: alone on the link, or port claims).
+    public internal(set) var flowSteering: FlowSteering?
+    /// Parked SYNs handed to this instance, for the next round; when the primary's duties are next due.
+    var parkedArrivals: [[UInt8]] = []
+    var nextSteeringDuty = Instant.zero
     /// Sockets holding each claimed port, so that the claim goes back with the last of them.
     var claimUsers: [UInt16: Int] = [:]
 
@@ -80,6 +85,7 @@ public final class NetworkStack<IO: PacketIO> {
     public func poll(now: Instant) {
         self.now = now
         var sink = FrameSink(stack: self)
+        if let steering = flowSteering { runSteeringDuties(steering) }
         // Output the application queued since the last round goes first: a segment arriving
         // now (data after a close, which resets) must not overtake what was written before
         // it. The kernel sends at write time; a caller that batches writes (the preload

@@ -78,6 +78,10 @@ public struct StackStatistics: Hashable, Sendable {
     public var segmentsForOtherProcesses = 0
     /// ARP requests and ICMP echo requests left to the primary process to answer.
     public var leftToPrimary = 0
+    /// SYNs for ports whose listeners did not accept yet, parked for the first that does (and
+    /// those dropped because every parking slot was taken).
+    public var synsParked = 0
+    public var synsParkingFull = 0
     /// Listening ports taken over from a process that no longer runs.
     public var portTakeovers = 0
     public init() {}
@@ -107,6 +111,7 @@ extension StackStatistics {
             + " arp_replies_sent=\(arpRepliesSent) arp_pending_flushed=\(pendingFlushed)"
             + " arp_failures=\(arpResolutionFailures) no_route=\(noRoute) tx_ring_full=\(transmitRingFull)"
             + " other_process_segments=\(segmentsForOtherProcesses) left_to_primary=\(leftToPrimary)"
+            + " syns_parked=\(synsParked) syns_parking_full=\(synsParkingFull)"
             + " port_takeovers=\(portTakeovers)"
     }
 }

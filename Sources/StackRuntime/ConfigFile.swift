@@ -23,7 +23,8 @@ public struct ConfigFile: Sendable {
     /// Keys a file may set, in MTCP_* form (MTCP_CONFIG itself is not one of them).
     public static let keys = [
         "MTCP_ENABLE", "MTCP_IFACE", "MTCP_ADDR", "MTCP_GATEWAY", "MTCP_BACKEND", "MTCP_CORES", "MTCP_LOG",
-        "MTCP_KERNEL_LISTEN", "MTCP_STATS", "MTCP_IMPAIR", "MTCP_IMPAIR_TX", "MTCP_IMPAIR_RX", "MTCP_DPDK_ARGS",
+        "MTCP_KERNEL_LISTEN", "MTCP_STEERING", "MTCP_STATS", "MTCP_IMPAIR", "MTCP_IMPAIR_TX", "MTCP_IMPAIR_RX",
+        "MTCP_DPDK_ARGS",
     ]
 
     /// The file's name as errors show it.

@@ -20,6 +20,10 @@ import Wire
 ///     --stats PREFIX      MTCP_STATS          each process writes its counters to PREFIX.PID at exit
 ///     --no-kernel-listen  MTCP_KERNEL_LISTEN  (1 default) a 0.0.0.0 listener also accepts on kernel
 ///                                             interfaces such as loopback; 0 or the flag: not
+///                         MTCP_STEERING       kernel (default): processes sharing the interface get
+///                                             only their own flows' frames (a BPF filter each, see
+///                                             FlowSteering); claims: every process sees every frame
+///                                             and a shared port table decides who answers
 ///                         MTCP_ENABLE         (1 default) 0: the preload library passes all to libc
 ///     --config FILE       MTCP_CONFIG         a file of KEY = value lines with the keys above
 ///     --impair SPEC       MTCP_IMPAIR         seeded impairment in both directions, e.g.
@@ -28,6 +32,14 @@ import Wire
 ///     --impair-rx SPEC    MTCP_IMPAIR_RX      only on frames the stack receives
 ///     --cc ALGORITHM      (flag only)         reno or cubic
 public struct StackOptions: Sendable {
+    /// How processes that share one interface divide its frames.
+    public enum Steering: String, Sendable {
+        /// The kernel gives each process only its own flows (`FlowSteering`).
+        case kernel
+        /// Every process sees every frame; the shared `PortClaims` table decides who answers.
+        case claims
+    }
+
     public enum Backend: String, Sendable { case afpacket, tap, dpdk }
 
     /// How much the stack reports on stderr; each level includes the ones before it.
@@ -70,6 +82,8 @@ public struct StackOptions: Sendable {
     public var logLevel = LogLevel.warn
     /// MTCP_KERNEL_LISTEN: a listener on 0.0.0.0 also accepts on the kernel's interfaces.
     public var kernelListen = true
+    /// MTCP_STEERING: how processes sharing the interface divide its frames (preload library).
+    public var steering = Steering.kernel
     /// MTCP_STATS: path prefix of the counter files (PREFIX.PID), none when nil.
     public var statsPath: String?
     /// Impairment of frames the stack sends and of frames it receives.
@@ -88,7 +102,7 @@ public struct StackOptions: Sendable {
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
                        [--cc reno|cubic]
         (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_DPDK_ARGS, MTCP_CONFIG, MTCP_LOG,
-         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
+         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_STEERING, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
         """
 
     /// Flags that take a value, and the variable each stands for ("--cc" has none).
@@ -233,6 +247,11 @@ public struct StackOptions: Sendable {
             logLevel = level
         case "MTCP_KERNEL_LISTEN":
             kernelListen = try StackOptions.boolean(value)
+        case "MTCP_STEERING":
+            guard let mode = Steering(rawValue: value) else {
+                throw OptionsError("bad steering \(value) (kernel or claims)")
+            }
+            steering = mode
         case "MTCP_STATS":
             statsPath = value
         case "MTCP_IMPAIR":
@@ -274,6 +293,7 @@ public struct StackOptions: Sendable {
         }
         result.append(("MTCP_LOG", logLevel.name))
         result.append(("MTCP_KERNEL_LISTEN", kernelListen ? "1" : "0"))
+        result.append(("MTCP_STEERING", steering.rawValue))
         if let statsPath { result.append(("MTCP_STATS", statsPath)) }
         if let impairTransmit { result.append(("MTCP_IMPAIR_TX", impairTransmit.text)) }
         if let impairReceive { result.append(("MTCP_IMPAIR_RX", impairReceive.text)) }

@@ -57,6 +57,10 @@ public final class TCPEndpoint {
     /// When this endpoint last answered a SYN with a cookie (`.zero`: never).
     var lastCookieSent = Instant.zero
     public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
+    /// Records the flows this endpoint owns (nil: it is alone on its link).
+    public var flowRegistry: TCPFlowRegistry?
+    /// Ephemeral ports tried for an active open whose 4-tuples other owners hold.
+    static let claimAttempts = 64
 
     /// - Parameter secret: 128 bits for ISNs and SYN cookies; pick it at random once per boot
     ///   (tests pass a fixed value to stay deterministic).
@@ -136,16 +140,23 @@ public final class TCPEndpoint {
         port remotePort: UInt16,
         now: Instant
     ) throws(TCPEndpointError) -> ConnectionID {
-        let flow: TCPFlow
+        var chosen: TCPFlow?
         if let localPort {
-            flow = TCPFlow(
+            let flow = TCPFlow(
                 localAddress: localAddress, localPort: localPort, remoteAddress: remoteAddress, remotePort: remotePort)
-            guard flows[flow] == nil else { throw .addressInUse }
+            guard flows[flow] == nil, claim(flow) else { throw .addressInUse }
+            chosen = flow
         } else {
-            guard let chosen = pickEphemeralFlow(local: localAddress, remote: remoteAddress, remotePort: remotePort)
-            else { throw .addressNotAvailable }
-            flow = chosen
+            for _ in 0..<Self.claimAttempts {
+                guard let flow = pickEphemeralFlow(local: localAddress, remote: remoteAddress, remotePort: remotePort)
+                else { throw .addressNotAvailable }
+                if claim(flow) {
+                    chosen = flow
+                    break
+                }
+            }
         }
+        guard let flow = chosen else { throw .addressNotAvailable }
         let iss = isnGenerator.isn(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
@@ -155,6 +166,7 @@ public final class TCPEndpoint {
             localAddress: flow.localAddress.rawValue, remoteAddress: flow.remoteAddress.rawValue)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
+            flowRegistry?.release(flow)
             throw .noBuffers
         }
         slots[Int(slot)].ownedByApplication = true
@@ -338,6 +350,9 @@ public final class TCPEndpoint {
             sendCookie(for: segment, flow: flow, configuration: configuration, now: now)
             return
         }
+        // Another owner answers this SYN (a retransmission that reached us after the
+        // listeners changed): stay silent.
+        guard claim(flow) else { return }
         let iss = isnGenerator.isn(
             localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
             remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
@@ -347,12 +362,14 @@ public final class TCPEndpoint {
                 acceptingSYN: segment, configuration: configuration, initialSequence: iss, now: now, memory: memory)
         else {
             if let memory { memoryPool.give(back: memory) }
+            flowRegistry?.release(flow)
             return
         }
         connection.timestampOffset = isnGenerator.timestampOffset(
             localAddress: flow.localAddress.rawValue, remoteAddress: flow.remoteAddress.rawValue)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
+            flowRegistry?.release(flow)
             return
         }
         slots[Int(slot)].listenerPort = flow.localPort
@@ -431,12 +448,14 @@ public final class TCPEndpoint {
         if let ts = ack.options.timestamp, configuration.timestamps {
             (scale, sack) = cookies.decodeTimestamp(ts.echoReply)
         }
+        guard claim(flow) else { return }
         let memory = takeMemory(for: configuration)
         let connection = TCPConnection(
             cookieAck: ack, peerMSS: Int(mss), peerWindowShift: scale, sackPermitted: sack,
             configuration: configuration, now: now, memory: memory)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
+            flowRegistry?.release(flow)
             return
         }
         statistics.synCookiesAccepted += 1
@@ -556,6 +575,13 @@ public final class TCPEndpoint {
         if let memory { memoryPool.give(back: memory) }
     }
 
+    /// Takes `flow` in the registry, if there is one; false (counted) when another owner has it.
+    func claim(_ flow: TCPFlow) -> Bool {
+        guard let flowRegistry, !flowRegistry.claim(flow) else { return true }
+        statistics.flowsOwnedElsewhere += 1
+        return false
+    }
+
     func insert(_ connection: TCPConnection, flow: TCPFlow, memory: ConnectionMemory?) -> Int32? {
         guard flows.count < maximumConnections else {
             statistics.connectionTableFull += 1
@@ -594,6 +620,7 @@ public final class TCPEndpoint {
             slots[index].memory = nil
         }
         flows.remove(slots[index].flow)
+        flowRegistry?.release(slots[index].flow)
         slots[index].generation &+= 1
         timers.cancel(slot)
         slots[index].listenerPort = nil

@@ -67,6 +67,8 @@ public struct TCPEndpointStatistics: Hashable, Sendable {
     public var activeOpens = 0
     public var connectionsReleased = 0
     public var timeWaitReused = 0
+    /// New flows the registry refused: another process (or instance) owns the 4-tuple.
+    public var flowsOwnedElsewhere = 0
     public init() {}
 }
 
@@ -76,4 +78,18 @@ public enum TCPEndpointEvent: Hashable, Sendable {
     case connection(ConnectionID, TCPEvents)
     /// A listener has an established connection to accept.
     case acceptable(port: UInt16)
+}
+
+/// Where an endpoint records which flows are its own, when several share one link and the
+/// kernel steers each flow's frames to its owner (`FlowSteering`). `claim` runs before a new
+/// connection's first segment is sent (false: another owner has the flow, so the endpoint
+/// leaves it alone); `release` when the connection is freed.
+public struct TCPFlowRegistry {
+    public var claim: (TCPFlow) -> Bool
+    public var release: (TCPFlow) -> Void
+
+    public init(claim: @escaping (TCPFlow) -> Bool, release: @escaping (TCPFlow) -> Void) {
+        self.claim = claim
+        self.release = release
+    }
 }

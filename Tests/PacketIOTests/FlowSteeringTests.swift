@@ -77,7 +77,8 @@ struct FlowSteeringTests {
         }
         a.listen(port: 80, accepting: true, now: 0)
         var shares = [0, 0]
-        for port in UInt16(40000)..<40400 {
+        // Ports step by 2 (Linux's connect does) and all come from one peer address.
+        for port in stride(from: UInt16(40000), to: 40800, by: 2) {
             let members = try #require(a.listenerSet(port: 80)).members
             let expected = members[
                 Int(SteeringProgram.memberIndex(remoteAddress: Self.peer, remotePort: port, localPort: 80, count: 2))]

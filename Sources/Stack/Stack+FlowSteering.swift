@@ -1,0 +1,76 @@
+import PacketIO
+import TCP
+import Wire
+
+/// Sharing one link with other processes (and instances) through kernel flow steering: each
+/// flow's frames reach only its owner, and a listening port's new flows reach only the
+/// instances that accept there (`FlowSteering`, `SteeringProgram`).
+extension NetworkStack {
+    /// Steers this instance's flows through `steering` (its program on this instance's receive
+    /// socket): every new connection is claimed before its first segment leaves and released
+    /// when freed; listeners already open are registered.
+    public func useFlowSteering(_ steering: FlowSteering) {
+        flowSteering = steering
+        endpoint.flowRegistry = TCPFlowRegistry(
+            claim: { flow in
+                steering.claim(
+                    localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+                    remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort)
+            },
+            release: { flow in
+                steering.release(
+                    localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+                    remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort)
+            })
+        for (port, id) in listenerByPort {
+            let accepting = sockets.slots[Int(id)]?.interested == true
+            takeParked(steering.listen(port: port, accepting: accepting, now: now.nanoseconds))
+        }
+        steering.maintain()
+    }
+
+    /// SYNs other instances parked for a port this instance now accepts on: processed at the
+    /// start of the next loop round, as if they had just arrived.
+    func takeParked(_ frames: [[UInt8]]) {
+        parkedArrivals.append(contentsOf: frames)
+    }
+
+    /// The round's first work: parked SYNs handed over, and every 200 ms the primary's
+    /// duties (taking the role when it is vacant, sweeping what dead instances left).
+    func runSteeringDuties(_ steering: FlowSteering) {
+        if !parkedArrivals.isEmpty {
+            let frames = parkedArrivals
+            parkedArrivals.removeAll()
+            for frame in frames {
+                frame.withUnsafeBytes { receiveFrame($0) }
+            }
+        }
+        if now >= nextSteeringDuty {
+            nextSteeringDuty = now + .milliseconds(200)
+            steering.maintain()
+        }
+    }
+
+    /// A pure SYN for a port whose listeners do not accept yet: kept for the first instance
+    /// that does (an nginx master listens, its workers accept), instead of being answered by
+    /// an instance that never will. False for SYNs this instance handles itself.
+    func parksSYN(_ tcp: TCPHeader, from source: IPv4Address, frame: UnsafeRawBufferPointer, steering: FlowSteering)
+        -> Bool
+    {
+        let port = tcp.destinationPort
+        if let id = listenerByPort[port] {
+            if sockets.slots[Int(id)]?.interested == true { return false }
+        } else if !steering.isPrimary || !steering.awaitsAcceptor(port: port) {
+            return false
+        }
+        let flow = TCPFlow(
+            localAddress: configuration.address, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
+        if endpoint.hasFlow(flow) { return false }
+        if steering.park(frame: frame, port: port, now: now.nanoseconds) {
+            statistics.synsParked += 1
+        } else {
+            statistics.synsParkingFull += 1
+        }
+        return true
+    }
+}
