@@ -1,4 +1,5 @@
 import CPreload
+import CShim
 import Glibc
 import PacketIO
 import PacketIODPDK
@@ -56,8 +57,11 @@ extension PreloadRuntime {
     }
 
     /// The child side of fork: the parent's stack and connections stay the parent's. Sockets
-    /// become inherited; this process starts its own stack when it first needs one.
-    func becomeChild() {
+    /// become inherited; this process starts its own stack when it first needs one, or at
+    /// once when the result says so: its parent is the primary and listens on ports it does
+    /// not accept on (nginx daemonizing, an nginx master forking workers), so the child may
+    /// be the process that must park SYNs for them once the parent is gone.
+    func becomeChild() -> Bool {
         // The packet sockets this child may need later are made now, while it may still have
         // the privilege (nginx workers drop root first). Any inherited ones are the parent's.
         let usesStack = stack != nil || preopenedSockets != nil || dpdkChildPort != nil
@@ -73,6 +77,7 @@ extension PreloadRuntime {
         // The parent's program steers the parent's frames; the child needs one of its own,
         // loaded now for the same reason (it takes CAP_BPF).
         let parentSteered = steering != nil
+        let parentParks = steering.map { $0.isPrimary && $0.ports.values.contains(false) } ?? false
         steering = nil
         steeringRefusal = nil
         if usesStack {
@@ -97,6 +102,13 @@ extension PreloadRuntime {
                 if steering == nil { steeringRefusal = "its DPDK queue cannot be steered" }
             }
         }
+        // The child holds the listeners it inherited: their ports stay "listened" (SYNs are
+        // parked, not reset) while it lives, whoever else leaves.
+        if let steering, steeringRefusal == nil {
+            for case let record? in records where record.listening {
+                steering.listen(port: record.localPort, accepting: false, now: mtcp_shim_monotonic_ns())
+            }
+        }
         stack = nil
         activationFailed = false
         driverStarted = false
@@ -111,6 +123,7 @@ extension PreloadRuntime {
         signalled = []
         lastDriven.store(0, ordering: .relaxed)
         nextWake.store(UInt64.max, ordering: .relaxed)
+        return parentParks && steering != nil && steeringRefusal == nil
     }
 }
 
@@ -265,7 +278,11 @@ public func hook_fork() -> pid_t {
     let child = mtcp_real_fork()
     if child == 0 {
         mtcp_lock_reset()
-        runtime.becomeChild()
+        if runtime.becomeChild() {
+            mtcp_lock()
+            _ = runtime.activate()
+            mtcp_unlock()
+        }
     } else {
         mtcp_unlock()
     }

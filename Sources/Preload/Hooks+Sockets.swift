@@ -108,6 +108,9 @@ extension PreloadRuntime {
                 shadow?.members.removeValue(forKey: fd)
             }
             try? stack.close(record.stackID)
+        } else if record.inherited && record.listening {
+            // No longer holds the parent's listener (a BGSAVE child closing what it inherited).
+            steering?.stopListening(port: record.localPort)
         }
         releaseRecord(r)
     }

@@ -35,8 +35,9 @@ extension NetworkStack {
         parkedArrivals.append(contentsOf: frames)
     }
 
-    /// The round's first work: parked SYNs handed over, and every 200 ms the primary's
-    /// duties (taking the role when it is vacant, sweeping what dead instances left).
+    /// The round's first work: parked SYNs handed over, and every 50 ms the primary's duties
+    /// (taking the role when it is vacant, sweeping what dead instances left): a primary that
+    /// exits leaves ARP, ICMP and parked SYNs unanswered until another instance takes over.
     func runSteeringDuties(_ steering: FlowSteering) {
         if !parkedArrivals.isEmpty {
             let frames = parkedArrivals
@@ -46,7 +47,7 @@ extension NetworkStack {
             }
         }
         if now >= nextSteeringDuty {
-            nextSteeringDuty = now + .milliseconds(200)
+            nextSteeringDuty = now + .milliseconds(50)
             steering.maintain()
         }
     }
