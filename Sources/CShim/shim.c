@@ -213,9 +213,9 @@ void *mtcp_shim_map_shared_anonymous(size_t length) {
 // MARK: eBPF
 
 #include <linux/bpf.h>
-#include <sys/mount.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
-#include <sys/vfs.h>
 
 static long bpf_call(int command, union bpf_attr *attr) {
     return syscall(__NR_bpf, command, attr, sizeof(*attr));
@@ -320,10 +320,48 @@ int mtcp_shim_attach_bpf(int fd, int program) {
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &program, sizeof(program));
 }
 
-int mtcp_shim_mount_bpffs(const char *path) {
-    struct statfs info;
-    if (statfs(path, &info) == 0 && info.f_type == 0xcafe4a11 /* BPF_FS_MAGIC */) return 0;
-    return mount("bpf", path, "bpf", 0, "mode=0700");
+int mtcp_shim_fd_of_process(int pid, int fd) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) return -1;
+    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    int saved = errno;
+    close(pidfd);
+    errno = saved;
+    return copy < 0 ? copy : mtcp_shim_move_to_private_range(copy);
+}
+
+struct lock_waiter {
+    int fd;
+    long offset;
+    void (*granted)(void *);
+    void *context;
+};
+
+static void *wait_for_lock(void *argument) {
+    struct lock_waiter waiter = *(struct lock_waiter *)argument;
+    free(argument);
+    // EDEADLK: the kernel's deadlock detection counts the process's other locks; try again.
+    while (mtcp_shim_lock_byte(waiter.fd, waiter.offset, 1, 0) != 0) usleep(10000);
+    waiter.granted(waiter.context);
+    return NULL;
+}
+
+int mtcp_shim_wait_for_lock_thread(int fd, long offset, void (*granted)(void *), void *context) {
+    struct lock_waiter *waiter = malloc(sizeof(*waiter));
+    if (!waiter) return ENOMEM;
+    *waiter = (struct lock_waiter){fd, offset, granted, context};
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pthread_t thread;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    int result = pthread_create(&thread, &attributes, wait_for_lock, waiter);
+    pthread_attr_destroy(&attributes);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (result != 0) free(waiter);
+    return result;
 }
 
 int mtcp_shim_lock_byte(int fd, long offset, int wait, int unlock) {

@@ -1,5 +1,6 @@
 import CShim
 import Glibc
+import Synchronization
 
 /// Counters of one instance's part in kernel flow steering.
 public struct FlowSteeringStatistics: Sendable {
@@ -52,14 +53,15 @@ public final class FlowSteering {
         public var registry: Int32
         public var parked: Int32
         public var lock: Int32
-        /// Where the maps are pinned (empty: not pinned, shared with forked children only).
-        public var directory: String
     }
 
     public let maps: SharedMaps
     public let token: UInt32
     public let program: Int32
-    public private(set) var isPrimary = false
+    /// Set by whichever thread obtains the primary lock (the owner's, or the waiter thread).
+    let primaryFlag = Atomic<Bool>(false)
+    public var isPrimary: Bool { primaryFlag.load(ordering: .relaxed) }
+    var countedPrimary = false
     public private(set) var statistics = FlowSteeringStatistics()
     /// Ports this instance listens on, and whether it accepts there.
     public private(set) var ports: [UInt16: Bool] = [:]
@@ -80,6 +82,13 @@ public final class FlowSteering {
     static let noExist: UInt64 = 1
     static let exist: UInt64 = 2
 
+    /// Registry values: an instance being set up, and one whose stack runs and that waits for
+    /// the primary role (it takes it the moment the primary lets go).
+    static let starting: UInt32 = 0
+    static let ready: UInt32 = 1
+    /// How long an exiting primary keeps serving for a successor that is still starting.
+    static let handoverLimitMilliseconds = 500
+
     static let mutexByte = 0
     static let primaryByte = 1
 
@@ -96,55 +105,96 @@ public final class FlowSteering {
 
     // MARK: Opening
 
-    /// Opens the maps of `interface` in this network namespace, creating and pinning them
-    /// when this is the first process there; `pin: false` makes private maps that only forked
-    /// children share (tests).
-    public static func openMaps(interface: String, pin: Bool = true) throws(PacketIOError) -> SharedMaps {
+    /// Opens the maps of `interface` in this network namespace: copies of a live process's
+    /// descriptors (pidfd_getfd) when some process already has them, new maps otherwise.
+    /// A bpf file system would not do: `ip netns exec` gives each command a mount namespace
+    /// of its own, so processes of one namespace would pin into different ones. The lock file
+    /// in /dev/shm (named after the network namespace and the interface) lists who has them.
+    /// `shared: false` makes maps nobody else finds (tests).
+    public static func openMaps(interface: String, shared: Bool = true) throws(PacketIOError) -> SharedMaps {
         let index = if_nametoindex(interface)
         guard index != 0 else { throw .noSuchInterface(interface) }
         var namespace = stat()
         let inode = stat("/proc/self/ns/net", &namespace) == 0 ? UInt64(namespace.st_ino) : 0
-        let name = "\(inode)-\(index)"
-        let lockPath = "/dev/shm/mtcp-steering-\(name).lock"
+        let lockPath = "/dev/shm/mtcp-steering-\(inode)-\(index)\(shared ? "" : "-\(getpid())")"
         let lock = mtcp_shim_move_to_private_range(open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o666))
         guard lock >= 0 else { throw .system(call: "open(\(lockPath))", errno: mtcp_shim_errno()) }
         _ = fchmod(lock, 0o666)
+        if !shared { _ = unlink(lockPath) }
         _ = mtcp_shim_lock_byte(lock, mutexByte, 1, 0)
         defer { _ = mtcp_shim_lock_byte(lock, mutexByte, 0, 1) }
 
-        var directory = ""
-        if pin, mkdir("/sys/fs/bpf", 0o755) == 0 || mtcp_shim_errno() == EEXIST,
-            mtcp_shim_mount_bpffs("/sys/fs/bpf") == 0
-        {
-            let root = "/sys/fs/bpf/mtcp"
-            _ = mkdir(root, 0o700)
-            directory = "\(root)/\(name)"
-            _ = mkdir(directory, 0o700)
+        var table = HolderTable(lock: lock)
+        for holder in table.entries where holder.pid > 0 && holder.pid != getpid() {
+            let copies = holder.fds.map { mtcp_shim_fd_of_process(holder.pid, $0) }
+            if copies.allSatisfy({ $0 >= 0 }) {
+                return SharedMaps(
+                    flows: copies[0], listeners: copies[1], primary: copies[2], registry: copies[3], parked: copies[4],
+                    lock: lock)
+            }
+            for fd in copies where fd >= 0 { close(fd) }
         }
-        func map(_ file: String, type: UInt32, key: Int, value: Int, entries: UInt32, flags: UInt32 = 0)
+        func map(_ name: String, type: UInt32, key: Int, value: Int, entries: UInt32, flags: UInt32 = 0)
             throws(PacketIOError) -> Int32
         {
-            let path = "\(directory)/\(file)"
-            if !directory.isEmpty {
-                let existing = mtcp_shim_bpf_obj_get(path)
-                if existing >= 0 { return existing }
-            }
             let fd = mtcp_shim_bpf_map_create(type, UInt32(key), UInt32(value), entries, flags)
-            guard fd >= 0 else { throw .system(call: "bpf(BPF_MAP_CREATE \(file))", errno: mtcp_shim_errno()) }
-            if !directory.isEmpty && mtcp_shim_bpf_obj_pin(fd, path) != 0 { directory = "" }
+            guard fd >= 0 else { throw .system(call: "bpf(BPF_MAP_CREATE \(name))", errno: mtcp_shim_errno()) }
             return fd
         }
-        let noPrealloc = UInt32(1)  // BPF_F_NO_PREALLOC
-        let flows = try map("flows", type: Self.hashMap, key: 16, value: 4, entries: flowCapacity, flags: noPrealloc)
+        let noPrealloc: UInt32 = 1  // BPF_F_NO_PREALLOC
+        let flows = try map("flows", type: hashMap, key: 16, value: 4, entries: flowCapacity, flags: noPrealloc)
         let listeners = try map(
-            "listeners", type: Self.hashMap, key: 4, value: ListenerSet.byteCount, entries: listenerCapacity)
-        let primary = try map("primary", type: Self.arrayMap, key: 4, value: 4, entries: 1)
-        let registry = try map("registry", type: Self.hashMap, key: 4, value: 4, entries: registryCapacity)
-        let parked = try map(
-            "parked", type: Self.arrayMap, key: 4, value: parkedValueBytes, entries: parkingSlots)
-        return SharedMaps(
-            flows: flows, listeners: listeners, primary: primary, registry: registry, parked: parked, lock: lock,
-            directory: directory)
+            "listeners", type: hashMap, key: 4, value: ListenerSet.byteCount, entries: listenerCapacity)
+        let primary = try map("primary", type: arrayMap, key: 4, value: 4, entries: 1)
+        let registry = try map("registry", type: hashMap, key: 4, value: 4, entries: registryCapacity)
+        let parked = try map("parked", type: arrayMap, key: 4, value: parkedValueBytes, entries: parkingSlots)
+        let maps = SharedMaps(
+            flows: flows, listeners: listeners, primary: primary, registry: registry, parked: parked, lock: lock)
+        // Every earlier holder is gone: its entries describe maps that no longer exist.
+        table.clear()
+        return maps
+    }
+
+    /// The processes that have the maps open and their descriptor numbers, after the lock bytes
+    /// of the lock file: 64 entries of a pid and five descriptors (Int32 each).
+    struct HolderTable {
+        static let offset = 64
+        static let count = 64
+        static let entryBytes = 24
+        let lock: Int32
+
+        var entries: [(pid: Int32, fds: [Int32])] {
+            var words = [Int32](repeating: 0, count: Self.count * Self.entryBytes / 4)
+            let read = words.withUnsafeMutableBytes { pread(lock, $0.baseAddress, $0.count, off_t(Self.offset)) }
+            guard read > 0 else { return [] }
+            return (0..<(read / Self.entryBytes)).map { k in (words[6 * k], Array(words[(6 * k + 1)..<(6 * k + 6)])) }
+        }
+
+        /// Lists `pid` with `fds`, in its own entry, a dead process's or a free one.
+        func add(_ pid: Int32, _ fds: [Int32]) {
+            let current = entries
+            let slot =
+                current.firstIndex { $0.pid == pid }
+                ?? current.firstIndex { $0.pid <= 0 || !(kill($0.pid, 0) == 0 || mtcp_shim_errno() == EPERM) }
+                ?? (current.count < Self.count ? current.count : nil)
+            guard let slot else { return }
+            write([pid] + fds, at: slot)
+        }
+
+        func remove(_ pid: Int32) {
+            for (slot, entry) in entries.enumerated() where entry.pid == pid { write([0, 0, 0, 0, 0, 0], at: slot) }
+        }
+
+        func clear() {
+            let zero = [Int32](repeating: 0, count: Self.count * Self.entryBytes / 4)
+            _ = zero.withUnsafeBytes { pwrite(lock, $0.baseAddress, $0.count, off_t(Self.offset)) }
+        }
+
+        func write(_ words: [Int32], at slot: Int) {
+            _ = words.withUnsafeBytes {
+                pwrite(lock, $0.baseAddress, $0.count, off_t(Self.offset + slot * Self.entryBytes))
+            }
+        }
     }
 
     /// Instance `token`'s program over `maps`, registered as a live instance.
@@ -168,8 +218,12 @@ public final class FlowSteering {
         }
         program = fd
         var key = token
-        var pid = token >> 8
-        _ = mtcp_shim_bpf_map_update(maps.registry, &key, &pid, 0)
+        var state = Self.starting
+        _ = mtcp_shim_bpf_map_update(maps.registry, &key, &state, 0)
+        serialized {
+            HolderTable(lock: maps.lock).add(
+                getpid(), [maps.flows, maps.listeners, maps.primary, maps.registry, maps.parked])
+        }
     }
 
     deinit { close(program) }
@@ -349,20 +403,47 @@ public final class FlowSteering {
     /// Takes the primary role if nobody holds it; as primary, removes what dead instances
     /// left behind. Called every few hundred milliseconds.
     public func maintain() {
+        guard !retired else { return }
         if !isPrimary {
             guard mtcp_shim_lock_byte(maps.lock, Self.primaryByte, 0, 0) == 0 else { return }
-            isPrimary = true
+            primaryFlag.store(true, ordering: .relaxed)
+        }
+        if !countedPrimary {
+            countedPrimary = true
             statistics.primaryTakeovers += 1
         }
-        // Written every time: a predecessor that died may have left its token there.
+        publishPrimary()
+        sweep()
+    }
+
+    /// Names this instance in the primary map (a predecessor that died may have left its token).
+    func publishPrimary() {
         var key: UInt32 = 0
         var current: UInt32 = 0
         if mtcp_shim_bpf_map_lookup(maps.primary, &key, &current) != 0 || current != token {
             var value = token
             _ = mtcp_shim_bpf_map_update(maps.primary, &key, &value, 0)
         }
-        sweep()
     }
+
+    /// A thread that sleeps until the primary lock is free and takes the role at once, so
+    /// that a primary that exits (nginx's first process after it daemonized) leaves no gap in
+    /// which SYNs for listeners that do not accept yet are lost. Once per instance.
+    public func waitForPrimaryRole() {
+        guard !waiting, !isPrimary else { return }
+        waiting = true
+        let context = Unmanaged.passRetained(self).toOpaque()
+        _ = mtcp_shim_wait_for_lock_thread(
+            maps.lock, Self.primaryByte,
+            { context in
+                let steering = Unmanaged<FlowSteering>.fromOpaque(context!).takeRetainedValue()
+                steering.primaryFlag.store(true, ordering: .relaxed)
+                steering.publishPrimary()
+            }, context)
+    }
+    var waiting = false
+    /// Gone from the maps (the process is exiting): takes no role again.
+    public private(set) var retired = false
 
     /// Removes every dead instance's flows, listener memberships and registration.
     public func sweep() {
@@ -407,32 +488,67 @@ public final class FlowSteering {
         return result
     }
 
+    /// Lists instance `token` (a child just forked, before it runs) as starting, so that an
+    /// exiting primary waits for it (see `retire`).
+    public func registerStarting(_ token: UInt32) {
+        var key = token
+        var state = Self.starting
+        _ = mtcp_shim_bpf_map_update(maps.registry, &key, &state, 0)
+    }
+
+    /// This instance's stack runs and it waits for the primary role.
+    public func markReady() {
+        var key = token
+        var state = Self.ready
+        _ = mtcp_shim_bpf_map_update(maps.registry, &key, &state, 0)
+    }
+
+    /// Whether another live instance is ready to take the primary role, or one is still
+    /// starting (worth waiting for).
+    func successors() -> (ready: Bool, starting: Bool) {
+        var result = (ready: false, starting: false)
+        for raw in keys(of: maps.registry, size: 4) {
+            var key = raw.withUnsafeBytes { $0.load(as: UInt32.self) }
+            var state: UInt32 = 0
+            guard key != token, mtcp_shim_bpf_map_lookup(maps.registry, &key, &state) == 0, isAlive(key) else {
+                continue
+            }
+            if state == Self.ready { result.ready = true } else { result.starting = true }
+        }
+        return result
+    }
+
     /// This instance leaves: out of every listener set and the registry (its flows go with
     /// the sweep once it is dead, so that segments still in flight are not reset meanwhile).
-    /// The last instance on the interface removes the pins.
-    public func retire() {
+    /// A primary whose successor is still starting (nginx's first process exits right after
+    /// forking the master) keeps the role, calling `keepServing` every millisecond, until the
+    /// successor is ready or the limit passes: SYNs parked meanwhile are not lost.
+    public func retire(keepServing: () -> Void = {}) {
+        guard !retired else { return }
         for port in Array(ports.keys) { stopListening(port: port) }
+        if isPrimary {
+            for _ in 0..<Self.handoverLimitMilliseconds {
+                let next = successors()
+                if next.ready || !next.starting { break }
+                keepServing()
+                usleep(1000)
+            }
+        }
+        retired = true
         serialized {
             var key = token
+            _ = mtcp_shim_bpf_map_delete(maps.registry, &key)
+            HolderTable(lock: maps.lock).remove(getpid())
             if isPrimary {
                 var zero: UInt32 = 0
                 var slot: UInt32 = 0
                 _ = mtcp_shim_bpf_map_update(maps.primary, &slot, &zero, 0)
             }
-            let others = keys(of: maps.registry, size: 4).map { $0.withUnsafeBytes { $0.load(as: UInt32.self) } }
-                .filter { $0 != token && isAlive($0) }
-            if others.isEmpty && !maps.directory.isEmpty {
-                for file in ["flows", "listeners", "primary", "registry", "parked"] {
-                    _ = unlink("\(maps.directory)/\(file)")
-                }
-                _ = rmdir(maps.directory)
-            } else {
-                _ = mtcp_shim_bpf_map_delete(maps.registry, &key)
-            }
         }
         if isPrimary {
+            primaryFlag.store(false, ordering: .relaxed)
+            countedPrimary = false
             _ = mtcp_shim_lock_byte(maps.lock, Self.primaryByte, 0, 1)
-            isPrimary = false
         }
     }
 }

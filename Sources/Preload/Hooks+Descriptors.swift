@@ -284,6 +284,11 @@ public func hook_fork() -> pid_t {
             mtcp_unlock()
         }
     } else {
+        // A child that will start its stack at once (see becomeChild) is a successor this
+        // process, as primary, must wait for before it lets the role go.
+        if child > 0, let steering = runtime.steering, steering.isPrimary, steering.ports.values.contains(false) {
+            steering.registerStarting(FlowSteering.token(pid: child))
+        }
         mtcp_unlock()
     }
     return child

@@ -249,9 +249,6 @@ final class PreloadRuntime {
         do throws(PacketIOError) {
             if steeringMaps == nil { steeringMaps = try FlowSteering.openMaps(interface: interface) }
             let made = try FlowSteering(maps: steeringMaps!, token: FlowSteering.token(pid: getpid()))
-            if steeringMaps!.directory.isEmpty {
-                logOnce("steering-pin", "no bpf file system: flow steering is shared with forked processes only")
-            }
             return made
         } catch {
             log.warn("no kernel flow steering on \(interface) (\(error)): processes share its frames by port claims")
@@ -504,9 +501,11 @@ extension PreloadRuntime {
             try? stack.close(record.stackID)
             records[r]!.inherited = true
         }
+        // Out of the steering maps first: the primary role passes on now, so frames that would
+        // reach this process after its last round go to one that stays.
+        steering?.retire(keepServing: { self.drive() })
         // A few rounds: the FINs leave, and ACKs still owed go with them.
         for _ in 0..<3 { drive() }
-        steering?.retire()
     }
 
     func writeStatistics() {

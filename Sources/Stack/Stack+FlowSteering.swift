@@ -27,6 +27,8 @@ extension NetworkStack {
             takeParked(steering.listen(port: port, accepting: accepting, now: now.nanoseconds))
         }
         steering.maintain()
+        steering.waitForPrimaryRole()
+        steering.markReady()
     }
 
     /// SYNs other instances parked for a port this instance now accepts on: processed at the

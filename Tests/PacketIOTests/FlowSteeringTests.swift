@@ -55,7 +55,7 @@ struct FlowSteeringTests {
     }
 
     @Test func framesReachTheirOwnerOnly() throws {
-        let maps = try FlowSteering.openMaps(interface: "lo", pin: false)
+        let maps = try FlowSteering.openMaps(interface: "lo", shared: false)
         let a = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 1))
         let b = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 2))
         let both = [a, b]
@@ -106,7 +106,7 @@ struct FlowSteeringTests {
     }
 
     @Test func parkedSYNsGoToTheFirstAcceptor() throws {
-        let maps = try FlowSteering.openMaps(interface: "lo", pin: false)
+        let maps = try FlowSteering.openMaps(interface: "lo", shared: false)
         let primary = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 3))
         let worker = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 4))
         primary.listen(port: 8080, accepting: false, now: 0)
@@ -128,7 +128,7 @@ struct FlowSteeringTests {
     }
 
     @Test func deadInstancesAreSweptByThePrimary() throws {
-        let maps = try FlowSteering.openMaps(interface: "lo", pin: false)
+        let maps = try FlowSteering.openMaps(interface: "lo", shared: false)
         let deadToken = FlowSteering.token(pid: getpid(), instance: 9)
         let primary = try FlowSteering(
             maps: maps, token: FlowSteering.token(pid: getpid(), instance: 5), isAlive: { $0 != deadToken })

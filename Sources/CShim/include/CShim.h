@@ -237,8 +237,12 @@ int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, c
 int mtcp_shim_bpf_test_run(int fd, const void *frame, uint32_t length, uint32_t *result);
 /// SO_ATTACH_BPF: socket `fd` keeps only what program `program` accepts.
 int mtcp_shim_attach_bpf(int fd, int program);
-/// Mounts a bpf file system at `path` when none is there; 0 when one is (now) mounted.
-int mtcp_shim_mount_bpffs(const char *path);
+/// A copy of process `pid`'s descriptor `fd` (pidfd_open + pidfd_getfd, in the private fd
+/// range, close-on-exec); -1 with errno.
+int mtcp_shim_fd_of_process(int pid, int fd);
+/// Starts a detached thread, with every signal blocked, that waits (F_SETLKW, retried) for a
+/// POSIX write lock on byte `offset` of `fd` and then calls `granted(context)` once.
+int mtcp_shim_wait_for_lock_thread(int fd, long offset, void (*granted)(void *), void *context);
 /// fcntl(F_SETLK / F_SETLKW) of a POSIX write lock on one byte (`wait`: block until granted),
 /// or F_UNLCK; 0 or -1 with errno. POSIX locks belong to the process: not inherited by fork,
 /// released when it dies.
