@@ -6,6 +6,13 @@
 #   'Connection: close' from the peer for WORKERS_SECONDS (default 5): no socket errors, all 2xx;
 #   each worker's passive opens (its MTCP_STATS line) within 35-65% of the total for 2 workers,
 #   15-35% for 4; frames received by all nginx processes at most 1.2x the frames the peer sent.
+# Then, with 2 workers and a 4 MB file served at limit_rate 1m:
+#   nginx -s reload three times during a RELOAD_SECONDS (default 20) wrk run, keep-alive and
+#   again with 'Connection: close': all 2xx, no socket errors ('Connection: close') or only
+#   those the kernel shows too (keep-alive: see reload_clean); a slow download started before
+#   the reloads completes byte-exact (old workers finish their flows; nobody resets them);
+#   kill -9 of the workers: their peers' keep-alive connections are reset at their next
+#   request (within a second), and the workers the master restarts serve new requests.
 # In kernel mode only the wrk checks run (there are no stack counters).
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -89,5 +96,115 @@ for W in ${NGINX_WORKER_COUNTS:-2 4}; do
     }
     check "frames received by all nginx processes at most 1.2x the frames on the wire" frames
 done
+
+N="$WORK/nginx-reload"
+nginx_config "$N" 80
+sed -i "s/^worker_processes auto;/worker_processes 2;/" "$N/nginx.conf"
+sed -i "s|server { listen 80; root $N/www; }|server { listen 80; root $N/www; location /slow/ { limit_rate 1m; } }|" "$N/nginx.conf"
+make_www "$N/www"
+mkdir -p "$N/www/slow"
+head -c 4000000 /dev/urandom >"$N/www/slow/4m.bin"
+chmod 755 "$N/www/slow"
+chmod 644 "$N/www/slow/4m.bin"
+start() {
+    on_stack 30 nginx nginx -c "$N/nginx.conf" -p "$N" >"$WORK/nginx-start.log" 2>&1 &&
+        netns_wait_for 100 test -s "$N/nginx.pid" && wait_tcp_port "$PEER_NS" "$STACK_ADDR" 80
+}
+check "nginx (2 workers, limit_rate location) starts for the reload checks" start
+MASTER="$(cat "$N/nginx.pid" 2>/dev/null || true)"
+[[ -n "$MASTER" ]] && netns_track_pid "$MASTER"
+RELOAD_SECONDS="${RELOAD_SECONDS:-20}"
+# reload_clean OUTPUT  wrk's report of a keep-alive run across reloads: all 2xx, no connect errors
+# or timeouts. Old workers close their idle keep-alive connections when they stop, and a request
+# wrk sends as that close arrives counts as a read (or write) error: the kernel shows the same
+# (181 read errors in one run of this script with COMPAT_MODE=kernel), so up to two per
+# connection and reload are allowed.
+reload_clean() {
+    local out="$1" read write
+    grep -q 'requests in' "$out" || return 1
+    ! grep -q 'Non-2xx or 3xx responses' "$out" || return 1
+    grep -q 'Socket errors:' "$out" || return 0
+    grep -Eq 'Socket errors: connect 0, read [0-9]+, write [0-9]+, timeout 0$' "$out" || return 1
+    read="$(sed -n 's/.*read \([0-9]*\),.*/\1/p' "$out")"
+    write="$(sed -n 's/.*write \([0-9]*\),.*/\1/p' "$out")"
+    echo "closes of idle keep-alive connections seen by wrk: read $read, write $write (at most $((2 * 64 * 3)))" >&2
+    ((read + write <= 2 * 64 * 3))
+}
+reloads_under_load() {
+    local name="$1" i
+    local out="$WORK/wrk-reload-$name.txt"
+    shift
+    spawn_in_peer "$WORK/slow-$name.log" 60 curl -sS --fail --max-time 50 -o "$WORK/slow.bin" \
+        "http://$STACK_ADDR/slow/4m.bin"
+    local slow=$SPAWNED
+    spawn_in_peer "$out" $((RELOAD_SECONDS + 30)) wrk -t 2 -c 64 -d "${RELOAD_SECONDS}s" "$@" \
+        "http://$STACK_ADDR/index.html"
+    local load=$SPAWNED
+    for i in 1 2 3; do
+        sleep $((RELOAD_SECONDS / 4))
+        timeout 10 nginx -c "$N/nginx.conf" -p "$N" -s reload >&2 2>&1 || return 1
+        echo "reload $i sent" >&2
+    done
+    wait "$load" || return 1
+    cat "$out" >&2
+    if [[ "$name" == keepalive ]]; then
+        reload_clean "$out" || return 1
+    else
+        wrk_clean "$out" || return 1
+    fi
+    wait "$slow" || return 1
+    same_file "$N/www/slow/4m.bin" "$WORK/slow.bin"
+}
+check "3 reloads during $RELOAD_SECONDS s of wrk (keep-alive) and a slow download: all 2xx, byte-exact" \
+    reloads_under_load keepalive
+check "3 reloads during $RELOAD_SECONDS s of wrk ('Connection: close') and a slow download: no errors, byte-exact" \
+    reloads_under_load close -H 'Connection: close'
+killed_workers() {
+    cat >"$WORK/held.py" <<PY
+import socket, sys, time
+conns = []
+for i in range(8):
+    s = socket.create_connection(("$STACK_ADDR", 80), timeout=5)
+    s.sendall(b"GET /index.html HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+    if not s.recv(4096):
+        sys.exit("no response")
+    conns.append(s)
+print("up", flush=True)
+sys.stdin.readline()
+start = time.time()
+outcomes = []
+for s in conns:
+    try:
+        s.sendall(b"GET /index.html HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        outcomes.append("data" if s.recv(4096) else "eof")
+    except ConnectionResetError:
+        outcomes.append("reset")
+    except Exception as error:
+        outcomes.append(type(error).__name__)
+print("%s %.3f" % (",".join(outcomes), time.time() - start), flush=True)
+PY
+    local line workers
+    coproc HELD { timeout 30 ip netns exec "$PEER_NS" python3 "$WORK/held.py"; }
+    read -r -t 20 line <&"${HELD[0]}" && [[ "$line" == up ]] || return 1
+    workers="$(pgrep -P "$MASTER" | tr '\n' ' ')"
+    echo "kill -9 of workers $workers" >&2
+    kill -9 $workers
+    sleep 0.5
+    echo go >&"${HELD[1]}"
+    read -r -t 20 line <&"${HELD[0]}" || return 1
+    echo "after the kill: $line" >&2
+    [[ "$line" =~ ^(reset,){7}reset\ 0\. ]] || return 1
+    netns_wait_for 50 bash -c "[[ \$(pgrep -c -P $MASTER) == 2 ]]" &&
+        in_peer 20 curl -sS --fail --max-time 10 -o /dev/null "http://$STACK_ADDR/index.html"
+}
+if [[ "$COMPAT_MODE" == preload ]]; then
+    check "kill -9 of the workers: their peers are reset at their next request; restarted workers serve" \
+        killed_workers
+fi
+quits() {
+    timeout 10 nginx -c "$N/nginx.conf" -p "$N" -s quit >&2 2>&1 &&
+        netns_wait_for 100 bash -c "! kill -0 $MASTER 2>/dev/null"
+}
+check "nginx -s quit after the reloads: master and workers exit" quits
 compat_dump_on_failure
 compat_finish

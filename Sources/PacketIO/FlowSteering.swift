@@ -86,6 +86,8 @@ public final class FlowSteering {
     /// the primary role (it takes it the moment the primary lets go).
     static let starting: UInt32 = 0
     static let ready: UInt32 = 1
+    /// Retired: the process is exiting; the sweep removes it, and its flows, once it is dead.
+    static let retiring: UInt32 = 2
     /// How long an exiting primary keeps serving for a successor that is still starting.
     static let handoverLimitMilliseconds = 500
 
@@ -513,13 +515,14 @@ public final class FlowSteering {
             guard key != token, mtcp_shim_bpf_map_lookup(maps.registry, &key, &state) == 0, isAlive(key) else {
                 continue
             }
-            if state == Self.ready { result.ready = true } else { result.starting = true }
+            if state == Self.ready { result.ready = true } else if state == Self.starting { result.starting = true }
         }
         return result
     }
 
-    /// This instance leaves: out of every listener set and the registry (its flows go with
-    /// the sweep once it is dead, so that segments still in flight are not reset meanwhile).
+    /// This instance leaves: out of every listener set, and marked retiring in the registry (its
+    /// flows go with the sweep once it is dead, so that segments still in flight are not reset
+    /// meanwhile).
     /// A primary whose successor is still starting (nginx's first process exits right after
     /// forking the master) keeps the role, calling `keepServing` every millisecond, until the
     /// successor is ready or the limit passes: SYNs parked meanwhile are not lost.
@@ -536,8 +539,11 @@ public final class FlowSteering {
         }
         retired = true
         serialized {
+            // Still registered, as retiring: once this process is dead the primary's sweep
+            // removes its flows (TIME-WAIT ones too, whose 4-tuples clients reuse).
             var key = token
-            _ = mtcp_shim_bpf_map_delete(maps.registry, &key)
+            var state = Self.retiring
+            _ = mtcp_shim_bpf_map_update(maps.registry, &key, &state, 0)
             HolderTable(lock: maps.lock).remove(getpid())
             if isPrimary {
                 var zero: UInt32 = 0

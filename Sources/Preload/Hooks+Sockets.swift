@@ -44,8 +44,7 @@ extension PreloadRuntime {
         return r
     }
 
-    /// Re-creates an inherited listener in this process's stack and takes its port over from
-    /// the parent, which stops answering for it (lock held).
+    /// Re-creates an inherited listener in this process's stack (lock held).
     func adopt(_ r: Int) -> Bool {
         guard activate(), let stack else { return false }
         let record = records[r]!
@@ -60,7 +59,9 @@ extension PreloadRuntime {
             try stack.setsockopt(id, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_REUSEADDR, 1)
             try stack.bind(id, address: .any, port: record.localPort)
             try stack.listen(id, backlog: Int(record.backlog))
-            stack.markInterested(id)
+            // Not interested yet: a call that adopts it (nginx's master calling listen() or
+            // setsockopt() again on reload) does not make this process one that accepts; the
+            // accept, poll and epoll hooks say so when it does.
             if !stack.claimListener(id, replacing: getppid()) {
                 log.info("listening port \(record.localPort) is served by another process; this one waits to take over")
             }

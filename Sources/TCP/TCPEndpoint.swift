@@ -311,11 +311,17 @@ public final class TCPEndpoint {
             // number (or timestamp) shows it is not an old duplicate. (The state is read in
             // place: a copy of the connection per segment shows in profiles.)
             if slots[index].connection!.state == .timeWait, flags.contains(.syn), !flags.contains(.ack),
-                listeners[flow.localPort] != nil,
+                listeners[flow.localPort] != nil || flowRegistry != nil,
                 isNewIncarnation(segment, of: slots[index].connection!)
             {
                 statistics.timeWaitReused += 1
                 release(slot)
+                if listeners[flow.localPort] == nil {
+                    // The port's listeners are in other processes now (this one stopped
+                    // listening, as an nginx worker does on reload): the flow is free again,
+                    // and the client's next SYN reaches one of them.
+                    return
+                }
             } else {
                 slots[index].connection!.handle(segment, now: now)
                 markDirty(slot)
