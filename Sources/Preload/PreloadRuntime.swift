@@ -493,6 +493,9 @@ extension PreloadRuntime {
         }
     }
 
+    /// Rounds of at most 5 ms an exiting process waits for its connections' close handshakes.
+    static let exitLingerRounds = 100
+
     /// Closes every stack socket this process owns and sends what that produces (lock held).
     func closeEverythingAtExit() {
         guard let stack else { return }
@@ -506,6 +509,16 @@ extension PreloadRuntime {
         steering?.retire(keepServing: { self.drive() })
         // A few rounds: the FINs leave, and ACKs still owed go with them.
         for _ in 0..<3 { drive() }
+        // The kernel keeps a closed socket after its process exits until the close handshake
+        // ends; this process cannot, so it waits for its closes a little (bounded): a peer's
+        // FIN arriving after the exit would otherwise find no owner and be reset.
+        let states: [TCPState] = [.finWait1, .finWait2, .closing, .lastAck]
+        for _ in 0..<Self.exitLingerRounds {
+            guard states.contains(where: { stack.endpoint.countConnections(in: $0) > 0 }) else { break }
+            var entry = pollfd(fd: stack.io.waitDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = mtcp_real_poll(&entry, 1, 5)
+            drive()
+        }
     }
 
     func writeStatistics() {
@@ -518,7 +531,7 @@ extension PreloadRuntime {
         let tcp = stack.endpoint.statistics
         text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
         text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)"
-        text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
+        text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere) resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
         if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
         text += "\n"
         text.withUTF8 { bytes in _ = mtcp_real_write(fd, bytes.baseAddress, bytes.count) }

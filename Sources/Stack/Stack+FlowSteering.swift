@@ -52,6 +52,7 @@ extension NetworkStack {
             nextSteeringDuty = now + .milliseconds(50)
             steering.maintain()
         }
+        endpoint.resetsUnknownSegments = steering.isPrimary
     }
 
     /// A pure SYN for a port whose listeners do not accept yet: kept for the first instance

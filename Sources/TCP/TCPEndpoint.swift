@@ -59,6 +59,12 @@ public final class TCPEndpoint {
     public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     /// Records the flows this endpoint owns (nil: it is alone on its link).
     public var flowRegistry: TCPFlowRegistry?
+    /// Whether segments for unknown flows to ports this endpoint does not listen on are
+    /// answered with RST. Among endpoints that share a link only one does (the primary): a
+    /// frame of another's flow that reaches this one anyway (a receive socket's first moments,
+    /// before its steering filter is on) must not reset that flow. Unknown segments to a port
+    /// it listens on are always answered: the kernel steers them here by the port's hash.
+    public var resetsUnknownSegments = true
     /// Ephemeral ports tried for an active open whose 4-tuples other owners hold.
     static let claimAttempts = 64
 
@@ -392,6 +398,10 @@ public final class TCPEndpoint {
     }
 
     func replyReset(to segment: TCPSegment, flow: TCPFlow) {
+        guard resetsUnknownSegments || listeners[flow.localPort] != nil else {
+            statistics.unknownSegmentsLeftToOthers += 1
+            return
+        }
         guard let reply = TCPReset.reply(to: segment) else { return }
         statistics.resetsSentForUnknownFlows += 1
         pendingControl.append((flow, reply))

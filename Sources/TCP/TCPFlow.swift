@@ -69,6 +69,8 @@ public struct TCPEndpointStatistics: Hashable, Sendable {
     public var timeWaitReused = 0
     /// New flows the registry refused: another process (or instance) owns the 4-tuple.
     public var flowsOwnedElsewhere = 0
+    /// Segments for unknown flows not reset because another endpoint answers for the link.
+    public var unknownSegmentsLeftToOthers = 0
     public init() {}
 }
 
