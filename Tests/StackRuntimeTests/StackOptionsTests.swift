@@ -123,6 +123,7 @@ import Wire
         (["MTCP_LOG": "4"], "MTCP_LOG: bad log level 4"),
         (["MTCP_ENABLE": "maybe"], "MTCP_ENABLE: expected 1 or 0"),
         (["MTCP_KERNEL_LISTEN": "2"], "MTCP_KERNEL_LISTEN: expected 1 or 0"),
+        (["MTCP_STEERING": "fanout"], "MTCP_STEERING: bad steering fanout"),
         (["MTCP_BACKEND": "netmap"], "MTCP_BACKEND: backend netmap is not available"),
         (["MTCP_CORES": "0"], "MTCP_CORES: bad core count 0"),
         (["MTCP_ADDR": "10.0.0"], "MTCP_ADDR: bad address 10.0.0"),
@@ -183,7 +184,11 @@ import Wire
         #expect(environment["MTCP_ADDR"] == "10.2.3.4/20")
         #expect(environment["MTCP_LOG"] == "debug")
         #expect(environment["MTCP_KERNEL_LISTEN"] == "0")
+        #expect(environment["MTCP_STEERING"] == "kernel")
         let back = try StackOptions.fromEnvironment(environment)
+        #expect(back.steering == .kernel)
+        environment["MTCP_STEERING"] = "claims"
+        #expect(try StackOptions.fromEnvironment(environment).steering == .claims)
         #expect(back.interface == options.interface)
         #expect(back.address == options.address)
         #expect(back.prefixLength == options.prefixLength)
