@@ -531,7 +531,8 @@ extension PreloadRuntime {
         let tcp = stack.endpoint.statistics
         text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
         text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)"
-        text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere) resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
+        text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
+        text += " resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
         if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
         text += "\n"
         text.withUTF8 { bytes in _ = mtcp_real_write(fd, bytes.baseAddress, bytes.count) }
