@@ -218,7 +218,7 @@ extension NetworkStack {
             break
         case .connected:
             guard let id = sockets.slots[i]!.connection, let status = endpoint.status(id) else {
-                return mask | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
+                return mask | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP | EpollFlags.EPOLLRDHUP
             }
             let readShut = sockets.slots[i]!.readShut
             let writeShut = sockets.slots[i]!.writeShut
@@ -227,7 +227,9 @@ extension NetworkStack {
             if status.readableBytes > 0 || readClosed || status.error != nil || closed {
                 mask |= EpollFlags.EPOLLIN
             }
-            if readClosed { mask |= EpollFlags.EPOLLRDHUP }
+            // Linux's tcp_poll: a closed socket (reset, or its close done) has both directions
+            // shut down, so it reports EPOLLRDHUP too; nginx drops a reset connection on it.
+            if readClosed || closed { mask |= EpollFlags.EPOLLRDHUP }
             if status.error != nil || (!writeShut && status.writableBytes > 0) {
                 mask |= EpollFlags.EPOLLOUT
             }
@@ -251,9 +253,10 @@ extension NetworkStack {
             if events.contains(.readable) { edges |= EpollFlags.EPOLLIN }
             if events.contains(.writable) || events.contains(.connected) { edges |= EpollFlags.EPOLLOUT }
             if events.contains(.peerClosed) { edges |= EpollFlags.EPOLLIN | EpollFlags.EPOLLRDHUP }
-            if events.contains(.closed) { edges |= EpollFlags.EPOLLIN | EpollFlags.EPOLLHUP }
+            if events.contains(.closed) { edges |= EpollFlags.EPOLLIN | EpollFlags.EPOLLHUP | EpollFlags.EPOLLRDHUP }
             if events.contains(.failed) {
                 edges |= EpollFlags.EPOLLERR | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
+                    | EpollFlags.EPOLLRDHUP
             }
             let error = endpoint.status(connection)?.error
             if sockets.slots[i]!.phase == .connecting {

@@ -139,6 +139,26 @@ let OUT = EpollFlags.EPOLLOUT
         #expect(few.count == 2)
     }
 
+    /// A connection reset by the peer reports what Linux's tcp_poll does: readable, writable,
+    /// error, hang-up and read hang-up (nginx closes such a connection on EPOLLRDHUP).
+    @Test func aResetReportsReadHangupAsLinuxDoes() throws {
+        let hosts = TwoHosts()
+        let (client, server, _) = try hosts.connectedPair(port: 82)
+        let ep = hosts.a.epollCreate()
+        try hosts.a.epollControl(ep, op: .add, socket: client, events: IN | OUT | EpollFlags.EPOLLRDHUP, data: 3)
+        #expect(try wait(hosts.a, ep) == [EpollEvent(events: OUT, data: 3)])
+        var linger: [Int32] = [1, 0]
+        try linger.withUnsafeBytes {
+            try hosts.b.setsockopt(server, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_LINGER, value: $0)
+        }
+        try hosts.b.close(server)
+        hosts.run(for: .milliseconds(10))
+        let all = IN | OUT | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP | EpollFlags.EPOLLRDHUP
+        #expect(try wait(hosts.a, ep) == [EpollEvent(events: all, data: 3)])
+        // Level-triggered: still so on the next wait (until the error is read, ERR stays).
+        #expect(try wait(hosts.a, ep).first.map { $0.events & EpollFlags.EPOLLRDHUP != 0 } == true)
+    }
+
     @Test func hangupsAndErrors() throws {
         let hosts = TwoHosts()
         let (client, server, _) = try hosts.connectedPair()
