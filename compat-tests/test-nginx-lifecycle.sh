@@ -11,14 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 compat_setup clife
 N="$WORK/nginx"
-nginx_config "$N" 80
-sed -i "s/^worker_processes auto;/worker_processes 2;/" "$N/nginx.conf"
-sed -i "s|server { listen 80; root $N/www; }|server { listen 80; root $N/www; location /slow/ { limit_rate 1m; } }|" "$N/nginx.conf"
-make_www "$N/www"
-mkdir -p "$N/www/slow"
-head -c 4000000 /dev/urandom >"$N/www/slow/4m.bin"
-chmod 755 "$N/www/slow"
-chmod 644 "$N/www/slow/4m.bin"
+nginx_site "$N" 2
 
 # stop_nginx  QUIT the master of the pid file and wait (bounded) until it is gone.
 stop_nginx() {
@@ -51,8 +44,7 @@ startup_race() {
 check "$STARTS fresh nginx starts, a request 1 ms after the pid file each: all answered" startup_race
 
 graceful_stop() {
-    on_stack 30 nginx nginx -c "$N/nginx.conf" -p "$N" >"$WORK/start-quit.log" 2>&1 &&
-        netns_wait_for 100 test -s "$N/nginx.pid" && wait_tcp_port "$PEER_NS" "$STACK_ADDR" 80 || return 1
+    nginx_up "$N" "$WORK/start-quit.log" || return 1
     local master
     master="$(cat "$N/nginx.pid")"
     netns_track_pid "$master"

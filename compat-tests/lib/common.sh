@@ -283,3 +283,26 @@ http {
 }
 CONF
 }
+
+# nginx_site DIR WORKERS  nginx_config DIR 80 with WORKERS worker processes, make_www, and a 4 MB
+# file at /slow/4m.bin served at limit_rate 1m (downloads that outlive reloads and stops).
+nginx_site() {
+    local dir="$1" workers="$2"
+    nginx_config "$dir" 80
+    sed -i "s/^worker_processes auto;/worker_processes $workers;/" "$dir/nginx.conf"
+    sed -i "s|server { listen 80; root $dir/www; }|server { listen 80; root $dir/www; location /slow/ { limit_rate 1m; } }|" \
+        "$dir/nginx.conf"
+    make_www "$dir/www"
+    mkdir -p "$dir/www/slow"
+    head -c 4000000 /dev/urandom >"$dir/www/slow/4m.bin"
+    chmod 755 "$dir/www/slow"
+    chmod 644 "$dir/www/slow/4m.bin"
+}
+
+# nginx_up DIR LOG  starts (on the stack) the nginx of DIR/nginx.conf, which daemonizes, and waits
+# for its pid file and for port 80 to accept.
+nginx_up() {
+    local dir="$1" log="$2"
+    on_stack 30 nginx nginx -c "$dir/nginx.conf" -p "$dir" >"$log" 2>&1 &&
+        netns_wait_for 100 test -s "$dir/nginx.pid" && wait_tcp_port "$PEER_NS" "$STACK_ADDR" 80
+}
