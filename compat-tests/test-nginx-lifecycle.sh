@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # nginx's process lifecycle on the stack, each check with the kernel as the reference
 # (COMPAT_MODE=kernel runs the same script without the library):
+# nginx runs in the foreground (daemon off, as under a supervisor or `mtcp-run -- nginx -g
+# 'daemon off;'`): its master then runs a stack of its own, which is what raced.
 #   startup: LIFECYCLE_STARTS (default 20; the issue's figure is 100) fresh starts of nginx with
 #     2 workers, each with a request 1 ms after the pid file appears: every one is answered.
 #     (Before flow steering the master's stack completed the handshake and never accepted.)
@@ -13,6 +15,20 @@ compat_setup clife
 N="$WORK/nginx"
 nginx_site "$N" 2
 
+# start_nginx LOG  nginx in the foreground (daemon off) in the background of this script; waits
+# for its pid file (not for the port: the first request is the test).
+start_nginx() {
+    rm -f "$N/nginx.pid"
+    stack_spawn "$1" "$STACK_NS" "$STACK_IF" "$STACK_ADDR" 120 nginx \
+        nginx -c "$N/nginx.conf" -p "$N" -g 'daemon off;' || return 1
+    local k
+    for ((k = 0; k < 5000; k++)); do
+        [[ -s "$N/nginx.pid" ]] && return 0
+        sleep 0.001
+    done
+    return 1
+}
+
 # stop_nginx  QUIT the master of the pid file and wait (bounded) until it is gone.
 stop_nginx() {
     local master
@@ -24,14 +40,9 @@ stop_nginx() {
 
 STARTS="${LIFECYCLE_STARTS:-20}"
 startup_race() {
-    local i code answered=0 k
+    local i code answered=0
     for ((i = 1; i <= STARTS; i++)); do
-        rm -f "$N/nginx.pid"
-        on_stack 30 nginx nginx -c "$N/nginx.conf" -p "$N" >"$WORK/start-$i.log" 2>&1 || return 1
-        for ((k = 0; k < 5000; k++)); do
-            [[ -s "$N/nginx.pid" ]] && break
-            sleep 0.001
-        done
+        start_nginx "$WORK/start-$i.log" || return 1
         sleep 0.001
         code="$(in_peer 10 curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$STACK_ADDR/index.html" || true)"
         echo "start $i: HTTP ${code:-none}" >&2
@@ -44,7 +55,7 @@ startup_race() {
 check "$STARTS fresh nginx starts, a request 1 ms after the pid file each: all answered" startup_race
 
 graceful_stop() {
-    nginx_up "$N" "$WORK/start-quit.log" || return 1
+    start_nginx "$WORK/start-quit.log" && wait_tcp_port "$PEER_NS" "$STACK_ADDR" 80 || return 1
     local master
     master="$(cat "$N/nginx.pid")"
     netns_track_pid "$master"
