@@ -255,7 +255,8 @@ extension NetworkStack {
             if events.contains(.peerClosed) { edges |= EpollFlags.EPOLLIN | EpollFlags.EPOLLRDHUP }
             if events.contains(.closed) { edges |= EpollFlags.EPOLLIN | EpollFlags.EPOLLHUP | EpollFlags.EPOLLRDHUP }
             if events.contains(.failed) {
-                edges |= EpollFlags.EPOLLERR | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
+                edges |=
+                    EpollFlags.EPOLLERR | EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
                     | EpollFlags.EPOLLRDHUP
             }
             let error = endpoint.status(connection)?.error
