@@ -29,6 +29,23 @@ void mtcp_lock_reset(void) {
     stack_lock = fresh;
 }
 
+// Recursive for the same reason as the process lock.
+static pthread_mutex_t instance_locks[MTCP_MAX_INSTANCES] = {
+    [0 ... MTCP_MAX_INSTANCES - 1] = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
+
+void mtcp_instance_lock(int instance) { pthread_mutex_lock(&instance_locks[instance]); }
+void mtcp_instance_unlock(int instance) { pthread_mutex_unlock(&instance_locks[instance]); }
+void mtcp_instance_locks_reset(void) {
+    for (int i = 0; i < MTCP_MAX_INSTANCES; i++) {
+        pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+        instance_locks[i] = fresh;
+    }
+}
+
+static __thread int thread_instance = -1;
+int mtcp_thread_instance(void) { return thread_instance; }
+void mtcp_set_thread_instance(int instance) { thread_instance = instance; }
+
 // Resolves the next definition of `name` after this library; aborts loudly if libc lacks it
 // (a process cannot continue with a missing socket call).
 static void *resolve(const char *name) {

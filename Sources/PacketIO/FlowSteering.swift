@@ -310,9 +310,19 @@ public final class FlowSteering {
 
     /// Runs `body` holding the membership lock (other processes wait; rare changes only).
     func serialized<R>(_ body: () -> R) -> R {
-        _ = mtcp_shim_lock_byte(maps.lock, Self.mutexByte, 1, 0)
-        defer { _ = mtcp_shim_lock_byte(maps.lock, Self.mutexByte, 0, 1) }
-        return body()
+        Self.acrossInstances(lock: maps.lock, body)
+    }
+
+    /// POSIX byte locks exclude other processes only: the instances of one process also
+    /// take a mutex of the process first.
+    static let processMutex = Mutex(())
+
+    static func acrossInstances<R>(lock: Int32, _ body: () -> R) -> R {
+        processMutex.withLock { _ in
+            _ = mtcp_shim_lock_byte(lock, mutexByte, 1, 0)
+            defer { _ = mtcp_shim_lock_byte(lock, mutexByte, 0, 1) }
+            return body()
+        }
     }
 
     /// This instance listens on `port` (and accepts there when `accepting`): with `accepting`,
@@ -407,7 +417,7 @@ public final class FlowSteering {
     public func maintain() {
         guard !retired else { return }
         if !isPrimary {
-            guard mtcp_shim_lock_byte(maps.lock, Self.primaryByte, 0, 0) == 0 else { return }
+            guard contendsForPrimary, mtcp_shim_lock_byte(maps.lock, Self.primaryByte, 0, 0) == 0 else { return }
             primaryFlag.store(true, ordering: .relaxed)
         }
         if !countedPrimary {
@@ -432,7 +442,7 @@ public final class FlowSteering {
     /// that a primary that exits (nginx's first process after it daemonized) leaves no gap in
     /// which SYNs for listeners that do not accept yet are lost. Once per instance.
     public func waitForPrimaryRole() {
-        guard !waiting, !isPrimary else { return }
+        guard !waiting, !isPrimary, contendsForPrimary else { return }
         waiting = true
         let context = Unmanaged.passRetained(self).toOpaque()
         _ = mtcp_shim_wait_for_lock_thread(
@@ -444,6 +454,9 @@ public final class FlowSteering {
             }, context)
     }
     var waiting = false
+    /// Whether this instance may take the primary role: one instance per process does (the
+    /// primary lock is a POSIX lock, which every thread of the process would obtain at once).
+    public var contendsForPrimary = true
     /// Gone from the maps (the process is exiting): takes no role again.
     public private(set) var retired = false
 

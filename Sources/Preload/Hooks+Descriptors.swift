@@ -9,41 +9,54 @@ import StackRuntime
 // close, dup, fcntl, ioctl, epoll_create and fork: the life of descriptors and processes.
 
 extension PreloadRuntime {
-    /// Drops `fd`'s table entry and what it refers to, without closing the fd (lock held).
+    /// Drops `fd`'s table entry and what it refers to, without closing the fd (takes the
+    /// locks it needs: the owning instance's, or the process lock for an epoll fd).
     func detach(_ fd: Int32) {
         let entry = mtcp_fd_entry(fd)
         switch DescriptorEntry.kind(entry) {
         case DescriptorEntry.socketKind:
-            if let r = record(forEntry: entry) {
-                let last = records[r]!.references == 1 && !records[r]!.inherited
-                forget(fd, r)
+            let instance = instance(of: entry)
+            let leftovers: Leftovers? = instance.withLock {
+                guard let r = instance.record(forEntry: entry) else {
+                    _ = mtcp_fd_set_entry(fd, 0)
+                    return nil
+                }
+                let leftovers = forget(instance, fd, r)
                 // Send the FIN (or RST) now, or with the batch (see `inEpollBatch`).
-                if last { driveAfterOutput() }
-            } else {
-                _ = mtcp_fd_set_entry(fd, 0)
+                if leftovers.lastReference { instance.driveAfterOutput() }
+                return leftovers
             }
+            if let leftovers { finish(leftovers) }
         case DescriptorEntry.epollKind:
-            _ = mtcp_fd_set_entry(fd, 0)
-            let index = DescriptorEntry.index(entry)
-            guard index < shadows.count, let shadow = shadows[index] else { return }
-            shadow.references -= 1
-            if shadow.references == 0 {
-                release(shadow)
-                shadows[index] = nil
-                freeShadows.append(Int32(index))
+            withProcessLock {
+                _ = mtcp_fd_set_entry(fd, 0)
+                let index = DescriptorEntry.index(entry)
+                guard index < shadows.count, let shadow = shadows[index] else { return }
+                shadow.references -= 1
+                if shadow.references == 0 {
+                    release(shadow)
+                    shadows[index] = nil
+                    freeShadows.append(Int32(index))
+                }
             }
         default:
             _ = mtcp_fd_set_entry(fd, 0)
         }
     }
 
-    /// `new` refers to what `fd` refers to (after a successful dup of the fd) (lock held).
+    /// `new` refers to what `fd` refers to (after a successful dup of the fd) (process lock
+    /// held).
     func share(_ fd: Int32, with new: Int32) {
         let entry = mtcp_fd_entry(fd)
         switch DescriptorEntry.kind(entry) {
         case DescriptorEntry.socketKind:
-            guard let r = record(forEntry: entry) else { return }
-            records[r]!.references += 1
+            let instance = instance(of: entry)
+            let found = instance.withLock {
+                guard let r = instance.record(forEntry: entry) else { return false }
+                instance.records[r]!.references += 1
+                return true
+            }
+            guard found else { return }
         case DescriptorEntry.epollKind:
             shadows[DescriptorEntry.index(entry)]?.references += 1
         default:
@@ -56,73 +69,82 @@ extension PreloadRuntime {
         }
     }
 
-    /// The child side of fork: the parent's stack and connections stay the parent's. Sockets
-    /// become inherited; this process starts its own stack when it first needs one, or at
-    /// once when the result says so: its parent is the primary and listens on ports it does
-    /// not accept on (nginx daemonizing, an nginx master forking workers), so the child may
-    /// be the process that must park SYNs for them once the parent is gone.
+    /// The child side of fork (the child's one thread, every lock taken by the parent's
+    /// forking thread and reset): the parent's stacks and connections stay the parent's.
+    /// Sockets become inherited; this process starts its own stacks when it first needs one,
+    /// or at once when the result says so: its parent is the primary and listens on ports it
+    /// does not accept on (nginx daemonizing, an nginx master forking workers), so the child
+    /// may be the process that must park SYNs for them once the parent is gone.
     func becomeChild() -> Bool {
         // The packet sockets this child may need later are made now, while it may still have
         // the privilege (nginx workers drop root first). Any inherited ones are the parent's.
-        let usesStack = stack != nil || preopenedSockets != nil || dpdkChildPort != nil
-        if let inherited = preopenedSockets {
+        let running = instances.filter { $0.stack != nil }.count
+        let usesStack = running > 0 || !preopenedSockets.isEmpty || dpdkChildPort != nil
+        let wanted = max(running, preopenedSockets.count, 1)
+        for inherited in preopenedSockets where inherited.receive >= 0 {
             _ = mtcp_real_close(inherited.receive)
             _ = mtcp_real_close(inherited.transmit)
-            preopenedSockets = nil
         }
-        if let stack { retired.append(stack) }
+        preopenedSockets = []
         // A port made for the parent stays the parent's: never stopped or freed here.
         if let inherited = dpdkChildPort { retired.append(inherited) }
         dpdkChildPort = nil
-        // The parent's program steers the parent's frames; the child needs one of its own,
-        // loaded now for the same reason (it takes CAP_BPF).
+        // The parent's programs steer the parent's frames; the child needs its own, loaded
+        // now for the same reason (it takes CAP_BPF).
         let parentSteered = steering != nil
         let parentParks = steering.map { $0.isPrimary && $0.ports.values.contains(false) } ?? false
-        steering = nil
+        for instance in instances {
+            if let stack = instance.becomeChild() { retired.append(stack) }
+        }
+        activeInstances = 0
         steeringRefusal = nil
         if usesStack {
             switch options?.backend {
-            case .afpacket: preopenedSockets = AFPacketRing.openSockets()
+            case .afpacket:
+                for _ in 0..<min(wanted, instances.count) {
+                    guard let sockets = AFPacketRing.openSockets() else { break }
+                    preopenedSockets.append(sockets)
+                }
             case .dpdk: makeDPDKChildPort()
             default: break
             }
         }
         if usesStack && parentSteered, let options {
-            steering = makeSteering(options)
-            if steering == nil {
-                steeringRefusal = "its BPF program could not be loaded"
-            } else if let sockets = preopenedSockets {
-                do throws(PacketIOError) {
-                    try steering!.attach(to: sockets.receive)
-                } catch {
-                    steeringRefusal = "\(error)"
+            for (k, sockets) in preopenedSockets.enumerated() {
+                let instance = instances[k]
+                instance.steering = makeSteering(options, instance: k)
+                guard let steering = instance.steering else {
+                    if k == 0 { steeringRefusal = "its BPF program could not be loaded" }
+                    break
                 }
-            } else if let queue = dpdkChildPort?.queues.first, queue.waitDescriptor >= 0 {
-                attachSteering(toDPDKQueue: queue.waitDescriptor)
+                do throws(PacketIOError) {
+                    try steering.attach(to: sockets.receive)
+                } catch {
+                    if k == 0 { steeringRefusal = "\(error)" }
+                    instance.steering = nil
+                    break
+                }
+            }
+            if preopenedSockets.isEmpty, let queue = dpdkChildPort?.queues.first, queue.waitDescriptor >= 0 {
+                instances[0].steering = makeSteering(options, instance: 0)
+                attachSteering(instances[0], toDPDKQueue: queue.waitDescriptor)
                 if steering == nil { steeringRefusal = "its DPDK queue cannot be steered" }
+            } else if steering == nil && steeringRefusal == nil {
+                steeringRefusal = "its packet sockets could not be made"
             }
         }
         // The child holds the listeners it inherited: their ports stay "listened" (SYNs are
         // parked, not reset) while it lives, whoever else leaves.
         if let steering, steeringRefusal == nil {
-            for case let record? in records where record.listening {
-                steering.listen(port: record.localPort, accepting: false, now: mtcp_shim_monotonic_ns())
+            for instance in instances {
+                for case let record? in instance.records where record.listening {
+                    steering.listen(port: record.localPort, accepting: false, now: mtcp_shim_monotonic_ns())
+                }
             }
         }
-        stack = nil
         activationFailed = false
-        driverStarted = false
         pid = getpid()
-        for i in records.indices where records[i] != nil { records[i]!.inherited = true }
-        for shadow in shadows {
-            shadow?.inherited = true
-            shadow?.members.removeAll()
-        }
-        waitSets = []
-        freeWaitSets = []
-        signalled = []
-        lastDriven.store(0, ordering: .relaxed)
-        nextWake.store(UInt64.max, ordering: .relaxed)
+        for shadow in shadows { shadow?.inherited = true }
         return parentParks && steering != nil && steeringRefusal == nil
     }
 }
@@ -150,20 +172,18 @@ extension PreloadRuntime {
 @_cdecl("close")
 public func hook_close(_ fd: Int32) -> Int32 {
     guard mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current else { return mtcp_real_close(fd) }
-    mtcp_lock()
     runtime.detach(fd)
-    mtcp_unlock()
     return mtcp_real_close(fd)
 }
 
 @_cdecl("dup")
 public func hook_dup(_ fd: Int32) -> Int32 {
     guard mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current else { return mtcp_real_dup(fd) }
-    mtcp_lock()
-    defer { mtcp_unlock() }
-    let new = mtcp_real_dup(fd)
-    if new >= 0 { runtime.share(fd, with: new) }
-    return new
+    return runtime.withProcessLock {
+        let new = mtcp_real_dup(fd)
+        if new >= 0 { runtime.share(fd, with: new) }
+        return new
+    }
 }
 
 @_cdecl("dup2")
@@ -180,45 +200,49 @@ func duplicate(_ fd: Int32, _ target: Int32, flags: Int32, isDup3: Bool) -> Int3
     guard let runtime = PreloadRuntime.current, mtcp_fd_entry(fd) != 0 || mtcp_fd_entry(target) != 0 else {
         return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
     }
-    mtcp_lock()
-    defer { mtcp_unlock() }
-    if fd == target {
-        return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
+    return runtime.withProcessLock {
+        if fd == target {
+            return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
+        }
+        // dup2 closes the target first; validate the source so a failing call changes nothing.
+        if mtcp_real_fcntl(fd, F_GETFD, 0) < 0 { return -1 }
+        runtime.detach(target)
+        let result = isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
+        if result >= 0 { runtime.share(fd, with: result) }
+        return result
     }
-    // dup2 closes the target first; validate the source so a failing call changes nothing.
-    if mtcp_real_fcntl(fd, F_GETFD, 0) < 0 { return -1 }
-    runtime.detach(target)
-    let result = isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
-    if result >= 0 { runtime.share(fd, with: result) }
-    return result
 }
 
 /// fcntl on a stack socket or a shadowed epoll fd (the C export sends only those here).
 @_cdecl("mtcp_preload_fcntl")
 public func preload_fcntl(_ fd: Int32, _ command: Int32, _ argument: UInt) -> Int32 {
     guard let runtime = PreloadRuntime.current else { return mtcp_real_fcntl(fd, command, argument) }
-    mtcp_lock()
-    defer { mtcp_unlock() }
     let entry = mtcp_fd_entry(fd)
     switch command {
     case F_DUPFD, F_DUPFD_CLOEXEC:
-        let new = mtcp_real_fcntl(fd, command, argument)
-        if new >= 0 { runtime.share(fd, with: new) }
-        return new
-    case F_GETFL:
-        guard let r = runtime.record(forEntry: entry) else { return mtcp_real_fcntl(fd, command, argument) }
-        return O_RDWR | (runtime.records[r]!.nonBlocking ? O_NONBLOCK : 0)
-    case F_SETFL:
-        guard let r = runtime.record(forEntry: entry) else { return mtcp_real_fcntl(fd, command, argument) }
-        // Only O_NONBLOCK means something for a stack socket; the placeholder keeps its own flags.
-        runtime.records[r]!.nonBlocking = Int32(truncatingIfNeeded: argument) & O_NONBLOCK != 0
-        return 0
+        return runtime.withProcessLock {
+            let new = mtcp_real_fcntl(fd, command, argument)
+            if new >= 0 { runtime.share(fd, with: new) }
+            return new
+        }
     case F_GETFD, F_SETFD:
         return mtcp_real_fcntl(fd, command, argument)
     default:
-        guard runtime.record(forEntry: entry) != nil else { return mtcp_real_fcntl(fd, command, argument) }
-        runtime.logOnce("fcntl\(command)", "fcntl command \(command) on a stack socket is not supported: EINVAL")
-        return fail(.EINVAL)
+        let instance = runtime.instance(of: entry)
+        return instance.withLock {
+            guard let r = instance.record(forEntry: entry) else { return mtcp_real_fcntl(fd, command, argument) }
+            switch command {
+            case F_GETFL:
+                return O_RDWR | (instance.records[r]!.nonBlocking ? O_NONBLOCK : 0)
+            case F_SETFL:
+                // Only O_NONBLOCK means something for a stack socket; the placeholder keeps its own flags.
+                instance.records[r]!.nonBlocking = Int32(truncatingIfNeeded: argument) & O_NONBLOCK != 0
+                return 0
+            default:
+                runtime.logOnce("fcntl\(command)", "fcntl command \(command) on a stack socket is not supported: EINVAL")
+                return fail(.EINVAL)
+            }
+        }
     }
 }
 
@@ -226,28 +250,29 @@ public func preload_fcntl(_ fd: Int32, _ command: Int32, _ argument: UInt) -> In
 @_cdecl("mtcp_preload_ioctl")
 public func preload_ioctl(_ fd: Int32, _ request: UInt, _ argument: UInt) -> Int32 {
     guard let runtime = PreloadRuntime.current else { return mtcp_real_ioctl(fd, request, argument) }
-    mtcp_lock()
-    defer { mtcp_unlock() }
     let entry = mtcp_fd_entry(fd)
-    guard let r = runtime.record(forEntry: entry) else { return mtcp_real_ioctl(fd, request, argument) }
-    guard let pointer = UnsafeMutablePointer<Int32>(bitPattern: argument) else { return fail(.EFAULT) }
-    switch request {
-    case SocketConstant.FIONBIO:
-        runtime.records[r]!.nonBlocking = pointer.pointee != 0
-        return 0
-    case SocketConstant.FIONREAD:
-        guard let stack = runtime.stack, !runtime.records[r]!.inherited else { return fail(.EBADF) }
-        var value: Int32 = 0
-        do {
-            try stack.ioctl(runtime.records[r]!.stackID, request: request, &value)
-        } catch {
-            return fail(error)
+    let instance = runtime.instance(of: entry)
+    return instance.withLock {
+        guard let r = instance.record(forEntry: entry) else { return mtcp_real_ioctl(fd, request, argument) }
+        guard let pointer = UnsafeMutablePointer<Int32>(bitPattern: argument) else { return fail(.EFAULT) }
+        switch request {
+        case SocketConstant.FIONBIO:
+            instance.records[r]!.nonBlocking = pointer.pointee != 0
+            return 0
+        case SocketConstant.FIONREAD:
+            guard let stack = instance.stack, !instance.records[r]!.inherited else { return fail(.EBADF) }
+            var value: Int32 = 0
+            do throws(Errno) {
+                try stack.ioctl(instance.records[r]!.stackID, request: request, &value)
+            } catch {
+                return fail(error)
+            }
+            pointer.pointee = value
+            return 0
+        default:
+            runtime.logOnce("ioctl\(request)", "ioctl request \(request) on a stack socket is not supported: ENOTTY")
+            return fail(.ENOTTY)
         }
-        pointer.pointee = value
-        return 0
-    default:
-        runtime.logOnce("ioctl\(request)", "ioctl request \(request) on a stack socket is not supported: ENOTTY")
-        return fail(.ENOTTY)
     }
 }
 
@@ -262,34 +287,35 @@ public func hook_epoll_create1(_ flags: Int32) -> Int32 {
     let fd = mtcp_real_epoll_create1(flags)
     // A number whose previous owner was closed behind the library's back (close_range, a
     // raw syscall) must not carry that owner's entry.
-    if fd >= 0, mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current {
-        mtcp_lock()
-        runtime.detach(fd)
-        mtcp_unlock()
-    }
+    if fd >= 0, mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current { runtime.detach(fd) }
     return fd
 }
 
 @_cdecl("fork")
 public func hook_fork() -> pid_t {
     guard let runtime = PreloadRuntime.current else { return mtcp_real_fork() }
-    // Held across fork so the child's copy of the stack is not caught half-updated.
+    // Every lock is held across fork so the child's copy of the stacks is not caught
+    // half-updated (the process lock first, then the instances' in order: nothing else takes
+    // two instance locks, so this cannot deadlock).
     mtcp_lock()
+    for k in runtime.instances.indices { mtcp_instance_lock(Int32(k)) }
     let child = mtcp_real_fork()
     if child == 0 {
         mtcp_lock_reset()
+        mtcp_instance_locks_reset()
+        mtcp_set_thread_instance(-1)
         if runtime.becomeChild() {
-            mtcp_lock()
-            _ = runtime.activate()
-            mtcp_unlock()
+            runtime.withProcessLock { _ = runtime.activate() }
         }
-    } else {
-        // A child that will start its stack at once (see becomeChild) is a successor this
-        // process, as primary, must wait for before it lets the role go.
-        if child > 0, let steering = runtime.steering, steering.isPrimary, steering.ports.values.contains(false) {
-            steering.registerStarting(FlowSteering.token(pid: child))
-        }
-        mtcp_unlock()
+        return child
     }
+    for k in runtime.instances.indices.reversed() { mtcp_instance_unlock(Int32(k)) }
+    // A child that will start its stack at once (see becomeChild) is a successor this
+    // process, as primary, must wait for before it lets the role go.
+    if child > 0, let steering = runtime.steering, steering.isPrimary, steering.ports.values.contains(false) {
+        let first = runtime.instances[0]
+        first.withLock { steering.registerStarting(FlowSteering.token(pid: child)) }
+    }
+    mtcp_unlock()
     return child
 }

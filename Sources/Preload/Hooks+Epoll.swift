@@ -47,28 +47,38 @@ extension PreloadRuntime {
         return shadow
     }
 
+    /// Gives `shadow` a part in every running instance, their eventfds and links in the
+    /// kernel set (process lock held).
     private func attachStackParts(_ shadow: EpollShadow, to epfd: Int32) -> Bool {
-        guard let stack else {
+        let running = runningInstances
+        guard !running.isEmpty else {
             mtcp_set_errno(EBADF)
             return false
         }
         shadow.kernelMembers = kernelRegistrations(epfd)
-        let notify = mtcp_eventfd()
-        guard notify >= 0 else { return false }
-        let link = stack.io.waitDescriptor
-        guard mtcp_epoll_add_tagged(epfd, notify, UInt32(EPOLLIN.rawValue), Self.notifyTag) == 0 else {
-            let saved = mtcp_errno()
-            _ = mtcp_real_close(notify)
-            mtcp_set_errno(saved)
-            return false
+        var parts: [EpollPart] = []
+        for instance in running {
+            let notify = mtcp_eventfd()
+            guard notify >= 0, mtcp_epoll_add_tagged(epfd, notify, UInt32(EPOLLIN.rawValue), Self.notifyTag) == 0 else {
+                let saved = mtcp_errno()
+                if notify >= 0 { _ = mtcp_real_close(notify) }
+                shadow.parts = parts
+                release(shadow)
+                mtcp_set_errno(saved)
+                return false
+            }
+            let part: EpollPart = instance.withLock {
+                let stack = instance.stack!
+                let link = stack.io.waitDescriptor
+                if link >= 0 { _ = mtcp_epoll_add_tagged(epfd, link, UInt32(EPOLLIN.rawValue), Self.linkTag) }
+                let part = EpollPart(instance: instance.index, stackEpoll: stack.epollCreate(), notifyFD: notify)
+                instance.signalled.append(part.target)
+                return part
+            }
+            parts.append(part)
         }
-        if link >= 0 { _ = mtcp_epoll_add_tagged(epfd, link, UInt32(EPOLLIN.rawValue), Self.linkTag) }
-        shadow.stackEpoll = stack.epollCreate()
-        shadow.notifyFD = notify
-        shadow.isSignalled.pointee = false
+        shadow.parts = parts
         shadow.inherited = false
-        shadow.members.removeAll()
-        signalled.append(SignalTarget(stackEpoll: shadow.stackEpoll, notifyFD: notify, isSignalled: shadow.isSignalled))
         return true
     }
 
@@ -100,14 +110,18 @@ extension PreloadRuntime {
         return count
     }
 
-    /// Frees a shadow's stack parts (lock held).
+    /// Frees a shadow's stack parts (process lock held).
     func release(_ shadow: EpollShadow) {
-        guard !shadow.inherited, shadow.notifyFD >= 0 else { return }
-        signalled.removeAll { $0.notifyFD == shadow.notifyFD }
-        try? stack?.epollClose(shadow.stackEpoll)
-        _ = mtcp_real_close(shadow.notifyFD)
-        shadow.notifyFD = -1
-        shadow.stackEpoll = -1
+        guard !shadow.inherited else { return }
+        for part in shadow.parts {
+            let instance = instances[part.instance]
+            instance.withLock {
+                instance.signalled.removeAll { $0.notifyFD == part.notifyFD }
+                try? instance.stack?.epollClose(part.stackEpoll)
+            }
+            _ = mtcp_real_close(part.notifyFD)
+        }
+        shadow.parts = []
     }
 
     /// Compacts kernel events at `from..<from+count`: drops the library's own descriptors and
@@ -131,9 +145,7 @@ extension PreloadRuntime {
                 // sees its own data.
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
                 markKernelHalf(of: fd, mayBeReady: true)
-                mtcp_lock()
-                data = shadow.kernelHalfData[fd] ?? 0
-                mtcp_unlock()
+                data = withProcessLock { shadow.kernelHalfData[fd] ?? 0 }
                 mtcp_epoll_event_set(events + read, mtcp_epoll_event_events(events + read), data)
             }
             var merged = false
@@ -154,17 +166,35 @@ extension PreloadRuntime {
     func countKernelMember(epfd: Int32, added: Bool) {
         let entry = mtcp_fd_entry(epfd)
         guard DescriptorEntry.kind(entry) == DescriptorEntry.epollKind else { return }
-        mtcp_lock()
-        shadows[DescriptorEntry.index(entry)]?.countKernelMember(added: added)
-        mtcp_unlock()
+        withProcessLock { shadows[DescriptorEntry.index(entry)]?.countKernelMember(added: added) }
     }
 
     /// Returns `count` events to the application, which now handles them (`inEpollBatch`).
-    func beginBatch(_ count: Int32) -> Int32 {
-        mtcp_lock()
-        inEpollBatch = true
-        mtcp_unlock()
+    func beginBatch(_ count: Int32, _ shadow: EpollShadow) -> Int32 {
+        for part in shadow.parts where part.used {
+            let instance = instances[part.instance]
+            instance.withLock { instance.inEpollBatch = true }
+        }
         return count
+    }
+
+    /// One part's ready events into `room` (its instance's lock): a loop round first. Sets
+    /// `deadline` from the round's clock when the caller still needs one.
+    func collect(
+        _ part: EpollPart, into room: UnsafeMutableBufferPointer<EpollEvent>, timeout: Int32, deadline: inout UInt64
+    ) -> Int {
+        let instance = instances[part.instance]
+        return instance.withLock {
+            instance.inEpollBatch = false
+            instance.drive()
+            if timeout > 0 && deadline == UInt64.max {
+                deadline = instance.lastDriven.load(ordering: .relaxed) &+ UInt64(timeout) * 1_000_000
+            }
+            guard !room.isEmpty, let stack = instance.stack else { return 0 }
+            let n = (try? stack.epollReady(part.stackEpoll, into: room)) ?? 0
+            instance.clearSignal(part)
+            return n
+        }
     }
 
     /// epoll_wait over the kernel set and its shadow.
@@ -176,40 +206,39 @@ extension PreloadRuntime {
         // The deadline counts from the first round's clock reading (one read fewer per call).
         var deadline = UInt64.max
         let capacity = Swift.min(max, 1024)
+        let parts = shadow.inherited ? [] : shadow.parts
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
             while true {
-                mtcp_lock()
-                inEpollBatch = false
-                drive()
-                if timeout > 0 && deadline == UInt64.max {
-                    let start = stack == nil ? mtcp_shim_monotonic_ns() : lastDriven.load(ordering: .relaxed)
-                    deadline = start &+ UInt64(timeout) * 1_000_000
-                }
                 // When both sides have events, they take turns filling the array first.
-                let stackShare = shadow.preferKernel ? capacity / 2 : capacity
-                shadow.preferKernel.toggle()
+                let kernelFirst = shadow.preferKernel.load(ordering: .relaxed)
+                shadow.preferKernel.store(!kernelFirst, ordering: .relaxed)
+                let stackShare = kernelFirst ? capacity / 2 : capacity
                 var n = 0
-                if stackShare > 0, !shadow.inherited, let stack, !shadow.members.isEmpty {
-                    n =
-                        (try? stack.epollReady(
-                            shadow.stackEpoll, into: UnsafeMutableBufferPointer(rebasing: collected[0..<stackShare])))
-                        ?? 0
-                    clearSignal(
-                        stackEpoll: shadow.stackEpoll, notifyFD: shadow.notifyFD, isSignalled: shadow.isSignalled)
+                var usedParts = 0
+                for part in parts where part.used {
+                    usedParts += 1
+                    let start = n
+                    let room = UnsafeMutableBufferPointer(rebasing: collected[n..<stackShare])
+                    n += collect(part, into: room, timeout: timeout, deadline: &deadline)
+                    // A listener has a copy in each instance: one event for it, as the kernel gives.
+                    if usedParts > 1 && n > start { n = fold(collected, existing: start, total: n) }
                 }
-                mtcp_unlock()
+                if timeout > 0 && deadline == UInt64.max {
+                    deadline = mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
+                }
                 for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
                 // Stack events in hand: the kernel set is asked only when it may hold the
                 // application's descriptors (a system call saved per wait otherwise).
-                if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n)) }
+                if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n), shadow) }
                 var total = n
                 if n < max {
                     var sleep: Int32 = 0
+                    let driving = parts.lazy.filter(\.used).map { self.instances[$0.instance] }
                     if n == 0 && timeout != 0 {
                         let now = timeout > 0 ? mtcp_shim_monotonic_ns() : 0
                         if now < deadline {
                             let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
-                            let ns = nanosecondsToSleep(remaining: remaining, limitByTimers: true)
+                            let ns = nanosecondsToSleep(remaining: remaining, driving: driving)
                             sleep = ns < 0 ? -1 : Int32(clamping: (ns + 999_999) / 1_000_000)
                         }
                     }
@@ -217,12 +246,14 @@ extension PreloadRuntime {
                     // ready list once reported, so asking again (without sleeping) fills them.
                     for attempt in 0..<3 {
                         let sleeping = attempt == 0 && sleep != 0 && !shadow.inherited
-                        if sleeping { linkWatchers.add(1, ordering: .relaxed) }
+                        if sleeping { for instance in driving { instance.linkWatchers.add(1, ordering: .relaxed) } }
                         let room = max - total
                         let k = mtcp_real_epoll_pwait(epfd, events + total, Int32(room), attempt == 0 ? sleep : 0, mask)
-                        if sleeping { linkWatchers.subtract(1, ordering: .relaxed) }
+                        if sleeping {
+                            for instance in driving { instance.linkWatchers.subtract(1, ordering: .relaxed) }
+                        }
                         if k < 0 {
-                            if total > 0 { return beginBatch(Int32(total)) }
+                            if total > 0 { return beginBatch(Int32(total), shadow) }
                             return -1
                         }
                         // A second look sees level-triggered kernel events again: fold those too.
@@ -234,11 +265,25 @@ extension PreloadRuntime {
                         if !sawOwn || total >= max || Int(k) < room { break }
                     }
                 }
-                if total > 0 { return beginBatch(Int32(total)) }
+                if total > 0 { return beginBatch(Int32(total), shadow) }
                 // Woken by our own descriptors or for a timer: run a round and look again.
                 if timeout == 0 || (timeout > 0 && mtcp_shim_monotonic_ns() >= deadline) { return 0 }
             }
         }
+    }
+
+    /// Folds the events at `existing..<total` into earlier ones with the same data; the new end.
+    func fold(_ events: UnsafeMutableBufferPointer<EpollEvent>, existing: Int, total: Int) -> Int {
+        var end = existing
+        for k in existing..<total {
+            if let same = (0..<existing).first(where: { events[$0].data == events[k].data }) {
+                events[same].events |= events[k].events
+            } else {
+                events[end] = events[k]
+                end += 1
+            }
+        }
+        return end
     }
 }
 
@@ -254,48 +299,68 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
         }
         return result
     }
-    mtcp_lock()
-    defer { mtcp_unlock() }
-    guard let runtime = PreloadRuntime.current, let r = runtime.adoptedRecord(entry), let stack = runtime.stack else {
-        return fail(.EBADF)
-    }
+    guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     guard let operation = EpollOperation(rawValue: op) else { return fail(.EINVAL) }
     if operation != .delete && event == nil { return fail(.EFAULT) }
     if epfd == fd { return fail(.EINVAL) }
-    guard let shadow = runtime.shadow(of: epfd, create: operation == .add) else { return -1 }
-    let record = runtime.records[r]!
-    if record.listening { stack.markInterested(record.stackID) }
+    // The socket as this hook needs it: its stack sockets by instance (a listener has one in each).
+    struct Registered {
+        var targets: [(instance: Int, id: Int32)]
+        var listening: Bool
+        var kernelListener: Bool
+    }
+    let found: Registered? = runtime.withRecord(
+        entry,
+        { instance, _, r in
+            let record = instance.records[r]!
+            var targets = [(instance: instance.index, id: record.stackID)]
+            if !record.replicas.isEmpty {
+                targets = record.replicas.enumerated().filter { $0.element >= 0 }.map { ($0.offset, $0.element) }
+            }
+            return Registered(targets: targets, listening: record.listening, kernelListener: record.kernelListener)
+        }, otherwise: { nil })
+    guard let socket = found else { return fail(.EBADF) }
     let bits = event.map { mtcp_epoll_event_events($0) } ?? 0
     let data = event.map { mtcp_epoll_event_data($0) } ?? 0
-    do {
-        try stack.epollControl(
-            shadow.stackEpoll, op: operation, socket: record.stackID, events: bits & ~EpollFlags.EPOLLEXCLUSIVE,
-            data: data)
-    } catch {
-        return fail(error)
-    }
-    if record.kernelListener {
-        // The kernel half of a listener on 0.0.0.0 reports loopback connections, under a tag
-        // of ours: epoll_wait marks the listener and gives the application its own data.
-        var tagged = epoll_event()
-        mtcp_epoll_event_set(&tagged, bits, PreloadRuntime.kernelHalfTag | UInt64(UInt32(bitPattern: fd)))
-        if mtcp_real_epoll_ctl(epfd, op, fd, &tagged) == 0 {
-            if operation != .modify { shadow.countKernelMember(added: operation == .add) }
-            if operation == .delete {
-                shadow.kernelHalfData.removeValue(forKey: fd)
-            } else {
-                shadow.kernelHalfData[fd] = data
+    return runtime.withProcessLock {
+        guard let shadow = runtime.shadow(of: epfd, create: operation == .add) else { return -1 }
+        for (n, target) in socket.targets.enumerated() {
+            guard let part = shadow.parts.first(where: { $0.instance == target.instance }) else { continue }
+            let instance = runtime.instances[target.instance]
+            let failure: Errno? = instance.withLock {
+                guard let stack = instance.stack else { return .EBADF }
+                if socket.listening { stack.markInterested(target.id) }
+                do throws(Errno) {
+                    try stack.epollControl(
+                        part.stackEpoll, op: operation, socket: target.id, events: bits & ~EpollFlags.EPOLLEXCLUSIVE,
+                        data: data)
+                } catch {
+                    return error
+                }
+                part.used = true
+                // A registration sees the current state: wake a sleeping epoll_wait if it is ready.
+                instance.signalReadySets()
+                return nil
+            }
+            // The first copy's answer is the call's (the others follow it).
+            if let failure, n == 0 { return fail(failure) }
+        }
+        if socket.kernelListener {
+            // The kernel half of a listener on 0.0.0.0 reports loopback connections, under a tag
+            // of ours: epoll_wait marks the listener and gives the application its own data.
+            var tagged = epoll_event()
+            mtcp_epoll_event_set(&tagged, bits, PreloadRuntime.kernelHalfTag | UInt64(UInt32(bitPattern: fd)))
+            if mtcp_real_epoll_ctl(epfd, op, fd, &tagged) == 0 {
+                if operation != .modify { shadow.countKernelMember(added: operation == .add) }
+                if operation == .delete {
+                    shadow.kernelHalfData.removeValue(forKey: fd)
+                } else {
+                    shadow.kernelHalfData[fd] = data
+                }
             }
         }
+        return 0
     }
-    if operation == .delete {
-        shadow.members.removeValue(forKey: fd)
-    } else {
-        shadow.members[fd] = r
-    }
-    // A registration sees the current state: wake a sleeping epoll_wait if it is ready.
-    runtime.signalReadySets()
-    return 0
 }
 
 @_cdecl("epoll_wait")
@@ -315,9 +380,7 @@ public func hook_epoll_pwait(
     else { return mtcp_real_epoll_pwait(epfd, events, max, timeout, mask) }
     guard max > 0 else { return fail(.EINVAL) }
     guard let events else { return fail(.EFAULT) }
-    mtcp_lock()
-    let shadow = runtime.shadows[DescriptorEntry.index(entry)]
-    mtcp_unlock()
+    let shadow = runtime.withProcessLock { runtime.shadows[DescriptorEntry.index(entry)] }
     guard let shadow else { return mtcp_real_epoll_pwait(epfd, events, max, timeout, mask) }
     return runtime.epollWait(epfd, shadow, events, Int(max), timeout: timeout, mask: mask)
 }

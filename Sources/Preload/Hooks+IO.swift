@@ -73,35 +73,40 @@ extension PreloadRuntime {
         if wanted == 0 { return 0 }
         var total = 0
         while true {
-            mtcp_lock()
-            guard let r = adoptedRecord(entry), let stack else {
-                mtcp_unlock()
+            let turn: TransferTurn? = withRecord(
+                entry,
+                { instance, stack, r in
+                    let record = instance.records[r]!
+                    var (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
+                    // Inside an epoll batch a non-blocking read may say EAGAIN without a round:
+                    // the next epoll_wait runs it (and reports what it brings).
+                    if error == .EAGAIN && !(instance.inEpollBatch && record.nonBlocking) {
+                        instance.drive()
+                        (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
+                    }
+                    if error == .ECONNRESET || error == .ETIMEDOUT { instance.records[r]!.failureReported = true }
+                    return TransferTurn(
+                        moved: n, error: error, nonBlocking: record.nonBlocking,
+                        failureReported: record.failureReported, timeout: record.receiveTimeout)
+                }, otherwise: { nil })
+            guard let turn else {
                 logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
                 return failSize(.EBADF)
             }
-            let record = records[r]!
-            var (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
-            // Inside an epoll batch a non-blocking read may say EAGAIN without a round: the
-            // next epoll_wait runs it (and reports what it brings).
-            if error == .EAGAIN && !(inEpollBatch && record.nonBlocking) {
-                drive()
-                (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
-            }
-            if error == .ECONNRESET || error == .ETIMEDOUT { records[r]!.failureReported = true }
-            mtcp_unlock()
-            if let error, error != .EAGAIN {
+            let n = turn.moved
+            if let error = turn.error, error != .EAGAIN {
                 if total > 0 { return total }
                 // Like Linux: the error is reported once, then the stream reads as ended.
-                if record.failureReported && (error == .ECONNRESET || error == .ETIMEDOUT) { return 0 }
+                if turn.failureReported && (error == .ECONNRESET || error == .ETIMEDOUT) { return 0 }
                 return failSize(error)
             }
-            if error == nil {
+            if turn.error == nil {
                 if n == 0 { return total }  // end of stream
                 total += n
                 if !waitAll || total >= wanted { return total }
             }
-            if record.nonBlocking || dontWait { return total > 0 ? total : failSize(.EAGAIN) }
-            let woke = wait(for: fd, events: Int16(POLLIN), timeout: record.receiveTimeout)
+            if turn.nonBlocking || dontWait { return total > 0 ? total : failSize(.EAGAIN) }
+            let woke = wait(for: fd, events: Int16(POLLIN), timeout: turn.timeout)
             if woke < 0 { return total > 0 ? total : -1 }
             if woke == 0 { return total > 0 ? total : failSize(.EAGAIN) }
         }
@@ -118,32 +123,34 @@ extension PreloadRuntime {
         for k in 0..<count { wanted += iov[k].iov_len }
         var total = 0
         while true {
-            mtcp_lock()
-            guard let r = adoptedRecord(entry), let stack else {
-                mtcp_unlock()
+            let turn: TransferTurn? = withRecord(
+                entry,
+                { instance, stack, r in
+                    let record = instance.records[r]!
+                    var (n, error) = sendOnce(stack, record.stackID, iov, count, skip: total)
+                    if n > 0 { instance.driveAfterOutput() }
+                    if error == .ECONNRESET || error == .ETIMEDOUT {
+                        // Like Linux: the reset is reported once, then writing gives EPIPE.
+                        if record.failureReported { error = .EPIPE }
+                        instance.records[r]!.failureReported = true
+                    }
+                    return TransferTurn(
+                        moved: n, error: error, nonBlocking: record.nonBlocking,
+                        failureReported: record.failureReported, timeout: record.sendTimeout)
+                }, otherwise: { nil })
+            guard let turn else {
                 logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
                 return failSize(.EBADF)
             }
-            let record = records[r]!
-            let sent = sendOnce(stack, record.stackID, iov, count, skip: total)
-            let n = sent.0
-            var error = sent.1
-            if n > 0 { driveAfterOutput() }
-            if error == .ECONNRESET || error == .ETIMEDOUT {
-                // Like Linux: the reset is reported once, then writing gives EPIPE.
-                if record.failureReported { error = .EPIPE }
-                records[r]!.failureReported = true
-            }
-            mtcp_unlock()
-            total += n
+            total += turn.moved
             if total >= wanted { return total }
-            if let error, error != .EAGAIN {
+            if let error = turn.error, error != .EAGAIN {
                 if total > 0 { return total }
                 if error == .EPIPE && flags & Int32(MSG_NOSIGNAL) == 0 { raise(SIGPIPE) }
                 return failSize(error)
             }
-            if record.nonBlocking || dontWait { return total > 0 ? total : failSize(.EAGAIN) }
-            let woke = wait(for: fd, events: Int16(POLLOUT), timeout: record.sendTimeout)
+            if turn.nonBlocking || dontWait { return total > 0 ? total : failSize(.EAGAIN) }
+            let woke = wait(for: fd, events: Int16(POLLOUT), timeout: turn.timeout)
             if woke < 0 { return total > 0 ? total : -1 }
             if woke == 0 { return total > 0 ? total : failSize(.EAGAIN) }
         }
@@ -154,14 +161,23 @@ extension PreloadRuntime {
         _ entry: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
     ) {
         guard address != nil, length != nil else { return }
-        mtcp_lock()
-        defer { mtcp_unlock() }
-        guard let r = record(forEntry: entry), let stack, let peer = try? stack.getpeername(records[r]!.stackID) else {
+        let peer = withRecord(
+            entry, { instance, stack, r in try? stack.getpeername(instance.records[r]!.stackID) }, otherwise: { nil })
+        guard let peer else {
             length?.pointee = 0
             return
         }
         writeAddress(peer, address, length)
     }
+}
+
+/// What one pass of a read or write did, and what the record says about waiting for more.
+struct TransferTurn {
+    var moved: Int
+    var error: Errno?
+    var nonBlocking: Bool
+    var failureReported: Bool
+    var timeout: Int64
 }
 
 @inline(__always)

@@ -34,51 +34,150 @@ func writeAddress(
 }
 
 extension PreloadRuntime {
-    /// The index of a usable stack socket record for a table entry; an inherited listener is
-    /// adopted first. nil for inherited connections and for anything else (lock held).
-    func adoptedRecord(_ entry: Int32) -> Int? {
-        guard let r = record(forEntry: entry) else { return nil }
-        if records[r]!.inherited {
-            guard records[r]!.listening, adopt(r) else { return nil }
-        }
-        return r
+    /// What a descriptor's record is to a hook about to use it (instance lock held).
+    enum Usability {
+        case usable(Int)
+        /// An inherited listener, which this process re-creates when it first uses it.
+        case needsAdoption
+        /// An inherited connection (the parent's) or no socket at all.
+        case unusable
     }
 
-    /// Re-creates an inherited listener in this process's stack (lock held).
-    func adopt(_ r: Int) -> Bool {
-        guard activate(), let stack else { return false }
-        let record = records[r]!
-        do throws(Errno) {
-            let id = try stack.socket()
-            try stack.setNonBlocking(id, true)
-            for option in record.replay {
-                try? option.value.withUnsafeBytes { bytes in
-                    try stack.setsockopt(id, level: option.level, name: option.name, value: bytes)
+    func usability(_ instance: StackInstance, _ entry: Int32) -> Usability {
+        guard let r = instance.record(forEntry: entry) else { return .unusable }
+        if instance.records[r]!.inherited { return instance.records[r]!.listening ? .needsAdoption : .unusable }
+        return instance.stack == nil ? .unusable : .usable(r)
+    }
+
+    /// Runs `body` under the lock of the instance that owns `entry`'s socket (one lock scope),
+    /// adopting an inherited listener first; `otherwise` when there is no usable socket.
+    @inline(__always)
+    func withRecord<R>(
+        _ entry: Int32, _ body: (StackInstance, NetworkStack<SelectedLink>, Int) -> R, otherwise: () -> R
+    ) -> R {
+        let instance = instance(of: entry)
+        for _ in 0..<2 {
+            var adopting = false
+            let result: R? = instance.withLock {
+                switch usability(instance, entry) {
+                case .usable(let r): return body(instance, instance.stack!, r)
+                case .needsAdoption:
+                    adopting = true
+                    return nil
+                case .unusable: return nil
                 }
             }
-            try stack.setsockopt(id, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_REUSEADDR, 1)
-            try stack.bind(id, address: .any, port: record.localPort)
-            try stack.listen(id, backlog: Int(record.backlog))
+            if let result { return result }
+            guard adopting, adopt(entry) else { break }
+        }
+        return otherwise()
+    }
+
+    /// Re-creates an inherited listener in this process's instances (takes the process lock).
+    func adopt(_ entry: Int32) -> Bool {
+        withProcessLock {
+            guard activate() else { return false }
+            let home = instance(of: entry)
+            let found: SocketRecord? = home.withLock {
+                guard let r = home.record(forEntry: entry) else { return nil }
+                return home.records[r]
+            }
+            guard let record = found else { return false }
+            guard record.inherited else { return true }  // another thread adopted it
+            guard home.stack != nil else { return false }
             // Not interested yet: a call that adopts it (nginx's master calling listen() or
             // setsockopt() again on reload) does not make this process one that accepts; the
             // accept, poll and epoll hooks say so when it does.
-            if !stack.claimListener(id, replacing: getppid()) {
+            var ids = [Int32](repeating: -1, count: instances.count)
+            for instance in runningInstances {
+                guard let id = makeListener(in: instance, copying: record, address: .any) else { continue }
+                ids[instance.index] = id
+            }
+            guard ids[home.index] >= 0 else {
+                for instance in runningInstances where ids[instance.index] >= 0 {
+                    instance.withLock { try? instance.stack?.close(ids[instance.index]) }
+                }
+                return false
+            }
+            let claimed = home.withLock { home.stack!.claimListener(ids[home.index], replacing: getppid()) }
+            if !claimed {
                 log.info("listening port \(record.localPort) is served by another process; this one waits to take over")
             }
-            records[r]!.stackID = id
-            records[r]!.inherited = false
+            home.withLock {
+                guard let r = home.record(forEntry: entry) else { return }
+                home.records[r]!.stackID = ids[home.index]
+                home.records[r]!.replicas = ids
+                home.records[r]!.inherited = false
+            }
             log.info("took over listening port \(record.localPort) from the parent process")
             return true
-        } catch {
-            logOnce("adopt\(record.localPort)", "cannot take over listening port \(record.localPort): \(error)")
-            return false
+        }
+    }
+
+    /// A listener like `record` (its options, port and backlog) in `instance`'s stack: an
+    /// inherited one adopted, or a copy in a further instance (takes that instance's lock).
+    func makeListener(in instance: StackInstance, copying record: SocketRecord, address: IPv4Address) -> Int32? {
+        instance.withLock {
+            guard let stack = instance.stack else { return nil }
+            do throws(Errno) {
+                let id = try stack.socket()
+                try stack.setNonBlocking(id, true)
+                for option in record.replay {
+                    try? option.value.withUnsafeBytes { bytes in
+                        try stack.setsockopt(id, level: option.level, name: option.name, value: bytes)
+                    }
+                }
+                try stack.setsockopt(id, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_REUSEADDR, 1)
+                try stack.bind(id, address: address, port: record.localPort)
+                try stack.listen(id, backlog: Int(record.backlog))
+                return id
+            } catch {
+                logOnce(
+                    "listener\(record.localPort)-\(instance.index)",
+                    "cannot listen on port \(record.localPort) in instance \(instance.index): \(error)")
+                return nil
+            }
+        }
+    }
+
+    /// Copies a listener that just started listening into every other running instance, so
+    /// that each accepts its share of the port's connections (takes the locks itself).
+    func replicateListener(_ entry: Int32) {
+        guard activeInstances > 1 else { return }
+        withProcessLock {
+            let home = instance(of: entry)
+            let found: (SocketRecord, IPv4Address)? = home.withLock {
+                guard let r = home.record(forEntry: entry), let stack = home.stack,
+                    let local = try? stack.getsockname(home.records[r]!.stackID)
+                else { return nil }
+                return (home.records[r]!, local.address)
+            }
+            guard let (record, address) = found, record.listening, record.replicas.isEmpty else { return }
+            var ids = [Int32](repeating: -1, count: instances.count)
+            ids[home.index] = record.stackID
+            for instance in runningInstances where instance !== home {
+                ids[instance.index] = makeListener(in: instance, copying: record, address: address) ?? -1
+            }
+            let kept = home.withLock {
+                guard let r = home.record(forEntry: entry), home.records[r]!.stackID == record.stackID else {
+                    return false
+                }
+                home.records[r]!.replicas = ids
+                return true
+            }
+            if !kept {
+                // Closed meanwhile: its copies go too.
+                for instance in runningInstances where instance !== home && ids[instance.index] >= 0 {
+                    instance.withLock { try? instance.stack?.close(ids[instance.index]) }
+                }
+            }
         }
     }
 
     /// Moves a stack socket to the kernel: a real socket takes the placeholder's fd number,
-    /// with the options set so far (lock held).
-    func fallBack(_ fd: Int32, _ r: Int, reason: String) -> Bool {
-        let record = records[r]!
+    /// with the options set so far (instance lock held; never a listener with copies).
+    func fallBack(_ instance: StackInstance, _ fd: Int32, _ r: Int, reason: String) -> Bool {
+        let record = instance.records[r]!
         let flags = (record.nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
         let kernel = mtcp_real_socket(AF_INET, Int32(SOCK_STREAM.rawValue) | flags, record.proto)
         guard kernel >= 0 else { return false }
@@ -93,34 +192,60 @@ extension PreloadRuntime {
             return false
         }
         _ = mtcp_real_close(kernel)
-        forget(fd, r)
+        _ = forget(instance, fd, r)
         logOnce("fallback:\(reason)", "sockets \(reason) use the kernel (first: fd \(fd))")
         return true
     }
 
-    /// Drops fd's reference to record r; the last one closes the stack socket (lock held).
-    func forget(_ fd: Int32, _ r: Int) {
+    /// What closing a record's last descriptor leaves to do outside its instance's lock.
+    struct Leftovers {
+        /// A listener's copies in other instances, to close (by instance).
+        var replicas: [Int32] = []
+        /// An inherited listener's port, which this process no longer holds.
+        var heldPort: UInt16?
+        var lastReference = false
+    }
+
+    /// Drops fd's reference to record r; the last one closes the stack socket (instance lock
+    /// held). The caller finishes the leftovers (`finish`) once the lock is released.
+    func forget(_ instance: StackInstance, _ fd: Int32, _ r: Int) -> Leftovers {
         _ = mtcp_fd_set_entry(fd, 0)
-        records[r]!.references -= 1
-        guard records[r]!.references == 0 else { return }
-        let record = records[r]!
-        if !record.inherited, let stack {
-            for shadow in shadows {
-                shadow?.members.removeValue(forKey: fd)
-            }
+        instance.records[r]!.references -= 1
+        var leftovers = Leftovers()
+        guard instance.records[r]!.references == 0 else { return leftovers }
+        let record = instance.records[r]!
+        leftovers.lastReference = !record.inherited
+        if !record.inherited, let stack = instance.stack {
             try? stack.close(record.stackID)
+            leftovers.replicas = record.replicas
+            if !leftovers.replicas.isEmpty { leftovers.replicas[instance.index] = -1 }
         } else if record.inherited && record.listening {
             // No longer holds the parent's listener (a BGSAVE child closing what it inherited).
-            steering?.stopListening(port: record.localPort)
+            leftovers.heldPort = record.localPort
         }
-        releaseRecord(r)
+        instance.releaseRecord(r)
+        return leftovers
+    }
+
+    /// Closes what `forget` left (no lock held; takes the other instances' locks in turn).
+    func finish(_ leftovers: Leftovers) {
+        for (k, id) in leftovers.replicas.enumerated() where id >= 0 && k < instances.count {
+            let other = instances[k]
+            other.withLock {
+                try? other.stack?.close(id)
+                other.driveAfterOutput()
+            }
+        }
+        if let port = leftovers.heldPort {
+            let first = instances[0]
+            first.withLock { first.steering?.stopListening(port: port) }
+        }
     }
 
     /// Whether the kernel should carry a connection to `destination`: loopback, and places the
     /// stack has no route to.
-    func kernelCarries(_ destination: IPv4Address) -> Bool {
+    func kernelCarries(_ destination: IPv4Address, _ stack: NetworkStack<SelectedLink>) -> Bool {
         if destination.rawValue >> 24 == 127 || destination == .any { return true }
-        guard let stack else { return true }
         do throws(Errno) {
             _ = try stack.route(to: destination)
             return false
@@ -129,24 +254,27 @@ extension PreloadRuntime {
         }
     }
 
-    /// A new descriptor for a stack socket `id` (lock held); -1 with errno when none is free.
+    /// A new descriptor for stack socket `id` of `instance` (its lock held); -1 with errno
+    /// when none is free.
     func newDescriptor(
-        for id: Int32, nonBlocking: Bool, closeOnExec: Bool, keepsOptions: Bool = true
+        in instance: StackInstance, for id: Int32, nonBlocking: Bool, closeOnExec: Bool, keepsOptions: Bool = true,
+        proto: Int32 = 0
     ) -> Int32 {
         let fd = placeholder(closeOnExec: closeOnExec)
         guard fd >= 0 else {
             let saved = mtcp_errno()
-            try? stack?.close(id)
+            try? instance.stack?.close(id)
             mtcp_set_errno(saved)
             return -1
         }
-        var record = SocketRecord(stackID: id, proto: 0)
+        var record = SocketRecord(stackID: id, proto: proto)
         record.nonBlocking = nonBlocking
         record.keepsOptions = keepsOptions
-        let index = addRecord(record)
-        guard mtcp_fd_set_entry(fd, DescriptorEntry.make(kind: DescriptorEntry.socketKind, index: index)) != 0 else {
-            releaseRecord(Int(index))
-            try? stack?.close(id)
+        let index = instance.addRecord(record)
+        let entry = DescriptorEntry.make(kind: DescriptorEntry.socketKind, instance: instance.index, index: index)
+        guard mtcp_fd_set_entry(fd, entry) != 0 else {
+            instance.releaseRecord(Int(index))
+            try? instance.stack?.close(id)
             _ = mtcp_real_close(fd)
             mtcp_set_errno(EMFILE)
             return -1
@@ -155,9 +283,9 @@ extension PreloadRuntime {
     }
 
     /// Opens the kernel half of a listener on 0.0.0.0 (loopback health checks), in the
-    /// placeholder's fd number (lock held).
-    func addKernelListener(_ fd: Int32, _ r: Int) {
-        let record = records[r]!
+    /// placeholder's fd number (instance lock held).
+    func addKernelListener(_ instance: StackInstance, _ fd: Int32, _ r: Int) {
+        let record = instance.records[r]!
         let kernel = mtcp_real_socket(
             AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard kernel >= 0 else { return }
@@ -180,7 +308,7 @@ extension PreloadRuntime {
         if bound == 0, mtcp_real_listen(kernel, record.backlog) == 0,
             mtcp_real_dup3(kernel, fd, closeOnExec ? O_CLOEXEC : 0) >= 0
         {
-            records[r]!.kernelListener = true
+            instance.records[r]!.kernelListener = true
             logOnce(
                 "kernel-listen",
                 "listeners on 0.0.0.0 also accept on kernel interfaces (MTCP_KERNEL_LISTEN=0 turns this off)")
@@ -203,62 +331,72 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
     else {
         if mtcp_enabled != 0 && (domain == AF_INET || domain == AF_INET6) {
             // Say once which kinds of sockets stay with the kernel (AF_UNIX is expected).
-            mtcp_lock()
-            let runtime = PreloadRuntime.obtain()
+            let runtime = mtcp_withProcessLock { PreloadRuntime.obtain() }
             let kind = domain == AF_INET6 ? "AF_INET6" : base == Int32(SOCK_DGRAM.rawValue) ? "UDP" : "raw/other IPv4"
             runtime.logOnce("family:\(kind)", "\(kind) sockets use the kernel (the stack serves IPv4 TCP)")
-            mtcp_unlock()
         }
         return mtcp_real_socket(domain, type, proto)
     }
+    let (runtime, active) = mtcp_withProcessLock {
+        let runtime = PreloadRuntime.obtain()
+        return (runtime, runtime.activate())
+    }
+    guard active else { return mtcp_real_socket(domain, type, proto) }
+    let instance = runtime.threadInstance()
+    return instance.withLock {
+        guard let stack = instance.stack else { return mtcp_real_socket(domain, type, proto) }
+        let id: Int32
+        do throws(Errno) {
+            id = try stack.socket()
+            try stack.setNonBlocking(id, true)
+        } catch {
+            return fail(error)
+        }
+        return runtime.newDescriptor(
+            in: instance, for: id, nonBlocking: type & Int32(SOCK_NONBLOCK.rawValue) != 0,
+            closeOnExec: type & Int32(SOCK_CLOEXEC.rawValue) != 0, proto: proto)
+    }
+}
+
+/// Runs `body` with the process lock held.
+@inline(__always)
+func mtcp_withProcessLock<R>(_ body: () -> R) -> R {
     mtcp_lock()
     defer { mtcp_unlock() }
-    let runtime = PreloadRuntime.obtain()
-    guard runtime.activate(), let stack = runtime.stack else { return mtcp_real_socket(domain, type, proto) }
-    let id: Int32
-    do throws(Errno) {
-        id = try stack.socket()
-        try stack.setNonBlocking(id, true)
-    } catch {
-        return fail(error)
-    }
-    let fd = runtime.newDescriptor(
-        for: id, nonBlocking: type & Int32(SOCK_NONBLOCK.rawValue) != 0,
-        closeOnExec: type & Int32(SOCK_CLOEXEC.rawValue) != 0)
-    if fd >= 0, let r = runtime.record(forEntry: mtcp_fd_entry(fd)) { runtime.records[r]!.proto = proto }
-    return fd
+    return body()
 }
 
 @_cdecl("bind")
 public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> Int32 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_bind(fd, address, length) }
-    mtcp_lock()
-    guard let runtime = PreloadRuntime.current, let r = runtime.record(forEntry: entry), let stack = runtime.stack,
-        !runtime.records[r]!.inherited
-    else {
-        mtcp_unlock()
-        return fail(.EINVAL)
+    guard let runtime = PreloadRuntime.current else { return fail(.EINVAL) }
+    enum Outcome {
+        case done(Int32)
+        case movedToKernel
     }
-    guard let (ip, port) = readAddress(address, length) else {
-        mtcp_unlock()
-        return fail(.EINVAL)
-    }
-    if ip != .any && ip != stack.configuration.address {
-        // An address the kernel owns (loopback, another interface).
-        let moved = runtime.fallBack(fd, r, reason: "bound to kernel addresses")
-        mtcp_unlock()
-        return moved ? mtcp_real_bind(fd, address, length) : fail(.EADDRNOTAVAIL)
-    }
-    defer { mtcp_unlock() }
-    do throws(Errno) {
-        let id = runtime.records[r]!.stackID
-        try stack.bind(id, address: ip, port: port)
-        runtime.records[r]!.bound = true
-        runtime.records[r]!.localPort = try stack.getsockname(id).port
-        return 0
-    } catch {
-        return fail(error)
+    let outcome: Outcome = runtime.withRecord(
+        entry,
+        { instance, stack, r in
+            guard let (ip, port) = readAddress(address, length) else { return .done(fail(.EINVAL)) }
+            if ip != .any && ip != stack.configuration.address {
+                // An address the kernel owns (loopback, another interface).
+                let moved = runtime.fallBack(instance, fd, r, reason: "bound to kernel addresses")
+                return moved ? .movedToKernel : .done(fail(.EADDRNOTAVAIL))
+            }
+            do throws(Errno) {
+                let id = instance.records[r]!.stackID
+                try stack.bind(id, address: ip, port: port)
+                instance.records[r]!.bound = true
+                instance.records[r]!.localPort = try stack.getsockname(id).port
+                return .done(0)
+            } catch {
+                return .done(fail(error))
+            }
+        }, otherwise: { .done(fail(.EINVAL)) })
+    switch outcome {
+    case .done(let result): return result
+    case .movedToKernel: return mtcp_real_bind(fd, address, length)
     }
 }
 
@@ -266,27 +404,41 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
 public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_listen(fd, backlog) }
-    mtcp_lock()
-    defer { mtcp_unlock() }
-    guard let runtime = PreloadRuntime.current, let r = runtime.adoptedRecord(entry), let stack = runtime.stack else {
-        return fail(.EBADF)
-    }
-    let id = runtime.records[r]!.stackID
+    guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     let backlog = backlog <= 0 ? 128 : min(backlog, 65535)
-    do throws(Errno) {
-        let wasBound = runtime.records[r]!.bound
-        try stack.listen(id, backlog: Int(backlog))
-        runtime.records[r]!.listening = true
-        runtime.records[r]!.backlog = backlog
-        let local = try stack.getsockname(id)
-        runtime.records[r]!.localPort = local.port
-        if runtime.kernelListen && wasBound && local.address == .any && !runtime.records[r]!.kernelListener {
-            runtime.addKernelListener(fd, r)
+    var replicasToUpdate: [Int32] = []
+    let result = runtime.withRecord(
+        entry,
+        { instance, stack, r in
+            let id = instance.records[r]!.stackID
+            do throws(Errno) {
+                let wasBound = instance.records[r]!.bound
+                try stack.listen(id, backlog: Int(backlog))
+                instance.records[r]!.listening = true
+                instance.records[r]!.backlog = backlog
+                let local = try stack.getsockname(id)
+                instance.records[r]!.localPort = local.port
+                if runtime.kernelListen && wasBound && local.address == .any && !instance.records[r]!.kernelListener {
+                    runtime.addKernelListener(instance, fd, r)
+                }
+                replicasToUpdate = instance.records[r]!.replicas
+                if !replicasToUpdate.isEmpty { replicasToUpdate[instance.index] = -1 }
+                return 0
+            } catch {
+                return fail(error)
+            }
+        }, otherwise: { fail(.EBADF) })
+    guard result == 0 else { return result }
+    if replicasToUpdate.isEmpty {
+        runtime.replicateListener(entry)
+    } else {
+        // listen() again (a new backlog, nginx on reload): the copies take it too.
+        for (k, id) in replicasToUpdate.enumerated() where id >= 0 {
+            let other = runtime.instances[k]
+            other.withLock { _ = try? other.stack?.listen(id, backlog: Int(backlog)) }
         }
-        return 0
-    } catch {
-        return fail(error)
     }
+    return 0
 }
 
 @_cdecl("accept")
@@ -294,6 +446,54 @@ public func hook_accept(
     _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
 ) -> Int32 {
     hook_accept4(fd, address, length, 0)
+}
+
+/// What an accept found out about its listener (under its instance's lock).
+struct ListenerView {
+    var stackID: Int32
+    var replicas: [Int32]
+    var firstInstance: Int
+    var nonBlocking: Bool
+    var kernelListener: Bool
+    var kernelFirst: Bool
+    var kernelHalfMayBeReady: Bool
+    var kernelHalfLastTry: UInt64
+    var receiveTimeout: Int64
+}
+
+extension PreloadRuntime {
+    /// One non-blocking accept from the listener's copy in `instance` (takes its lock): the
+    /// new descriptor, -1 with errno, or nil when it has no connection.
+    func acceptOnce(
+        _ instance: StackInstance, _ id: Int32, nonBlocking: Bool, flags: Int32,
+        _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
+    ) -> Int32? {
+        var peer: (IPv4Address, UInt16)?
+        let result: Int32? = instance.withLock {
+            guard let stack = instance.stack else { return nil }
+            stack.markInterested(id)
+            var accepted: (socket: Int32, address: IPv4Address, port: UInt16)?
+            do throws(Errno) {
+                accepted = try stack.accept(id)
+            } catch .EAGAIN {
+                // Inside an epoll batch the next epoll_wait runs the round (`inEpollBatch`).
+                if !(instance.inEpollBatch && nonBlocking) {
+                    instance.drive()
+                    accepted = try? stack.accept(id)
+                }
+            } catch {
+                return fail(error)
+            }
+            guard let accepted else { return nil }
+            try? stack.setNonBlocking(accepted.socket, true)
+            peer = (accepted.address, accepted.port)
+            return newDescriptor(
+                in: instance, for: accepted.socket, nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
+                closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false)
+        }
+        if let result, result >= 0, let peer { writeAddress(peer, address, length) }
+        return result
+    }
 }
 
 @_cdecl("accept4")
@@ -305,48 +505,55 @@ public func hook_accept4(
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     guard flags & ~(Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) == 0 else { return fail(.EINVAL) }
     while true {
-        mtcp_lock()
-        guard let r = runtime.adoptedRecord(entry), let stack = runtime.stack else {
-            mtcp_unlock()
-            return fail(.EBADF)
+        let seen: Result<ListenerView, Errno> = runtime.withRecord(
+            entry,
+            { instance, stack, r in
+                let record = instance.records[r]!
+                guard record.listening else { return .failure(.EINVAL) }
+                instance.records[r]!.preferKernel.toggle()
+                let turns = max(record.replicas.count, 1)
+                instance.records[r]!.acceptTurn = (record.acceptTurn + 1) % turns
+                return .success(
+                    ListenerView(
+                        stackID: record.stackID, replicas: record.replicas,
+                        firstInstance: record.replicas.isEmpty ? instance.index : record.acceptTurn,
+                        nonBlocking: record.nonBlocking, kernelListener: record.kernelListener,
+                        kernelFirst: record.kernelListener && record.preferKernel,
+                        kernelHalfMayBeReady: record.kernelHalfMayBeReady,
+                        kernelHalfLastTry: record.kernelHalfLastTry, receiveTimeout: record.receiveTimeout))
+            }, otherwise: { .failure(.EBADF) })
+        let view: ListenerView
+        switch seen {
+        case .failure(let error): return fail(error)
+        case .success(let found): view = found
         }
-        let record = runtime.records[r]!
-        guard record.listening else {
-            mtcp_unlock()
-            return fail(.EINVAL)
-        }
-        stack.markInterested(record.stackID)
-        let kernelFirst = record.kernelListener && record.preferKernel
-        runtime.records[r]!.preferKernel.toggle()
-        if !kernelFirst {
-            var accepted: (socket: Int32, address: IPv4Address, port: UInt16)?
-            do throws(Errno) {
-                accepted = try stack.accept(record.stackID)
-            } catch .EAGAIN {
-                // Inside an epoll batch the next epoll_wait runs the round (`inEpollBatch`).
-                if !(runtime.inEpollBatch && record.nonBlocking) {
-                    runtime.drive()
-                    accepted = try? stack.accept(record.stackID)
+        let home = runtime.instance(of: entry)
+        if !view.kernelFirst {
+            if view.replicas.isEmpty {
+                if let new = runtime.acceptOnce(
+                    home, view.stackID, nonBlocking: view.nonBlocking, flags: flags, address, length)
+                {
+                    return new
                 }
-            } catch {
-                mtcp_unlock()
-                return fail(error)
-            }
-            if let accepted {
-                try? stack.setNonBlocking(accepted.socket, true)
-                let new = runtime.newDescriptor(
-                    for: accepted.socket, nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
-                    closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false)
-                mtcp_unlock()
-                if new >= 0 { writeAddress((accepted.address, accepted.port), address, length) }
-                return new
+            } else {
+                // Each instance accepts its own share; they take turns being asked first.
+                let count = view.replicas.count
+                for step in 0..<count {
+                    let k = (view.firstInstance + step) % count
+                    guard view.replicas[k] >= 0 else { continue }
+                    if let new = runtime.acceptOnce(
+                        runtime.instances[k], view.replicas[k], nonBlocking: view.nonBlocking, flags: flags, address,
+                        length)
+                    {
+                        return new
+                    }
+                }
             }
         }
-        let driven = runtime.lastDriven.load(ordering: .relaxed)
+        let driven = home.lastDriven.load(ordering: .relaxed)
         let tryKernel =
-            record.kernelListener
-            && (!record.nonBlocking || record.kernelHalfMayBeReady || driven &- record.kernelHalfLastTry >= 10_000_000)
-        mtcp_unlock()
+            view.kernelListener
+            && (!view.nonBlocking || view.kernelHalfMayBeReady || driven &- view.kernelHalfLastTry >= 10_000_000)
         if tryKernel {
             let new = mtcp_real_accept4(fd, address, length, flags)
             if new >= 0 { return new }
@@ -354,9 +561,9 @@ public func hook_accept4(
             if error != EAGAIN && error != EWOULDBLOCK { return -1 }
             runtime.markKernelHalf(of: fd, mayBeReady: false, triedAt: driven)
         }
-        if kernelFirst { continue }
-        if record.nonBlocking { return fail(.EAGAIN) }
-        let woke = runtime.wait(for: fd, events: Int16(POLLIN), timeout: record.receiveTimeout)
+        if view.kernelFirst { continue }
+        if view.nonBlocking { return fail(.EAGAIN) }
+        let woke = runtime.wait(for: fd, events: Int16(POLLIN), timeout: view.receiveTimeout)
         if woke < 0 { return -1 }
         if woke == 0 { return fail(.EAGAIN) }
     }
@@ -367,25 +574,49 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_connect(fd, address, length) }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
-    mtcp_lock()
-    guard let r = runtime.record(forEntry: entry), let stack = runtime.stack, !runtime.records[r]!.inherited else {
-        mtcp_unlock()
-        return fail(.EBADF)
+    enum Outcome {
+        case done(Int32)
+        case movedToKernel(bound: UInt16?)
+        case inProgress(nonBlocking: Bool, timeout: Int64, id: Int32, ip: IPv4Address, port: UInt16)
     }
-    guard let (ip, port) = readAddress(address, length) else {
-        // AF_UNSPEC (dissolve) and other families: the kernel decides on a kernel socket.
-        mtcp_unlock()
-        return fail(.EAFNOSUPPORT)
+    let home = runtime.instance(of: entry)
+    let outcome: Outcome = home.withLock {
+        guard case .usable(let r) = runtime.usability(home, entry), let stack = home.stack else {
+            return .done(fail(.EBADF))
+        }
+        guard let (ip, port) = readAddress(address, length) else {
+            // AF_UNSPEC (dissolve) and other families: the kernel decides on a kernel socket.
+            return .done(fail(.EAFNOSUPPORT))
+        }
+        let record = home.records[r]!
+        if runtime.kernelCarries(ip, stack) {
+            guard runtime.fallBack(home, fd, r, reason: "connecting to loopback or unrouted addresses") else {
+                return .done(fail(.ENOBUFS))
+            }
+            return .movedToKernel(bound: record.bound && record.localPort != 0 ? record.localPort : nil)
+        }
+        do throws(Errno) {
+            try stack.connect(record.stackID, address: ip, port: port)
+            home.records[r]!.keepsOptions = false
+            return .done(0)
+        } catch .EINPROGRESS {
+            home.records[r]!.keepsOptions = false
+            // The SYN goes now, or with the batch's other frames (`inEpollBatch`).
+            home.driveAfterOutput()
+            return .inProgress(
+                nonBlocking: record.nonBlocking, timeout: record.sendTimeout, id: record.stackID, ip: ip, port: port)
+        } catch {
+            return .done(fail(error))
+        }
     }
-    let record = runtime.records[r]!
-    if runtime.kernelCarries(ip) {
-        let moved = runtime.fallBack(fd, r, reason: "connecting to loopback or unrouted addresses")
-        mtcp_unlock()
-        guard moved else { return fail(.ENOBUFS) }
-        if record.bound && record.localPort != 0 {
+    switch outcome {
+    case .done(let result):
+        return result
+    case .movedToKernel(let bound):
+        if let bound {
             var local = sockaddr_in()
             local.sin_family = sa_family_t(AF_INET)
-            local.sin_port = record.localPort.bigEndian
+            local.sin_port = bound.bigEndian
             _ = withUnsafePointer(to: &local) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     mtcp_real_bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -393,37 +624,26 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
             }
         }
         return mtcp_real_connect(fd, address, length)
-    }
-    do throws(Errno) {
-        try stack.connect(record.stackID, address: ip, port: port)
-        runtime.records[r]!.keepsOptions = false
-        mtcp_unlock()
-        return 0
-    } catch .EINPROGRESS {
-        runtime.records[r]!.keepsOptions = false
-        // The SYN goes now, or with the batch's other frames (`inEpollBatch`).
-        runtime.driveAfterOutput()
-    } catch {
-        mtcp_unlock()
-        return fail(error)
-    }
-    mtcp_unlock()
-    if record.nonBlocking { return fail(.EINPROGRESS) }
-    while true {
-        let woke = runtime.wait(for: fd, events: Int16(POLLOUT), timeout: record.sendTimeout)
-        if woke < 0 { return -1 }
-        if woke == 0 { return fail(.EINPROGRESS) }
-        mtcp_lock()
-        defer { mtcp_unlock() }
-        do throws(Errno) {
-            try stack.connect(record.stackID, address: ip, port: port)
-            return 0
-        } catch .EISCONN {
-            return 0
-        } catch .EALREADY {
-            continue
-        } catch {
-            return fail(error)
+    case .inProgress(let nonBlocking, let timeout, let id, let ip, let port):
+        if nonBlocking { return fail(.EINPROGRESS) }
+        while true {
+            let woke = runtime.wait(for: fd, events: Int16(POLLOUT), timeout: timeout)
+            if woke < 0 { return -1 }
+            if woke == 0 { return fail(.EINPROGRESS) }
+            let finished: Int32? = home.withLock {
+                guard let stack = home.stack else { return fail(.EBADF) }
+                do throws(Errno) {
+                    try stack.connect(id, address: ip, port: port)
+                    return 0
+                } catch .EISCONN {
+                    return 0
+                } catch .EALREADY {
+                    return nil
+                } catch {
+                    return fail(error)
+                }
+            }
+            if let finished { return finished }
         }
     }
 }
@@ -432,10 +652,10 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
 public func hook_shutdown(_ fd: Int32, _ how: Int32) -> Int32 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_shutdown(fd, how) }
-    return withStackSocket(entry) { runtime, stack, r in
+    return withStackSocket(entry) { instance, stack, r in
         do throws(Errno) {
-            try stack.shutdown(runtime.records[r]!.stackID, how: how)
-            runtime.driveAfterOutput()
+            try stack.shutdown(instance.records[r]!.stackID, how: how)
+            instance.driveAfterOutput()
             return 0
         } catch {
             return fail(error)
@@ -449,11 +669,11 @@ public func hook_getsockname(
 ) -> Int32 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_getsockname(fd, address, length) }
-    return withStackSocket(entry) { runtime, stack, r in
+    return withStackSocket(entry) { instance, stack, r in
         guard address != nil, length != nil else { return fail(.EFAULT) }
         do throws(Errno) {
-            let name = try stack.getsockname(runtime.records[r]!.stackID)
-            let shown = name.address == .any && runtime.records[r]!.listening ? IPv4Address.any : name.address
+            let name = try stack.getsockname(instance.records[r]!.stackID)
+            let shown = name.address == .any && instance.records[r]!.listening ? IPv4Address.any : name.address
             writeAddress((shown, name.port), address, length)
             return 0
         } catch {
@@ -468,10 +688,10 @@ public func hook_getpeername(
 ) -> Int32 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_getpeername(fd, address, length) }
-    return withStackSocket(entry) { runtime, stack, r in
+    return withStackSocket(entry) { instance, stack, r in
         guard address != nil, length != nil else { return fail(.EFAULT) }
         do throws(Errno) {
-            writeAddress(try stack.getpeername(runtime.records[r]!.stackID), address, length)
+            writeAddress(try stack.getpeername(instance.records[r]!.stackID), address, length)
             return 0
         } catch {
             return fail(error)
@@ -485,36 +705,48 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_setsockopt(fd, level, name, value, length) }
-    mtcp_lock()
-    defer { mtcp_unlock() }
-    guard let runtime = PreloadRuntime.current, let r = runtime.record(forEntry: entry) else { return fail(.EBADF) }
+    guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     guard let value else { return fail(.EFAULT) }
     let bytes = UnsafeRawBufferPointer(start: value, count: Int(length))
-    if !runtime.records[r]!.inherited {
-        guard let stack = runtime.stack else { return fail(.EBADF) }
-        do throws(Errno) {
-            try stack.setsockopt(runtime.records[r]!.stackID, level: level, name: name, value: bytes)
-        } catch {
-            return fail(error)
+    var replicas: [Int32] = []
+    let home = runtime.instance(of: entry)
+    // Inherited records keep options too (for the listener this process may adopt).
+    let result: Int32 = home.withLock {
+        guard let r = home.record(forEntry: entry) else { return fail(.EBADF) }
+        if !home.records[r]!.inherited {
+            guard let stack = home.stack else { return fail(.EBADF) }
+            do throws(Errno) {
+                try stack.setsockopt(home.records[r]!.stackID, level: level, name: name, value: bytes)
+            } catch {
+                return fail(error)
+            }
+            replicas = home.records[r]!.replicas
+            if !replicas.isEmpty { replicas[home.index] = -1 }
         }
-    }
-    if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && length >= 16 {
-        let ns =
-            bytes.loadUnaligned(as: Int64.self) * 1_000_000_000
-            + bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self) * 1_000
-        if name == SO_RCVTIMEO {
-            runtime.records[r]!.receiveTimeout = max(ns, 0)
-        } else {
-            runtime.records[r]!.sendTimeout = max(ns, 0)
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && length >= 16 {
+            let ns =
+                bytes.loadUnaligned(as: Int64.self) * 1_000_000_000
+                + bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self) * 1_000
+            if name == SO_RCVTIMEO {
+                home.records[r]!.receiveTimeout = max(ns, 0)
+            } else {
+                home.records[r]!.sendTimeout = max(ns, 0)
+            }
         }
+        // Kept for a fall-back to the kernel and for a forked child re-creating a listener;
+        // connected sockets need neither (nginx sets TCP_CORK per response).
+        if home.records[r]!.keepsOptions {
+            home.records[r]!.replay.removeAll { $0.level == level && $0.name == name }
+            home.records[r]!.replay.append((level, name, Array(bytes)))
+        }
+        return 0
     }
-    // Kept for a fall-back to the kernel and for a forked child re-creating a listener;
-    // connected sockets need neither (nginx sets TCP_CORK per response).
-    if runtime.records[r]!.keepsOptions {
-        runtime.records[r]!.replay.removeAll { $0.level == level && $0.name == name }
-        runtime.records[r]!.replay.append((level, name, Array(bytes)))
+    // A listener's copies in the other instances take the option too.
+    for (k, id) in replicas.enumerated() where id >= 0 {
+        let other = runtime.instances[k]
+        other.withLock { try? other.stack?.setsockopt(id, level: level, name: name, value: bytes) }
     }
-    return 0
+    return result
 }
 
 @_cdecl("getsockopt")
@@ -524,12 +756,12 @@ public func hook_getsockopt(
 ) -> Int32 {
     let entry = mtcp_fd_entry(fd)
     guard entry != 0 else { return mtcp_real_getsockopt(fd, level, name, value, length) }
-    return withStackSocket(entry) { runtime, stack, r in
+    return withStackSocket(entry) { instance, stack, r in
         guard let value, let length else { return fail(.EFAULT) }
         // Options with a wider C form than the caller gave are cut, as the kernel does for ints.
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { scratch in
             do throws(Errno) {
-                let n = try stack.getsockopt(runtime.records[r]!.stackID, level: level, name: name, into: scratch)
+                let n = try stack.getsockopt(instance.records[r]!.stackID, level: level, name: name, into: scratch)
                 let copied = min(n, Int(length.pointee))
                 value.copyMemory(from: scratch.baseAddress!, byteCount: copied)
                 length.pointee = socklen_t(copied)
@@ -541,15 +773,15 @@ public func hook_getsockopt(
     }
 }
 
-/// Runs `body` with the lock held on a live stack socket; EBADF for a connection inherited
-/// from a parent process (it belongs to the parent).
-func withStackSocket(_ entry: Int32, _ body: (PreloadRuntime, NetworkStack<SelectedLink>, Int) -> Int32) -> Int32 {
-    mtcp_lock()
-    defer { mtcp_unlock() }
+/// Runs `body` under the owning instance's lock on a live stack socket; EBADF for a
+/// connection inherited from a parent process (it belongs to the parent).
+func withStackSocket(_ entry: Int32, _ body: (StackInstance, NetworkStack<SelectedLink>, Int) -> Int32) -> Int32 {
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
-    guard let r = runtime.adoptedRecord(entry), let stack = runtime.stack else {
-        runtime.logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
-        return fail(.EBADF)
-    }
-    return body(runtime, stack, r)
+    return runtime.withRecord(
+        entry, body,
+        otherwise: {
+            runtime.logOnce(
+                "inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
+            return fail(.EBADF)
+        })
 }

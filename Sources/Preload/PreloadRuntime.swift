@@ -9,14 +9,11 @@ import Synchronization
 import TCP
 import Wire
 
-/// The process's one stack instance and everything the hooks keep about descriptors.
-///
-/// Run-to-completion: the application's own calls drive the stack (epoll_wait, poll, and
-/// reads, writes and accepts that find nothing run a loop round first), under one lock. When
-/// the program blocks, it blocks in the kernel on descriptors that wake it for packets (the
-/// link's) and for readiness made by other threads (an eventfd per wait set). A driver thread
-/// runs rounds only when no call has for a millisecond: timers and packets while the program
-/// computes or sleeps elsewhere.
+/// The process's stack instances (MTCP_CORES, one by default) and what the hooks keep about
+/// descriptors. Each instance has its lock, receive queue and socket records
+/// (`StackInstance`); the process lock (`withProcessLock`) guards what spans them: activation,
+/// epoll shadows, fork. Lock order: the process lock, then one instance lock; never two
+/// instance locks at once.
 final class PreloadRuntime {
     /// Tags of the library's own descriptors inside an application's kernel epoll set.
     static let notifyTag: UInt64 = 0x6d74_6370_6e6f_7466
@@ -29,47 +26,34 @@ final class PreloadRuntime {
     let log: PreloadLog
     let kernelListen: Bool
 
-    var stack: NetworkStack<SelectedLink>? {
-        didSet { linkIsPolled = stack.map { $0.io.waitDescriptor < 0 } ?? false }
-    }
-    /// The link has no descriptor to sleep on (DPDK): sleepers nap and look again.
-    var linkIsPolled = false
+    /// Made with the runtime and kept for its life (a forked child keeps the shells), so
+    /// threads read the array without a lock.
+    let instances: [StackInstance]
+    /// How many instances run a stack (set at activation, before any stack descriptor exists):
+    /// fewer than `instances` when the instances could not divide the link.
+    var activeInstances = 0
+    /// Hands threads their instances at their first call, in turn.
+    let nextThreadInstance = Atomic<Int>(0)
+
+    /// The first instance's stack: the one that answers for the process (address, routes),
+    /// nil before activation.
+    var stack: NetworkStack<SelectedLink>? { instances[0].stack }
+    /// The first instance's steering: the one that may take the primary role.
+    var steering: FlowSteering? { instances[0].steering }
     var activationFailed = false
     /// The stacks of ancestors, inherited by fork: never driven or freed here.
     var retired: [AnyObject] = []
     var pid: Int32
 
-    var records: [SocketRecord?] = []
-    var freeRecords: [Int32] = []
     var shadows: [EpollShadow?] = []
     var freeShadows: [Int32] = []
-    var waitSets: [WaitSet] = []
-    var freeWaitSets: [Int] = []
-    /// Shadows and wait sets that have a stack event poll set to signal after each round.
-    var signalled: [SignalTarget] = []
 
     /// An AF_UNIX socket whose duplicates are the placeholder fds of stack sockets.
     var anchor: Int32 = -1
 
-    /// CLOCK_MONOTONIC nanoseconds of the last loop round, and of the stack's next timer.
-    let lastDriven = Atomic<UInt64>(0)
-    let nextWake = Atomic<UInt64>(UInt64.max)
-    /// Threads sleeping in the kernel with the link among their descriptors: they run the
-    /// loop round themselves when frames come.
-    let linkWatchers = Atomic<Int>(0)
-    var driverStarted = false
-    /// The application is handling the events an epoll_wait just returned (lock held): its
-    /// writes and closes leave their frames for the round its next epoll_wait runs, so a
-    /// batch of responses goes out with one transmit kick, as mTCP batches. Reads that find
-    /// nothing do not run a round either. The driver thread sends deferred frames within about
-    /// a millisecond when the application does not come back.
-    var inEpollBatch = false
-    /// The driver thread sleeps on the link for up to a timer's delay (lock held): nothing may
-    /// be deferred then, it would not see it in time.
-    var driverSleepsLong = false
-    /// Packet sockets made right after fork, while the child still had the privilege (nginx
-    /// workers drop root before they first touch a socket).
-    var preopenedSockets: (receive: Int32, transmit: Int32)?
+    /// Packet sockets made right after fork, one pair per instance, while the child still had
+    /// the privilege (nginx workers drop root before they first touch a socket).
+    var preopenedSockets: [(receive: Int32, transmit: Int32)] = []
     /// The DPDK device the first process of this family opened (e.g. "net_af_packet0"): what
     /// forked children make their own instance of.
     var dpdkDevice: String?
@@ -79,11 +63,10 @@ final class PreloadRuntime {
     var dpdkChildRefusal: String?
     /// The shared port claims table (kept across fork).
     var claimsTable: UnsafeMutableRawPointer?
-    /// The kernel flow steering maps every process on the interface shares (kept across fork),
-    /// and this process's program over them; a forked child makes its own at fork, or says
-    /// why it could not (then it must not run a stack: it would see its parent's frames).
+    /// The kernel flow steering maps every process on the interface shares (kept across fork);
+    /// each instance has its program over them. A forked child makes its own at fork, or
+    /// says why it could not (then it must not run a stack: it would see its parent's frames).
     var steeringMaps: FlowSteering.SharedMaps?
-    var steering: FlowSteering?
     var steeringRefusal: String?
     var exitHandlerRegistered = false
 
@@ -92,6 +75,47 @@ final class PreloadRuntime {
         self.log = log
         kernelListen = options?.kernelListen ?? true
         pid = getpid()
+        instances = (0..<Self.instanceCount(options, log: log)).map { StackInstance(index: $0) }
+    }
+
+    /// MTCP_CORES instances where the link can be divided among them (AF_PACKET with kernel
+    /// flow steering: each instance is a steering member of its own); one otherwise.
+    static func instanceCount(_ options: StackOptions?, log: PreloadLog) -> Int {
+        guard let options, options.cores > 1 else { return 1 }
+        guard options.backend == .afpacket, options.steering == .kernel else {
+            log.warn(
+                "MTCP_CORES=\(options.cores): several instances in one process need the afpacket backend with kernel flow steering; one instance runs"
+            )
+            return 1
+        }
+        let limit = Int(MTCP_MAX_INSTANCES)
+        if options.cores > limit { log.warn("MTCP_CORES=\(options.cores): at most \(limit) instances per process") }
+        return min(options.cores, limit)
+    }
+
+    /// Runs `body` with the process lock held (activation, epoll shadows, fork).
+    @inline(__always)
+    func withProcessLock<R>(_ body: () -> R) -> R {
+        mtcp_lock()
+        defer { mtcp_unlock() }
+        return body()
+    }
+
+    /// The instance that owns the socket of descriptor table entry `entry`.
+    @inline(__always)
+    func instance(of entry: Int32) -> StackInstance {
+        instances[min(DescriptorEntry.instance(entry), instances.count - 1)]
+    }
+
+    /// The calling thread's instance: given at its first call, in turn among those running.
+    func threadInstance() -> StackInstance {
+        let active = max(activeInstances, 1)
+        var assigned = Int(mtcp_thread_instance())
+        if assigned < 0 || assigned >= active {
+            assigned = nextThreadInstance.wrappingAdd(1, ordering: .relaxed).oldValue % active
+            mtcp_set_thread_instance(Int32(assigned))
+        }
+        return instances[assigned]
     }
 
     // MARK: The process's runtime
@@ -132,8 +156,8 @@ final class PreloadRuntime {
 
     // MARK: Activation
 
-    /// Starts the stack on first need; false (once logged) when it cannot run, so sockets
-    /// stay with the kernel.
+    /// Starts the stacks on first need (process lock held); false (once logged) when they
+    /// cannot run, so sockets stay with the kernel.
     func activate() -> Bool {
         if stack != nil { return true }
         if activationFailed { return false }
@@ -154,19 +178,61 @@ final class PreloadRuntime {
             return false
         }
         mtcp_set_private_fd_floor()
+        anchor = mtcp_move_private(
+            mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+        guard anchor >= 0 else {
+            log.error("cannot create the placeholder socket (errno \(mtcp_errno())); every socket uses the kernel")
+            return false
+        }
+        guard startInstance(instances[0], options) else {
+            _ = mtcp_real_close(anchor)
+            anchor = -1
+            return false
+        }
+        activeInstances = 1
+        activationFailed = false
+        // Further instances divide the link only as steering members of their own.
+        if instances.count > 1 {
+            if steering == nil {
+                log.warn("MTCP_CORES=\(options.cores): no kernel flow steering here, so one instance runs")
+            } else {
+                for instance in instances.dropFirst() {
+                    guard startInstance(instance, options) else { break }
+                    activeInstances += 1
+                }
+            }
+        }
+        log.info(
+            "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue), \(activeInstances) instance\(activeInstances == 1 ? "" : "s"))"
+        )
+        for instance in instances.prefix(activeInstances) { instance.startDriver(log: log) }
+        if !exitHandlerRegistered {
+            exitHandlerRegistered = true
+            Self.registerExitHandler()
+        }
+        return true
+    }
+
+    /// Opens `instance`'s link and starts its stack (process lock held); false, logged, when
+    /// the link cannot be opened.
+    func startInstance(_ instance: StackInstance, _ options: StackOptions) -> Bool {
+        let k = instance.index
         let link: SelectedLink
         do {
             switch options.backend {
             case .afpacket:
-                let sockets = preopenedSockets
-                preopenedSockets = nil
+                let sockets = k < preopenedSockets.count ? preopenedSockets[k] : nil
+                if k < preopenedSockets.count { preopenedSockets[k] = (-1, -1) }
+                let usable = sockets.flatMap { $0.receive >= 0 ? $0 : nil }
                 // A child's steering was attached at fork; the first process makes its own.
-                if sockets == nil && steering == nil { steering = makeSteering(options) }
+                if usable == nil && instance.steering == nil { instance.steering = makeSteering(options, instance: k) }
+                // A further instance without its own steering would see every frame.
+                if k > 0 && instance.steering == nil { return false }
                 link = SelectedLink(
                     .ring(
                         try AFPacketRing(
-                            interface: options.interface, preopened: sockets, steering: sockets == nil ? steering : nil)
-                    ))
+                            interface: options.interface, preopened: usable,
+                            steering: usable == nil ? instance.steering : nil)))
             case .tap: link = SelectedLink(.tap(try TAPDevice(name: options.interface)))
             case .dpdk:
                 let port: DPDKPort
@@ -184,9 +250,9 @@ final class PreloadRuntime {
                     log.error("DPDK port \(options.interface) has no queue; every socket uses the kernel")
                     return false
                 }
-                if steering == nil && queue.waitDescriptor >= 0 {
-                    steering = makeSteering(options)
-                    attachSteering(toDPDKQueue: queue.waitDescriptor)
+                if instance.steering == nil && queue.waitDescriptor >= 0 {
+                    instance.steering = makeSteering(options, instance: k)
+                    attachSteering(instance, toDPDKQueue: queue.waitDescriptor)
                 }
                 link = SelectedLink(.dpdk(queue, port))
             }
@@ -194,37 +260,20 @@ final class PreloadRuntime {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
             return false
         }
-        anchor = mtcp_move_private(
-            mtcp_real_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
-        guard anchor >= 0 else {
-            log.error("cannot create the placeholder socket (errno \(mtcp_errno())); every socket uses the kernel")
-            return false
-        }
         let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
         HostSecret.configure(stack)
         let log = self.log
         stack.log = { log.warn($0) }
-        if let steering {
+        if let steering = instance.steering {
+            steering.contendsForPrimary = k == 0
             stack.useFlowSteering(steering)
         } else if let memory = claimsMemory(options) {
             let claims = PortClaims(memory: memory, pid: getpid())
             claims.activate()
             stack.portClaims = claims
         }
-        stack.announce()
-        self.stack = stack
-        activationFailed = false
-        log.info(
-            "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue))"
-        )
-        startDriver()
-        if options.cores > 1 {
-            logOnce("cores", "MTCP_CORES=\(options.cores): the preload library runs one stack instance per process")
-        }
-        if !exitHandlerRegistered {
-            exitHandlerRegistered = true
-            Self.registerExitHandler()
-        }
+        if k == 0 { stack.announce() }
+        instance.stack = stack
         return true
     }
 
@@ -243,13 +292,12 @@ final class PreloadRuntime {
     /// This process's flow steering program over the interface's shared maps (opened or made
     /// by the first process); nil when the kernel refuses (no CAP_BPF) or MTCP_STEERING=claims,
     /// and then the port claims table divides the frames.
-    func makeSteering(_ options: StackOptions) -> FlowSteering? {
+    func makeSteering(_ options: StackOptions, instance: Int) -> FlowSteering? {
         guard options.steering == .kernel, options.backend != .tap else { return nil }
         let interface = kernelInterface(options)
         do throws(PacketIOError) {
             if steeringMaps == nil { steeringMaps = try FlowSteering.openMaps(interface: interface) }
-            let made = try FlowSteering(maps: steeringMaps!, token: FlowSteering.token(pid: getpid()))
-            return made
+            return try FlowSteering(maps: steeringMaps!, token: FlowSteering.token(pid: getpid(), instance: instance))
         } catch {
             log.warn("no kernel flow steering on \(interface) (\(error)): processes share its frames by port claims")
             return nil
@@ -259,13 +307,13 @@ final class PreloadRuntime {
     /// A net_af_packet queue sleeps on (and receives through) one packet socket: the filter
     /// goes there. Frames it took before are handled as before (port claims are not needed:
     /// until the filter is on, no other process has flows here).
-    func attachSteering(toDPDKQueue socket: Int32) {
-        guard let steering else { return }
+    func attachSteering(_ instance: StackInstance, toDPDKQueue socket: Int32) {
+        guard let steering = instance.steering else { return }
         do throws(PacketIOError) {
             try steering.attach(to: socket)
         } catch {
             log.warn("cannot steer the DPDK queue's socket (\(error)): processes share its frames by port claims")
-            self.steering = nil
+            instance.steering = nil
         }
     }
 
@@ -295,154 +343,18 @@ final class PreloadRuntime {
         return claimsTable
     }
 
-    // MARK: Loop rounds
-
-    /// One loop round, then wakes every wait set that has events (lock held).
-    @inline(__always)
-    func drive() {
-        guard let stack else { return }
-        // One clock read per round (the stack's clock is CLOCK_MONOTONIC too).
-        let now = mtcp_shim_monotonic_ns()
-        stack.poll(now: Instant(nanoseconds: now))
-        lastDriven.store(now, ordering: .relaxed)
-        signalReadySets()
-    }
-
-    /// A round after output (a write, close or shutdown), unless it can wait for the round
-    /// the application's next epoll_wait runs (lock held).
-    @inline(__always)
-    func driveAfterOutput() {
-        if inEpollBatch && !driverSleepsLong { return }
-        drive()
-    }
-
-    /// Publishes the stack's next timer for threads about to sleep (lock held). Done only
-    /// before sleeping: finding the earliest timer can mean a walk over the timer wheel.
-    func refreshNextWake() {
-        guard let stack else { return }
-        let deadline = stack.nextDeadline
-        nextWake.store(deadline == .never ? UInt64.max : deadline.nanoseconds, ordering: .relaxed)
-    }
-
-    /// Writes the eventfd of every set whose ready list filled since it was last cleared.
-    func signalReadySets() {
-        guard let stack else { return }
-        for target in signalled where !target.isSignalled.pointee {
-            if stack.epollHasReady(target.stackEpoll) {
-                target.isSignalled.pointee = true
-                var one: UInt64 = 1
-                _ = mtcp_real_write(target.notifyFD, &one, 8)
-            }
-        }
-    }
-
-    /// Clears a set's eventfd once its ready list is empty (lock held).
-    func clearSignal(stackEpoll: Int32, notifyFD: Int32, isSignalled: UnsafeMutablePointer<Bool>) {
-        guard isSignalled.pointee, let stack, !stack.epollHasReady(stackEpoll) else { return }
-        var value: UInt64 = 0
-        _ = mtcp_real_read(notifyFD, &value, 8)
-        isSignalled.pointee = false
-    }
-
-    /// Milliseconds until the stack's next timer, at most `limit` (-1: no limit and no timer).
-    func millisecondsToNextTimer(limit: Int64) -> Int64 {
-        let wake = nextWake.load(ordering: .relaxed)
-        if wake == UInt64.max { return limit }
-        let now = mtcp_shim_monotonic_ns()
-        let delta = wake > now ? Int64((wake - now + 999_999) / 1_000_000) : 0
-        return limit < 0 ? delta : min(delta, limit)
-    }
-
-    // MARK: The driver thread
-
-    func startDriver() {
-        guard !driverStarted else { return }
-        driverStarted = true
-        let result = mtcp_start_thread(
-            { _ in
-                PreloadRuntime.current?.driverLoop()
-                return nil
-            }, nil)
-        if result != 0 { log.warn("no driver thread (error \(result)): timers run only inside calls") }
-    }
-
-    /// Drives the stack when no call has for a millisecond. While the application drives it,
-    /// or sleeps with the link in its wait set (it wakes for packets itself), the driver only
-    /// naps; otherwise it sleeps on the link until a frame or the next timer.
-    func driverLoop() {
-        // Signals are the application's: a blocked call must be the one that sees EINTR.
-        mtcp_block_all_signals()
-        let myPid = pid
-        while true {
-            mtcp_lock()
-            guard pid == myPid, let stack else {
-                mtcp_unlock()
-                return
-            }
-            let now = mtcp_shim_monotonic_ns()
-            let idle = now &- lastDriven.load(ordering: .relaxed) >= 1_000_000
-            if idle {
-                refreshNextWake()
-                if nextWake.load(ordering: .relaxed) <= now {
-                    // A timer is due and nobody is driving: retransmissions must not wait.
-                    drive()
-                    mtcp_unlock()
-                    continue
-                }
-                if linkWatchers.load(ordering: .relaxed) == 0 {
-                    let descriptor = stack.io.waitDescriptor
-                    driverSleepsLong = true
-                    mtcp_unlock()
-                    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-                    let timeout = Int32(millisecondsToNextTimer(limit: linkIsPolled ? 1 : 50))
-                    _ = mtcp_real_poll(&entry, 1, max(timeout, 1))
-                    mtcp_lock()
-                    driverSleepsLong = false
-                    if pid == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000 {
-                        drive()
-                    }
-                    mtcp_unlock()
-                    continue
-                }
-            }
-            mtcp_unlock()
-            // The application drives the stack, or sleeps watching the link: look again soon.
-            usleep(idle ? 5000 : 1000)
-        }
-    }
-
     // MARK: Records
 
     /// Whether the kernel half of dual listener `fd` may have a connection (see
-    /// `SocketRecord.kernelHalfMayBeReady`); `triedAt`: an accept found none then. Takes the lock.
+    /// `SocketRecord.kernelHalfMayBeReady`); `triedAt`: an accept found none then.
     func markKernelHalf(of fd: Int32, mayBeReady: Bool, triedAt: UInt64? = nil) {
-        mtcp_lock()
-        if let r = record(forEntry: mtcp_fd_entry(fd)) {
-            records[r]!.kernelHalfMayBeReady = mayBeReady
-            if let triedAt { records[r]!.kernelHalfLastTry = triedAt }
+        let entry = mtcp_fd_entry(fd)
+        let instance = instance(of: entry)
+        instance.withLock {
+            guard let r = instance.record(forEntry: entry) else { return }
+            instance.records[r]!.kernelHalfMayBeReady = mayBeReady
+            if let triedAt { instance.records[r]!.kernelHalfLastTry = triedAt }
         }
-        mtcp_unlock()
-    }
-
-    func record(forEntry entry: Int32) -> Int? {
-        guard DescriptorEntry.kind(entry) == DescriptorEntry.socketKind else { return nil }
-        let index = DescriptorEntry.index(entry)
-        guard index < records.count, records[index] != nil else { return nil }
-        return index
-    }
-
-    func addRecord(_ record: SocketRecord) -> Int32 {
-        if let free = freeRecords.popLast() {
-            records[Int(free)] = record
-            return free
-        }
-        records.append(record)
-        return Int32(records.count - 1)
-    }
-
-    func releaseRecord(_ index: Int) {
-        records[index] = nil
-        freeRecords.append(Int32(index))
     }
 
     /// A new placeholder fd: the lowest free number, a socket as far as fstat is concerned.
@@ -450,32 +362,32 @@ final class PreloadRuntime {
         mtcp_real_fcntl(anchor, closeOnExec ? F_DUPFD_CLOEXEC : F_DUPFD, 0)
     }
 
+    /// How long to sleep: the caller's remaining time, cut at the next timer of the instances
+    /// the thread may drive (negative: without limit).
+    func nanosecondsToSleep(remaining: Int64, driving: some Sequence<StackInstance>) -> Int64 {
+        var wake = UInt64.max
+        for instance in driving {
+            if instance.linkIsPolled {
+                // A link without a descriptor (DPDK) cannot wake a sleeper: look again soon.
+                return remaining < 0 ? 200_000 : min(remaining, 200_000)
+            }
+            wake = min(wake, instance.nextWake.load(ordering: .relaxed))
+        }
+        if wake == UInt64.max { return remaining }
+        let now = mtcp_shim_monotonic_ns()
+        let untilTimer = wake > now ? Int64(wake - now) : 0
+        return remaining < 0 ? untilTimer : min(untilTimer, remaining)
+    }
+
     // MARK: Logging once
 
-    var loggedOnce: Set<String> = []
+    /// Keys already logged; its own lock, as any instance's hooks log.
+    let loggedOnce = Mutex<Set<String>>([])
 
     func logOnce(_ key: String, _ message: @autoclosure () -> String) {
-        guard loggedOnce.insert(key).inserted else { return }
+        guard loggedOnce.withLock({ $0.insert(key).inserted }) else { return }
         log.info(message())
     }
-}
-
-/// What the descriptor table's int32 says about an fd: kind in the top byte, index + 1 below.
-enum DescriptorEntry {
-    static let socketKind: Int32 = 1
-    static let epollKind: Int32 = 2
-
-    static func make(kind: Int32, index: Int32) -> Int32 { kind << 24 | (index + 1) }
-    static func kind(_ entry: Int32) -> Int32 { entry >> 24 }
-    static func index(_ entry: Int32) -> Int { Int(entry & 0xFF_FFFF) - 1 }
-}
-
-/// A set whose eventfd a loop round writes when its ready list fills.
-struct SignalTarget {
-    var stackEpoll: Int32
-    var notifyFD: Int32
-    /// Owned by the shadow or wait set (stable heap memory).
-    var isSignalled: UnsafeMutablePointer<Bool>
 }
 
 extension PreloadRuntime {
@@ -486,9 +398,7 @@ extension PreloadRuntime {
     static func registerExitHandler() {
         atexit {
             guard let runtime = PreloadRuntime.current else { return }
-            mtcp_lock()
-            runtime.closeEverythingAtExit()
-            mtcp_unlock()
+            runtime.withProcessLock { runtime.closeEverythingAtExit() }
             runtime.writeStatistics()
         }
     }
@@ -496,46 +406,99 @@ extension PreloadRuntime {
     /// Rounds of at most 5 ms an exiting process waits for its connections' close handshakes.
     static let exitLingerRounds = 100
 
-    /// Closes every stack socket this process owns and sends what that produces (lock held).
+    /// The instances that run a stack in this process.
+    var runningInstances: [StackInstance] { instances.prefix(activeInstances).filter { $0.stack != nil } }
+
+    /// Closes every stack socket this process owns and sends what that produces (process
+    /// lock held).
     func closeEverythingAtExit() {
-        guard let stack else { return }
-        for r in records.indices {
-            guard let record = records[r], !record.inherited else { continue }
-            try? stack.close(record.stackID)
-            records[r]!.inherited = true
+        let running = runningInstances
+        for instance in running {
+            instance.withLock {
+                guard let stack = instance.stack else { return }
+                for r in instance.records.indices {
+                    guard let record = instance.records[r], !record.inherited else { continue }
+                    try? stack.close(record.stackID)
+                    instance.records[r]!.inherited = true
+                }
+            }
         }
-        // Out of the steering maps first: the primary role passes on now, so frames that would
-        // reach this process after its last round go to one that stays.
-        steering?.retire(keepServing: { self.drive() })
+        // Out of the steering maps first, the instance that may be primary last: the role
+        // passes on now, so frames that would reach this process after its last round go to
+        // one that stays.
+        for instance in running.reversed() {
+            instance.withLock { instance.steering?.retire(keepServing: { instance.drive() }) }
+        }
         // A few rounds: the FINs leave, and ACKs still owed go with them.
-        for _ in 0..<3 { drive() }
+        for instance in running { instance.withLock { for _ in 0..<3 { instance.drive() } } }
         // The kernel keeps a closed socket after its process exits until the close handshake
         // ends; this process cannot, so it waits for its closes a little (bounded): a peer's
         // FIN arriving after the exit would otherwise find no owner and be reset.
         let states: [TCPState] = [.finWait1, .finWait2, .closing, .lastAck]
         for _ in 0..<Self.exitLingerRounds {
-            guard states.contains(where: { stack.endpoint.countConnections(in: $0) > 0 }) else { break }
-            var entry = pollfd(fd: stack.io.waitDescriptor, events: Int16(POLLIN), revents: 0)
-            _ = mtcp_real_poll(&entry, 1, 5)
-            drive()
+            let closing = running.filter { instance in
+                instance.withLock {
+                    guard let stack = instance.stack else { return false }
+                    return states.contains { stack.endpoint.countConnections(in: $0) > 0 }
+                }
+            }
+            guard !closing.isEmpty else { break }
+            var entries = closing.map { pollfd(fd: $0.stack?.io.waitDescriptor ?? -1, events: Int16(POLLIN), revents: 0) }
+            _ = mtcp_real_poll(&entries, nfds_t(entries.count), 5)
+            for instance in closing { instance.withLock { instance.drive() } }
         }
     }
 
     func writeStatistics() {
-        guard let prefix = options?.statsPath, let stack else { return }
+        guard let prefix = options?.statsPath else { return }
+        let running = runningInstances
+        guard !running.isEmpty else { return }
+        var lines: [String] = []
+        var perInstance = ""
+        for instance in running {
+            instance.withLock {
+                guard let stack = instance.stack else { return }
+                let io = stack.io.statistics
+                let tcp = stack.endpoint.statistics
+                var text = "sockets=\(stack.socketCount) \(stack.statistics.summary)"
+                text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
+                text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)"
+                text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
+                text += " resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
+                if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
+                lines.append(text)
+                let k = instance.index
+                perInstance += " instance\(k)_passive_opens=\(tcp.passiveOpens) instance\(k)_active_opens=\(tcp.activeOpens)"
+                perInstance += " instance\(k)_connections=\(stack.endpoint.connectionCount)"
+            }
+        }
+        var text = "pid=\(getpid()) \(Self.summed(lines)) instances=\(running.count)\(perInstance)\n"
         let path = "\(prefix).\(getpid())"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
-        let io = stack.io.statistics
-        var text = "pid=\(getpid()) sockets=\(stack.socketCount) \(stack.statistics.summary)"
-        let tcp = stack.endpoint.statistics
-        text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
-        text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)"
-        text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
-        text += " resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
-        if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
-        text += "\n"
         text.withUTF8 { bytes in _ = mtcp_real_write(fd, bytes.baseAddress, bytes.count) }
         _ = mtcp_real_close(fd)
+    }
+
+    /// Lines of key=value counters added key by key (the first line's order; a value that is
+    /// not a number is the first line's).
+    static func summed(_ lines: [String]) -> String {
+        guard lines.count > 1 else { return lines.first ?? "" }
+        var order: [Substring] = []
+        var values: [Substring: String] = [:]
+        for line in lines {
+            for word in line.split(separator: " ") {
+                guard let equals = word.firstIndex(of: "=") else { continue }
+                let key = word[..<equals]
+                let value = String(word[word.index(after: equals)...])
+                if let old = values[key] {
+                    if let a = Int(old), let b = Int(value) { values[key] = String(a + b) }
+                } else {
+                    order.append(key)
+                    values[key] = value
+                }
+            }
+        }
+        return order.map { "\($0)=\(values[$0]!)" }.joined(separator: " ")
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What the library keeps for one stack socket, shared by every fd that refers to it (dup).
 struct SocketRecord {
     /// The socket in the process's stack.
@@ -33,22 +35,25 @@ struct SocketRecord {
     /// epoll or poll reported it, or at least every 10 ms.
     var kernelHalfMayBeReady = true
     var kernelHalfLastTry: UInt64 = 0
+    /// A listener's copies in the other instances: the stack socket in instance k at [k]
+    /// (-1: none); its own instance's entry is unused.
+    var replicas: [Int32] = []
+    /// The instance whose listener an accept tries first (they take turns).
+    var acceptTurn = 0
 }
 
-/// The stack side of an application's epoll fd: a stack event poll set whose readiness is
-/// merged into the kernel set through an eventfd inside it.
+/// The stack side of an application's epoll fd: one stack event poll set per instance (a
+/// part), whose readiness is merged into the kernel set through an eventfd of the part's inside
+/// it. Guarded by the process lock; each part's sets by its instance's lock.
 final class EpollShadow {
-    var stackEpoll: Int32 = -1
-    var notifyFD: Int32 = -1
-    let isSignalled = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    var parts: [EpollPart] = []
     var references = 1
-    /// Stack sockets registered (descriptor → socket record index).
-    var members: [Int32: Int] = [:]
     /// The application's data of each kernel listener half in the kernel set, which holds it
     /// under `PreloadRuntime.kernelHalfTag | fd` so that its events can be recognised.
     var kernelHalfData: [Int32: UInt64] = [:]
-    /// Alternates which side fills an epoll_wait first when both have events.
-    var preferKernel = false
+    /// Alternates which side fills an epoll_wait first when both have events (threads
+    /// waiting on one set flip it without a lock).
+    let preferKernel = Atomic<Bool>(false)
     /// Inherited across fork: its kernel set is shared with the parent.
     var inherited = false
     /// The application's own kernel descriptors in the kernel set (an upper bound: a closed
@@ -56,13 +61,30 @@ final class EpollShadow {
     /// that found stack events skips the kernel's epoll_wait.
     var kernelMembers = 0
 
-    init() { isSignalled.initialize(to: false) }
-    deinit { isSignalled.deallocate() }
-
     /// An application descriptor went into (or out of) the kernel set.
     func countKernelMember(added: Bool) {
         kernelMembers = max(0, kernelMembers + (added ? 1 : -1))
     }
+}
+
+/// One instance's side of an epoll shadow (guarded by that instance's lock).
+final class EpollPart {
+    let instance: Int
+    let stackEpoll: Int32
+    let notifyFD: Int32
+    let isSignalled = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    /// A stack socket was ever registered here: parts never used are not asked.
+    var used = false
+
+    init(instance: Int, stackEpoll: Int32, notifyFD: Int32) {
+        self.instance = instance
+        self.stackEpoll = stackEpoll
+        self.notifyFD = notifyFD
+        isSignalled.initialize(to: false)
+    }
+    deinit { isSignalled.deallocate() }
+
+    var target: SignalTarget { SignalTarget(stackEpoll: stackEpoll, notifyFD: notifyFD, isSignalled: isSignalled) }
 }
 
 /// A stack event poll set and eventfd lent to one blocking call (poll, select, blocking I/O).

@@ -19,99 +19,162 @@ extension PreloadRuntime {
         _ fds: UnsafeMutablePointer<pollfd>, _ count: Int, timeout: Int64, mask: UnsafePointer<sigset_t>?
     ) -> Int32 {
         let deadline = timeout < 0 ? UInt64.max : mtcp_shim_monotonic_ns() &+ UInt64(timeout)
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: max(count, 1)) { records in
-            withUnsafeTemporaryAllocation(of: pollfd.self, capacity: count + 2) { kernel in
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: count + 2) { origin in
-                    pollTurns(
-                        fds, count, deadline: deadline, mask: mask, records: records.baseAddress!,
-                        kernel: kernel.baseAddress!, origin: origin.baseAddress!)
+        let width = instances.count
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count * width, 1)) { ids in
+            withUnsafeTemporaryAllocation(of: PollItem.self, capacity: max(count, 1)) { items in
+                withUnsafeTemporaryAllocation(of: pollfd.self, capacity: count + 2 * width) { kernel in
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: count + 2 * width) { origin in
+                        withUnsafeTemporaryAllocation(of: WaitSet?.self, capacity: width) { sets in
+                            for k in 0..<width { (sets.baseAddress! + k).initialize(to: nil) }
+                            defer { sets.baseAddress!.deinitialize(count: width) }
+                            let scratch = PollScratch(
+                                ids: ids.baseAddress!, items: items.baseAddress!, kernel: kernel.baseAddress!,
+                                origin: origin.baseAddress!, sets: sets.baseAddress!)
+                            return pollTurns(fds, count, deadline: deadline, mask: mask, scratch)
+                        }
+                    }
                 }
             }
         }
     }
 
+    /// What a poll keeps about one entry: whether it is a stack socket (with its stack sockets
+    /// by instance in the scratch ids), a listener, and one with a kernel half too.
+    struct PollItem {
+        var isStack = false
+        var listening = false
+        var kernelListener = false
+    }
+
+    /// A poll's temporary memory: stack socket ids [entry * instances + instance] (-1: none),
+    /// items, the kernel's poll array with each slot's entry, and each instance's wait set.
+    struct PollScratch {
+        var ids: UnsafeMutablePointer<Int32>
+        var items: UnsafeMutablePointer<PollItem>
+        var kernel: UnsafeMutablePointer<pollfd>
+        var origin: UnsafeMutablePointer<Int>
+        var sets: UnsafeMutablePointer<WaitSet?>
+    }
+
+    /// Fills the scratch ids and items for the entries (each under its instance's lock,
+    /// adopting inherited listeners).
+    private func lookUp(_ fds: UnsafeMutablePointer<pollfd>, _ count: Int, _ scratch: PollScratch) {
+        let width = instances.count
+        for i in 0..<count {
+            for k in 0..<width { scratch.ids[i * width + k] = -1 }
+            (scratch.items + i).initialize(to: PollItem())
+            let entry = mtcp_fd_entry(fds[i].fd)
+            guard DescriptorEntry.kind(entry) == DescriptorEntry.socketKind else { continue }
+            let item: PollItem? = withRecord(
+                entry,
+                { instance, _, r in
+                    let record = instance.records[r]!
+                    if record.replicas.isEmpty {
+                        scratch.ids[i * width + instance.index] = record.stackID
+                    } else {
+                        for (k, id) in record.replicas.enumerated() where k < width { scratch.ids[i * width + k] = id }
+                    }
+                    return PollItem(isStack: true, listening: record.listening, kernelListener: record.kernelListener)
+                }, otherwise: { nil })
+            if let item { scratch.items[i] = item }
+        }
+    }
+
     private func pollTurns(
         _ fds: UnsafeMutablePointer<pollfd>, _ count: Int, deadline: UInt64, mask: UnsafePointer<sigset_t>?,
-        records recordOf: UnsafeMutablePointer<Int>, kernel: UnsafeMutablePointer<pollfd>,
-        origin: UnsafeMutablePointer<Int>
+        _ scratch: PollScratch
     ) -> Int32 {
+        let width = instances.count
+        let ids = scratch.ids
+        let kernel = scratch.kernel
+        let origin = scratch.origin
         while true {
-            mtcp_lock()
-            drive()
+            lookUp(fds, count, scratch)
+            for i in 0..<count { fds[i].revents = 0 }
             var stackReady = 0
-            var stackItems = 0
-            for i in 0..<count {
-                fds[i].revents = 0
-                recordOf[i] = -1
-                let entry = mtcp_fd_entry(fds[i].fd)
-                guard entry != 0, let r = adoptedRecord(entry), let stack else { continue }
-                recordOf[i] = r
-                stackItems += 1
-                if records[r]!.listening { stack.markInterested(records[r]!.stackID) }
-                let wanted = UInt32(UInt16(bitPattern: fds[i].events)) | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP
-                let ready = stack.readinessMask(records[r]!.stackID) & wanted
-                fds[i].revents = Int16(truncatingIfNeeded: ready)
-                if ready != 0 { stackReady += 1 }
+            // Each instance with sockets here: a round, then their readiness.
+            for instance in instances {
+                let k = instance.index
+                guard (0..<count).contains(where: { ids[$0 * width + k] >= 0 }) else { continue }
+                instance.withLock {
+                    guard let stack = instance.stack else { return }
+                    instance.drive()
+                    for i in 0..<count where ids[i * width + k] >= 0 {
+                        let id = ids[i * width + k]
+                        if scratch.items[i].listening { stack.markInterested(id) }
+                        let wanted =
+                            UInt32(UInt16(bitPattern: fds[i].events)) | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP
+                        let ready = stack.readinessMask(id) & wanted
+                        if ready != 0 && fds[i].revents == 0 { stackReady += 1 }
+                        fds[i].revents |= Int16(truncatingIfNeeded: ready)
+                    }
+                }
             }
             let now = mtcp_shim_monotonic_ns()
             let expired = now >= deadline
-            var waitSet: WaitSet?
-            var linkFD: Int32 = -1
-            if stackReady == 0 && !expired, let stack {
-                let set = takeWaitSet(stack)
-                for i in 0..<count where recordOf[i] >= 0 {
-                    let wanted = UInt32(UInt16(bitPattern: fds[i].events))
-                    try? stack.epollControl(
-                        set.stackEpoll, op: .add, socket: records[recordOf[i]]!.stackID, events: wanted,
-                        data: UInt64(i))
-                }
-                waitSet = set
-                linkFD = stack.io.waitDescriptor
-                refreshNextWake()
-            }
-            mtcp_unlock()
-
             var n = 0
-            for i in 0..<count where recordOf[i] < 0 || records[recordOf[i]]?.kernelListener == true {
+            for i in 0..<count where !scratch.items[i].isStack || scratch.items[i].kernelListener {
                 kernel[n] = pollfd(fd: fds[i].fd, events: fds[i].events, revents: 0)
                 origin[n] = i
                 n += 1
             }
             let kernelItems = n
-            if let waitSet {
-                kernel[n] = pollfd(fd: waitSet.notifyFD, events: Int16(POLLIN), revents: 0)
-                kernel[n + 1] = pollfd(fd: linkFD, events: Int16(POLLIN), revents: 0)
+            // Nothing ready: every instance involved lends a wait set (and its link) for the sleep.
+            var waiting = false
+            for instance in instances {
+                let k = instance.index
+                scratch.sets[k] = nil
+                guard stackReady == 0 && !expired, (0..<count).contains(where: { ids[$0 * width + k] >= 0 }) else {
+                    continue
+                }
+                let link: Int32? = instance.withLock {
+                    guard let stack = instance.stack else { return nil }
+                    let set = instance.takeWaitSet(stack)
+                    for i in 0..<count where ids[i * width + k] >= 0 {
+                        let wanted = UInt32(UInt16(bitPattern: fds[i].events))
+                        try? stack.epollControl(
+                            set.stackEpoll, op: .add, socket: ids[i * width + k], events: wanted, data: UInt64(i))
+                    }
+                    scratch.sets[k] = set
+                    instance.refreshNextWake()
+                    return stack.io.waitDescriptor
+                }
+                guard let link, let set = scratch.sets[k] else { continue }
+                waiting = true
+                kernel[n] = pollfd(fd: set.notifyFD, events: Int16(POLLIN), revents: 0)
+                kernel[n + 1] = pollfd(fd: link, events: Int16(POLLIN), revents: 0)
                 n += 2
             }
+            let driving = instances.lazy.filter { scratch.sets[$0.index] != nil }
             var result: Int32 = 0
             var savedErrno: Int32 = 0
             if n > 0 {
                 var sleep: Int64 = 0
                 if stackReady == 0 && !expired {
                     let remaining = deadline == UInt64.max ? -1 : Int64(deadline - now)
-                    sleep = nanosecondsToSleep(remaining: remaining, limitByTimers: waitSet != nil)
+                    sleep = waiting ? nanosecondsToSleep(remaining: remaining, driving: driving) : remaining
                 }
-                if waitSet != nil { linkWatchers.add(1, ordering: .relaxed) }
+                for instance in driving { instance.linkWatchers.add(1, ordering: .relaxed) }
                 if sleep < 0 {
                     result = mtcp_real_ppoll(kernel, nfds_t(n), nil, mask)
                 } else {
                     var spec = timespec(tv_sec: Int(sleep / 1_000_000_000), tv_nsec: Int(sleep % 1_000_000_000))
                     result = mtcp_real_ppoll(kernel, nfds_t(n), &spec, mask)
                 }
-                if waitSet != nil { linkWatchers.subtract(1, ordering: .relaxed) }
+                for instance in driving { instance.linkWatchers.subtract(1, ordering: .relaxed) }
                 savedErrno = mtcp_errno()
             }
-            if let waitSet {
-                mtcp_lock()
-                if let stack {
-                    for i in 0..<count where recordOf[i] >= 0 {
-                        if let record = records[recordOf[i]] {
-                            try? stack.epollControl(waitSet.stackEpoll, op: .delete, socket: record.stackID)
-                        }
+            for instance in instances {
+                let k = instance.index
+                guard let set = scratch.sets[k] else { continue }
+                instance.withLock {
+                    // Sockets closed meanwhile left the set with their close.
+                    for i in 0..<count where ids[i * width + k] >= 0 {
+                        try? instance.stack?.epollControl(set.stackEpoll, op: .delete, socket: ids[i * width + k])
                     }
+                    instance.giveBack(set)
                 }
-                giveBack(waitSet)
-                mtcp_unlock()
+                scratch.sets[k] = nil
             }
             if result < 0 {
                 mtcp_set_errno(savedErrno)
@@ -119,7 +182,7 @@ extension PreloadRuntime {
             }
             for j in 0..<kernelItems {
                 fds[origin[j]].revents |= kernel[j].revents
-                if kernel[j].revents != 0 && recordOf[origin[j]] >= 0 {
+                if kernel[j].revents != 0 && scratch.items[origin[j]].isStack {
                     // A kernel listener half reported: its accept may find a connection.
                     markKernelHalf(of: fds[origin[j]].fd, mayBeReady: true)
                 }
@@ -131,49 +194,10 @@ extension PreloadRuntime {
         }
     }
 
-    /// How long to sleep: the caller's remaining time, cut at the stack's next timer when this
-    /// thread may drive it (negative: without limit).
-    func nanosecondsToSleep(remaining: Int64, limitByTimers: Bool) -> Int64 {
-        guard limitByTimers else { return remaining }
-        if linkIsPolled {
-            // A link without a descriptor (DPDK) cannot wake a sleeper: look again soon.
-            return remaining < 0 ? 200_000 : min(remaining, 200_000)
-        }
-        let wake = nextWake.load(ordering: .relaxed)
-        if wake == UInt64.max { return remaining }
-        let now = mtcp_shim_monotonic_ns()
-        let untilTimer = wake > now ? Int64(wake - now) : 0
-        return remaining < 0 ? untilTimer : min(untilTimer, remaining)
-    }
-
     /// Waits until `fd` has one of `events` (POLL* bits) or `timeout` ns pass (0: none):
     /// 1 ready, 0 timed out, -1 interrupted (errno EINTR).
     func wait(for fd: Int32, events: Int16, timeout: Int64) -> Int32 {
         var entry = pollfd(fd: fd, events: events, revents: 0)
         return poll(&entry, 1, timeout: timeout > 0 ? timeout : -1, mask: nil)
-    }
-
-    // MARK: Wait sets
-
-    func takeWaitSet(_ stack: NetworkStack<SelectedLink>) -> WaitSet {
-        let set: WaitSet
-        if let free = freeWaitSets.popLast() {
-            set = waitSets[free]
-        } else {
-            set = WaitSet(stackEpoll: stack.epollCreate(), notifyFD: mtcp_eventfd())
-            waitSets.append(set)
-        }
-        signalled.append(SignalTarget(stackEpoll: set.stackEpoll, notifyFD: set.notifyFD, isSignalled: set.isSignalled))
-        return set
-    }
-
-    func giveBack(_ set: WaitSet) {
-        signalled.removeAll { $0.notifyFD == set.notifyFD }
-        if set.isSignalled.pointee {
-            var value: UInt64 = 0
-            _ = mtcp_real_read(set.notifyFD, &value, 8)
-            set.isSignalled.pointee = false
-        }
-        if let index = waitSets.firstIndex(where: { $0 === set }) { freeWaitSets.append(index) }
     }
 }

@@ -45,6 +45,16 @@ void mtcp_unlock(void);
 /// In a fork()ed child: the lock is reset to unlocked (the child has one thread).
 void mtcp_lock_reset(void);
 
+// --- One lock per stack instance (MTCP_CORES), taken after the process lock, never before. --
+#define MTCP_MAX_INSTANCES 16
+void mtcp_instance_lock(int instance);
+void mtcp_instance_unlock(int instance);
+/// In a fork()ed child: every instance lock reset to unlocked.
+void mtcp_instance_locks_reset(void);
+/// The instance the calling thread was given at its first call (-1: none yet).
+int mtcp_thread_instance(void);
+void mtcp_set_thread_instance(int instance);
+
 // --- errno ----------------------------------------------------------------------------------
 static inline int mtcp_errno(void) { return errno; }
 static inline void mtcp_set_errno(int value) { errno = value; }
