@@ -9,6 +9,7 @@
 #   MTCP_BIN=DIR            where libmtcp-preload.so is (default .build/release; built if missing)
 #   MTCP_PRELOAD_LOG=debug  runs the library with MTCP_LOG=debug (shown for failing cases)
 #   MTCP_PRELOAD_STATS=PATH writes the library's counters to PATH.CASE.PID (MTCP_STATS)
+#   MTCP_PRELOAD_CORES=N    runs the library with N stack instances per process (MTCP_CORES)
 #
 # Prints "PASS CASE (stack|kernel)" or "FAIL ..." per run and ends with
 # "test-preload: N passed, M failed"; exits 1 when any run failed. Needs root, gcc, python3.
@@ -89,6 +90,7 @@ run() {
                 MTCP_ADDR="$S_ADDR/24")
             [[ -n "${MTCP_PRELOAD_LOG:-}" ]] && environment+=(MTCP_LOG="$MTCP_PRELOAD_LOG")
             [[ -n "${MTCP_PRELOAD_STATS:-}" ]] && environment+=(MTCP_STATS="$MTCP_PRELOAD_STATS.$name")
+            [[ -n "${MTCP_PRELOAD_CORES:-}" ]] && environment+=(MTCP_CORES="$MTCP_PRELOAD_CORES")
             ns="$S_NS"
             ;;
         kernel) environment=(PEER_ADDR="$K_PEER" STACK_ADDR="$K_ADDR") ns="$K_NS" ;;
