@@ -106,7 +106,9 @@ enum MTCPRuntime {
                 errno = ENODEV
                 return nil
             }
-            let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
+            let stack = NetworkStack(
+                io: SelectedLink.impaired(link, by: options, index: cpu), configuration: options.stackConfiguration,
+                secret: HostSecret.load())
             HostSecret.configure(stack)
             stack.log = { report($0) }
             stack.activeOpenSteering = steering

@@ -260,7 +260,12 @@ final class PreloadRuntime {
             log.error("cannot open \(options.interface) (\(error)); every socket uses the kernel")
             return false
         }
-        let stack = NetworkStack(io: link, configuration: options.stackConfiguration, secret: HostSecret.load())
+        if options.impairTransmit != nil || options.impairReceive != nil {
+            logOnce("impair", "MTCP_IMPAIR: the link drops, duplicates, reorders or corrupts frames as asked")
+        }
+        let stack = NetworkStack(
+            io: SelectedLink.impaired(link, by: options, index: k), configuration: options.stackConfiguration,
+            secret: HostSecret.load())
         HostSecret.configure(stack)
         let log = self.log
         stack.log = { log.warn($0) }
@@ -466,6 +471,12 @@ extension PreloadRuntime {
                 text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
                 text += " resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
                 if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
+                if case .impaired(let link) = stack.io.backend {
+                    let (rx, tx) = (link.receiveCounters, link.transmitCounters)
+                    text += " impair_rx_dropped=\(rx.dropped) impair_rx_duplicated=\(rx.duplicated)"
+                    text += " impair_rx_reordered=\(rx.reordered) impair_tx_dropped=\(tx.dropped)"
+                    text += " impair_tx_duplicated=\(tx.duplicated) impair_tx_reordered=\(tx.reordered)"
+                }
                 lines.append(text)
                 let k = instance.index
                 perInstance += " instance\(k)_passive_opens=\(tcp.passiveOpens) instance\(k)_active_opens=\(tcp.activeOpens)"

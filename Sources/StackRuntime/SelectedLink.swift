@@ -11,6 +11,8 @@ public final class SelectedLink: PacketIO {
         case tap(TAPDevice)
         /// A DPDK queue: no descriptor to sleep on, so waits are short naps.
         case dpdk(DPDKQueue, DPDKPort)
+        /// Another link with seeded faults (MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX).
+        case impaired(ImpairedPacketIO<SelectedLink>)
     }
 
     public let backend: Backend
@@ -20,14 +22,30 @@ public final class SelectedLink: PacketIO {
     let ring: Unmanaged<AFPacketRing>?
     let tap: Unmanaged<TAPDevice>?
     let queue: Unmanaged<DPDKQueue>?
+    let impaired: Unmanaged<ImpairedPacketIO<SelectedLink>>?
 
     public init(_ backend: Backend) {
         self.backend = backend
         switch backend {
-        case .ring(let io): (ring, tap, queue) = (.passUnretained(io), nil, nil)
-        case .tap(let io): (ring, tap, queue) = (nil, .passUnretained(io), nil)
-        case .dpdk(let io, _): (ring, tap, queue) = (nil, nil, .passUnretained(io))
+        case .ring(let io): (ring, tap, queue, impaired) = (.passUnretained(io), nil, nil, nil)
+        case .tap(let io): (ring, tap, queue, impaired) = (nil, .passUnretained(io), nil, nil)
+        case .dpdk(let io, _): (ring, tap, queue, impaired) = (nil, nil, .passUnretained(io), nil)
+        case .impaired(let io): (ring, tap, queue, impaired) = (nil, nil, nil, .passUnretained(io))
         }
+    }
+
+    /// `link` with the faults `options` ask for (MTCP_IMPAIR*), or `link` itself: how every
+    /// host (the examples' launcher, the preload library, the C API) applies them. `index`
+    /// varies the seed per instance.
+    public static func impaired(_ link: SelectedLink, by options: StackOptions, index: Int) -> SelectedLink {
+        guard let wrapping = StackLauncher.impaired(link, options, index: index) else { return link }
+        return SelectedLink(.impaired(wrapping))
+    }
+
+    /// The link under any impairment.
+    public var underlying: SelectedLink {
+        if case .impaired(let io) = backend { return io.base.underlying }
+        return self
     }
 
     public var macAddress: MACAddress {
@@ -35,12 +53,16 @@ public final class SelectedLink: PacketIO {
         case .ring(let io): io.macAddress
         case .tap(let io): io.macAddress
         case .dpdk(let io, _): io.macAddress
+        case .impaired(let io): io.macAddress
         }
     }
 
     public var transmitChecksumOffload: Bool {
-        if case .dpdk(let io, _) = backend { return io.transmitChecksumOffload }
-        return false
+        switch backend {
+        case .dpdk(let io, _): return io.transmitChecksumOffload
+        case .impaired(let io): return io.base.transmitChecksumOffload
+        default: return false
+        }
     }
 
     public var mtu: Int {
@@ -48,6 +70,7 @@ public final class SelectedLink: PacketIO {
         case .ring(let io): io.mtu
         case .tap(let io): io.mtu
         case .dpdk(let io, _): io.mtu
+        case .impaired(let io): io.mtu
         }
     }
 
@@ -56,6 +79,7 @@ public final class SelectedLink: PacketIO {
         case .ring(let io): io.waitDescriptor
         case .tap(let io): io.waitDescriptor
         case .dpdk(let io, _): io.waitDescriptor
+        case .impaired(let io): io.waitDescriptor
         }
     }
 
@@ -64,30 +88,35 @@ public final class SelectedLink: PacketIO {
         case .ring(let io): io.statistics
         case .tap(let io): io.statistics
         case .dpdk(let io, _): io.statistics
+        case .impaired(let io): io.statistics
         }
     }
 
     public func receive(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         if let ring { return ring._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) } }
         if let queue { return queue._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) } }
+        if let impaired { return impaired._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) } }
         return tap!._withUnsafeGuaranteedRef { $0.receive(limit: limit, body) }
     }
 
     public func nextTransmitBuffer() -> UnsafeMutableRawBufferPointer? {
         if let ring { return ring._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() } }
         if let queue { return queue._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() } }
+        if let impaired { return impaired._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() } }
         return tap!._withUnsafeGuaranteedRef { $0.nextTransmitBuffer() }
     }
 
     public func commitTransmit(length: Int) {
         if let ring { return ring._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) } }
         if let queue { return queue._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) } }
+        if let impaired { return impaired._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) } }
         return tap!._withUnsafeGuaranteedRef { $0.commitTransmit(length: length) }
     }
 
     public func flush() {
         if let ring { return ring._withUnsafeGuaranteedRef { $0.flush() } }
         if let queue { return queue._withUnsafeGuaranteedRef { $0.flush() } }
+        if let impaired { return impaired._withUnsafeGuaranteedRef { $0.flush() } }
         return tap!._withUnsafeGuaranteedRef { $0.flush() }
     }
 }

@@ -58,13 +58,19 @@ public enum StackLauncher {
             start(queues, options, application, steering: steering)
             return
         }
+        start(
+            queues.enumerated().map { index, io in impaired(io, options, index: index)! }, options, application,
+            steering: steering)
+    }
+
+    /// `io` with the faults `options` ask for; nil when they ask for none. The one place the
+    /// MTCP_IMPAIR* settings become an impaired link, for every host.
+    public static func impaired<IO: PacketIO>(_ io: IO, _ options: StackOptions, index: Int) -> ImpairedPacketIO<IO>? {
+        guard options.impairTransmit != nil || options.impairReceive != nil else { return nil }
         let seed = options.impairTransmit?.seed ?? options.impairReceive?.seed ?? 1
-        let wrapped = queues.enumerated().map { index, io in
-            ImpairedPacketIO(
-                base: io, receive: impairment(options.impairReceive), transmit: impairment(options.impairTransmit),
-                seed: seed &+ UInt64(index))
-        }
-        start(wrapped, options, application, steering: steering)
+        return ImpairedPacketIO(
+            base: io, receive: impairment(options.impairReceive), transmit: impairment(options.impairTransmit),
+            seed: seed &+ UInt64(index))
     }
 
     static func impairment(_ spec: ImpairmentSpec?) -> Impairment {

@@ -142,6 +142,19 @@ passthrough() {
     verdict "passthrough (the library on connects where the kernel cannot)" "$status" "$out.enabled"
 }
 
+# The library honours MTCP_IMPAIR (one way to open a link for every host): a 1 MiB sendfile to
+# the kernel's TCP through 3% loss, duplication and reordering in both directions arrives
+# intact, and the library's counters show the faults were applied.
+impaired() {
+    local stats="$WORK/impaired-stats" counters
+    run stack recvflags sendfile MTCP_IMPAIR="loss=0.03,dup=0.03,reorder=0.03,seed=11" MTCP_STATS="$stats"
+    counters="$(cat "$stats".* 2>/dev/null || true)"
+    local ok=0
+    [[ "$counters" =~ impair_tx_dropped=([1-9][0-9]*) && "$counters" =~ impair_rx_dropped=([1-9][0-9]*) ]] && ok=1
+    echo "$counters" >"$stats.shown"
+    verdict "impaired (MTCP_IMPAIR applies faults under the library, both directions)" "$ok" "$stats.shown"
+}
+
 # Cases: PROGRAM CASE MODES (both = stack and kernel). fork-write is the library's own rule:
 # with the kernel, a child's write to an inherited connection goes through.
 CASES=(
@@ -180,6 +193,7 @@ CASES=(
     "recvflags iovec both"
     "recvflags sendfile both"
     "recvflags epipe both"
+    "impaired impaired special"
 )
 
 selected() {
