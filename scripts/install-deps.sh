@@ -24,7 +24,7 @@ MTCP_APT_PACKAGES=(
     # Compatibility tests (compat-tests/): Debian's own programs under the preload library,
     # redis's test suite (Tcl; its source comes with `apt-get source`, which needs dpkg-dev),
     # ps for the checks on forked children.
-    redis-server redis-tools wrk tcl dpkg-dev procps
+    redis-server redis-tools memcached wrk tcl dpkg-dev procps
     # The DPDK backend (Debian's DPDK 22.11; its drivers, net_af_packet and net_tap among them,
     # come with libdpdk-dev). Package.swift builds it only when these headers are there, so it
     # must be installed before the first build (a build without them runs everything else).
