@@ -11,8 +11,10 @@
 #                                         # checksums); by default both TCPs see MTU-sized frames
 #
 # Suites (--only): nginx (server on the stack), both (both ends on the stack), redis, httpd
-# (mtcp-httpd + mtcp-load on the stack's own API), bulk, memory, micro. Needs root (namespaces,
-# packet sockets). Exits non-zero when any run had errors; they are in the table as well.
+# (mtcp-httpd + mtcp-load on the stack's own API), bulk, memory, multicore (1 and 2 workers or
+# instances, kernel vs stack; its own section of docs/BENCHMARKS.md), micro. Needs root
+# (namespaces, packet sockets). Exits non-zero when any run had errors; they are in the table
+# as well.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,7 +53,10 @@ if ((QUICK)); then
     REDIS_REQUESTS=(2000 10000)     # -P 1, -P 16
     BULK_MIB=32
     MEMORY_COUNTS=(200)
-    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory"
+    MULTICORE_WORKERS=(1 2)         # suite 8: server workers / instances
+    MC_MODES=(close)                # suite 8: keep-alive too in a full run
+    MC_CONCURRENCY=16
+    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore"
     OUT="${OUT:-$ROOT/.build/bench/quick}"
 else
     : "${ROUNDS:=3}"
@@ -64,7 +69,10 @@ else
     REDIS_REQUESTS=(100000 1000000)
     BULK_MIB="${BENCH_BULK_MIB:-512}"
     read -r -a MEMORY_COUNTS <<<"${BENCH_MEMORY_COUNTS:-10000 100000}"
-    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,micro"
+    MULTICORE_WORKERS=(1 2)
+    MC_MODES=(keepalive close)
+    MC_CONCURRENCY=32
+    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore,micro"
     OUT="${OUT:-$ROOT/docs}"
 fi
 ((MICRO_FORCE)) && DEFAULT_SUITES+=",micro"
@@ -75,8 +83,8 @@ if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then
 fi
 for name in ${ONLY//,/ }; do
     case "$name" in
-        nginx | both | redis | httpd | bulk | memory | micro) ;;
-        *) echo "bench: unknown suite '$name' (nginx, both, redis, httpd, bulk, memory, micro)" >&2; exit 2 ;;
+        nginx | both | redis | httpd | bulk | memory | multicore | micro) ;;
+        *) echo "bench: unknown suite '$name' (nginx, both, redis, httpd, bulk, memory, multicore, micro)" >&2; exit 2 ;;
     esac
 done
 wanted() { [[ "$SUITES" == *",$1,"* ]]; }
@@ -125,6 +133,8 @@ source "$ROOT/bench/lib/common.sh"
 source "$ROOT/bench/lib/topology.sh"
 # shellcheck source=bench/lib/suites.sh
 source "$ROOT/bench/lib/suites.sh"
+# shellcheck source=bench/lib/multicore.sh
+source "$ROOT/bench/lib/multicore.sh"
 NETNS_DIAG_ON_FAILURE=0
 netns_sweep_stale bench >/dev/null 2>&1 || true
 
@@ -136,7 +146,7 @@ bench_machine >"$WORK/machine.txt"
 bench_topology
 bench_files
 
-for suite in nginx both redis httpd bulk memory micro; do
+for suite in nginx both redis httpd bulk memory multicore micro; do
     if wanted "$suite"; then
         suite_start="$(date +%s)"
         run_suite "$suite"
@@ -155,7 +165,14 @@ COMMAND="bash bench/run.sh"
 "$VENV/bin/python" "$ROOT/bench/report.py" --results "$BENCH_RESULTS" --machine "$WORK/machine.txt" \
     --commands "$WORK/commands.txt" --micro "$WORK/micro.txt" --out "$OUT" \
     --template "$ROOT/docs/BENCHMARKS.md" --command "$COMMAND" --rounds "$ROUNDS" --elapsed "$ELAPSED"
-mkdir -p "$OUT/bench" && cp "$BENCH_RESULTS" "$OUT/bench/results.tsv"
+# results.tsv: every round of a run with other suites than multicore (a multicore-only run
+# leaves it alone); results-multicore.tsv: the multicore rounds, whenever there are some.
+mkdir -p "$OUT/bench"
+awk -F'\t' 'NR > 1 && $1 != "multicore" { found = 1 } END { exit !found }' "$BENCH_RESULTS" &&
+    cp "$BENCH_RESULTS" "$OUT/bench/results.tsv"
+if awk -F'\t' '$1 == "multicore" { found = 1 } END { exit !found }' "$BENCH_RESULTS"; then
+    awk -F'\t' 'NR == 1 || $1 == "multicore"' "$BENCH_RESULTS" >"$OUT/bench/results-multicore.tsv"
+fi
 echo "bench: results in $OUT ($(($(wc -l <"$BENCH_RESULTS") - 1)) runs, ${ELAPSED} s)"
 if ((BENCH_FAILURES)); then
     echo "bench: FAILED: $BENCH_FAILURES run(s) had errors (marked in the table)" >&2
