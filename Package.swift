@@ -11,6 +11,7 @@ import PackageDescription
 //   PacketIODPDK the DPDK backend: EAL, ports with a queue pair per instance, symmetric RSS
 //   Stack        per-core instance: ARP, routes, ICMP echo, sockets and epoll over a PacketIO
 //   StackRuntime options (flags and MTCP_* variables), backends and one thread per instance
+//   PreloadState the preload library's plain data: socket records, descriptor entries, record tables
 //   CPreload     the preload library's C side: real libc functions, descriptor table, variadic exports
 //   Preload      libmtcp-preload.so: socket calls of unmodified programs routed to the stack
 //   MTCPAPI      libmtcp.so: mTCP's C API (mtcp_socket, mtcp_epoll_wait...), headers in shim/include
@@ -76,9 +77,10 @@ let package = Package(
         .target(
             name: "StackRuntime", dependencies: ["Stack", "PacketIO", "PacketIODPDK", "TCP", "Wire"],
             swiftSettings: example),
+        .target(name: "PreloadState"),
         .target(name: "CPreload", linkerSettings: [.linkedLibrary("dl")]),
         .target(
-            name: "Preload", dependencies: ["CPreload", "CShim", "Stack", "StackRuntime", "PacketIO", "TCP", "Wire"],
+            name: "Preload", dependencies: ["CPreload", "PreloadState", "CShim", "Stack", "StackRuntime", "PacketIO", "TCP", "Wire"],
             swiftSettings: hotPath + example,
             linkerSettings: [
                 .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=Sources/CPreload/exports.map"])
@@ -102,6 +104,7 @@ let package = Package(
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "CShim"]),
         .testTarget(name: "PacketIODPDKTests", dependencies: ["PacketIODPDK", "PacketIO", "Wire"]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire", "CShim"]),
+        .testTarget(name: "PreloadStateTests", dependencies: ["PreloadState"]),
         .testTarget(
             name: "StackRuntimeTests", dependencies: ["StackRuntime", "Stack", "PacketIO", "PacketIODPDK", "Wire"]),
     ]

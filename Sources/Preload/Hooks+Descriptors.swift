@@ -3,6 +3,7 @@ import CShim
 import Glibc
 import PacketIO
 import PacketIODPDK
+import PreloadState
 import Stack
 import StackRuntime
 
@@ -159,7 +160,7 @@ extension PreloadRuntime {
         do throws(PacketIOError) {
             let plan = try DPDKChildPort.plan(
                 ealArguments: arguments, device: dpdkDevice ?? options.interface, pid: getpid())
-            let port = try DPDKChildPort.open(plan, configuration: DPDKBackend.configuration(options))
+            let port = try DPDKChildPort.open(plan, configuration: DPDKBackend.configuration(portOptions(options)))
             log.info(port.summary)
             dpdkChildPort = port
             dpdkChildRefusal = nil
@@ -239,7 +240,8 @@ public func preload_fcntl(_ fd: Int32, _ command: Int32, _ argument: UInt) -> In
                 instance.records[r]!.nonBlocking = Int32(truncatingIfNeeded: argument) & O_NONBLOCK != 0
                 return 0
             default:
-                runtime.logOnce("fcntl\(command)", "fcntl command \(command) on a stack socket is not supported: EINVAL")
+                runtime.logOnce(
+                    "fcntl\(command)", "fcntl command \(command) on a stack socket is not supported: EINVAL")
                 return fail(.EINVAL)
             }
         }

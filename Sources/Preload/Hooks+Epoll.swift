@@ -1,6 +1,7 @@
 import CPreload
 import CShim
 import Glibc
+import PreloadState
 import Stack
 
 // The application's epoll fd stays a real kernel epoll set. Stack sockets live in a stack
@@ -313,11 +314,9 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
         entry,
         { instance, _, r in
             let record = instance.records[r]!
-            var targets = [(instance: instance.index, id: record.stackID)]
-            if !record.replicas.isEmpty {
-                targets = record.replicas.enumerated().filter { $0.element >= 0 }.map { ($0.offset, $0.element) }
-            }
-            return Registered(targets: targets, listening: record.listening, kernelListener: record.kernelListener)
+            return Registered(
+                targets: record.stackSockets(home: instance.index), listening: record.listening,
+                kernelListener: record.kernelListener)
         }, otherwise: { nil })
     guard let socket = found else { return fail(.EBADF) }
     let bits = event.map { mtcp_epoll_event_events($0) } ?? 0

@@ -1,5 +1,6 @@
 import CPreload
 import Glibc
+import PreloadState
 import Stack
 import StackRuntime
 

@@ -1,5 +1,6 @@
 import CPreload
 import Glibc
+import PreloadState
 import Stack
 import StackRuntime
 import Wire
@@ -106,8 +107,8 @@ extension PreloadRuntime {
             home.withLock {
                 guard let r = home.record(forEntry: entry) else { return }
                 home.records[r]!.stackID = ids[home.index]
-                home.records[r]!.replicas = ids
-                home.records[r]!.inherited = false
+                home.records[r]!.copies = ids
+                home.records[r]!.ownership = .own
             }
             log.info("took over listening port \(record.localPort) from the parent process")
             return true
@@ -152,7 +153,7 @@ extension PreloadRuntime {
                 else { return nil }
                 return (home.records[r]!, local.address)
             }
-            guard let (record, address) = found, record.listening, record.replicas.isEmpty else { return }
+            guard let (record, address) = found, record.listening, record.copies.isEmpty else { return }
             var ids = [Int32](repeating: -1, count: instances.count)
             ids[home.index] = record.stackID
             for instance in runningInstances where instance !== home {
@@ -162,7 +163,7 @@ extension PreloadRuntime {
                 guard let r = home.record(forEntry: entry), home.records[r]!.stackID == record.stackID else {
                     return false
                 }
-                home.records[r]!.replicas = ids
+                home.records[r]!.copies = ids
                 return true
             }
             if !kept {
@@ -199,8 +200,8 @@ extension PreloadRuntime {
 
     /// What closing a record's last descriptor leaves to do outside its instance's lock.
     struct Leftovers {
-        /// A listener's copies in other instances, to close (by instance).
-        var replicas: [Int32] = []
+        /// A listener's copies in other instances, to close.
+        var copies: [(instance: Int, id: Int32)] = []
         /// An inherited listener's port, which this process no longer holds.
         var heldPort: UInt16?
         var lastReference = false
@@ -217,19 +218,18 @@ extension PreloadRuntime {
         leftovers.lastReference = !record.inherited
         if !record.inherited, let stack = instance.stack {
             try? stack.close(record.stackID)
-            leftovers.replicas = record.replicas
-            if !leftovers.replicas.isEmpty { leftovers.replicas[instance.index] = -1 }
+            leftovers.copies = record.otherCopies(home: instance.index)
         } else if record.inherited && record.listening {
             // No longer holds the parent's listener (a BGSAVE child closing what it inherited).
             leftovers.heldPort = record.localPort
         }
-        instance.releaseRecord(r)
+        instance.records.release(r)
         return leftovers
     }
 
     /// Closes what `forget` left (no lock held; takes the other instances' locks in turn).
     func finish(_ leftovers: Leftovers) {
-        for (k, id) in leftovers.replicas.enumerated() where id >= 0 && k < instances.count {
+        for (k, id) in leftovers.copies {
             let other = instances[k]
             other.withLock {
                 try? other.stack?.close(id)
@@ -270,10 +270,10 @@ extension PreloadRuntime {
         var record = SocketRecord(stackID: id, proto: proto)
         record.nonBlocking = nonBlocking
         record.keepsOptions = keepsOptions
-        let index = instance.addRecord(record)
-        let entry = DescriptorEntry.make(kind: DescriptorEntry.socketKind, instance: instance.index, index: index)
+        let index = instance.records.add(record)
+        let entry = instance.records.entry(of: index)
         guard mtcp_fd_set_entry(fd, entry) != 0 else {
-            instance.releaseRecord(Int(index))
+            instance.records.release(Int(index))
             try? instance.stack?.close(id)
             _ = mtcp_real_close(fd)
             mtcp_set_errno(EMFILE)
@@ -387,7 +387,7 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
             do throws(Errno) {
                 let id = instance.records[r]!.stackID
                 try stack.bind(id, address: ip, port: port)
-                instance.records[r]!.bound = true
+                if !instance.records[r]!.listening { instance.records[r]!.role = .bound }
                 instance.records[r]!.localPort = try stack.getsockname(id).port
                 return .done(0)
             } catch {
@@ -406,7 +406,8 @@ public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
     guard entry != 0 else { return mtcp_real_listen(fd, backlog) }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     let backlog = backlog <= 0 ? 128 : min(backlog, 65535)
-    var replicasToUpdate: [Int32] = []
+    var copiesToUpdate: [(instance: Int, id: Int32)] = []
+    var hasCopies = false
     let result = runtime.withRecord(
         entry,
         { instance, stack, r in
@@ -414,26 +415,26 @@ public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
             do throws(Errno) {
                 let wasBound = instance.records[r]!.bound
                 try stack.listen(id, backlog: Int(backlog))
-                instance.records[r]!.listening = true
+                instance.records[r]!.role = .listener
                 instance.records[r]!.backlog = backlog
                 let local = try stack.getsockname(id)
                 instance.records[r]!.localPort = local.port
                 if runtime.kernelListen && wasBound && local.address == .any && !instance.records[r]!.kernelListener {
                     runtime.addKernelListener(instance, fd, r)
                 }
-                replicasToUpdate = instance.records[r]!.replicas
-                if !replicasToUpdate.isEmpty { replicasToUpdate[instance.index] = -1 }
+                copiesToUpdate = instance.records[r]!.otherCopies(home: instance.index)
+                hasCopies = !instance.records[r]!.copies.isEmpty
                 return 0
             } catch {
                 return fail(error)
             }
         }, otherwise: { fail(.EBADF) })
     guard result == 0 else { return result }
-    if replicasToUpdate.isEmpty {
+    if !hasCopies {
         runtime.replicateListener(entry)
     } else {
         // listen() again (a new backlog, nginx on reload): the copies take it too.
-        for (k, id) in replicasToUpdate.enumerated() where id >= 0 {
+        for (k, id) in copiesToUpdate {
             let other = runtime.instances[k]
             other.withLock { _ = try? other.stack?.listen(id, backlog: Int(backlog)) }
         }
@@ -451,7 +452,7 @@ public func hook_accept(
 /// What an accept found out about its listener (under its instance's lock).
 struct ListenerView {
     var stackID: Int32
-    var replicas: [Int32]
+    var copies: [Int32]
     var firstInstance: Int
     var nonBlocking: Bool
     var kernelListener: Bool
@@ -511,12 +512,12 @@ public func hook_accept4(
                 let record = instance.records[r]!
                 guard record.listening else { return .failure(.EINVAL) }
                 instance.records[r]!.preferKernel.toggle()
-                let turns = max(record.replicas.count, 1)
+                let turns = max(record.copies.count, 1)
                 instance.records[r]!.acceptTurn = (record.acceptTurn + 1) % turns
                 return .success(
                     ListenerView(
-                        stackID: record.stackID, replicas: record.replicas,
-                        firstInstance: record.replicas.isEmpty ? instance.index : record.acceptTurn,
+                        stackID: record.stackID, copies: record.copies,
+                        firstInstance: record.copies.isEmpty ? instance.index : record.acceptTurn,
                         nonBlocking: record.nonBlocking, kernelListener: record.kernelListener,
                         kernelFirst: record.kernelListener && record.preferKernel,
                         kernelHalfMayBeReady: record.kernelHalfMayBeReady,
@@ -529,7 +530,7 @@ public func hook_accept4(
         }
         let home = runtime.instance(of: entry)
         if !view.kernelFirst {
-            if view.replicas.isEmpty {
+            if view.copies.isEmpty {
                 if let new = runtime.acceptOnce(
                     home, view.stackID, nonBlocking: view.nonBlocking, flags: flags, address, length)
                 {
@@ -537,12 +538,12 @@ public func hook_accept4(
                 }
             } else {
                 // Each instance accepts its own share; they take turns being asked first.
-                let count = view.replicas.count
+                let count = view.copies.count
                 for step in 0..<count {
                     let k = (view.firstInstance + step) % count
-                    guard view.replicas[k] >= 0 else { continue }
+                    guard view.copies[k] >= 0 else { continue }
                     if let new = runtime.acceptOnce(
-                        runtime.instances[k], view.replicas[k], nonBlocking: view.nonBlocking, flags: flags, address,
+                        runtime.instances[k], view.copies[k], nonBlocking: view.nonBlocking, flags: flags, address,
                         length)
                     {
                         return new
@@ -708,7 +709,7 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     guard let value else { return fail(.EFAULT) }
     let bytes = UnsafeRawBufferPointer(start: value, count: Int(length))
-    var replicas: [Int32] = []
+    var copies: [(instance: Int, id: Int32)] = []
     let home = runtime.instance(of: entry)
     // Inherited records keep options too (for the listener this process may adopt).
     let result: Int32 = home.withLock {
@@ -720,8 +721,7 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
             } catch {
                 return fail(error)
             }
-            replicas = home.records[r]!.replicas
-            if !replicas.isEmpty { replicas[home.index] = -1 }
+            copies = home.records[r]!.otherCopies(home: home.index)
         }
         if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && length >= 16 {
             let ns =
@@ -735,14 +735,11 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
         }
         // Kept for a fall-back to the kernel and for a forked child re-creating a listener;
         // connected sockets need neither (nginx sets TCP_CORK per response).
-        if home.records[r]!.keepsOptions {
-            home.records[r]!.replay.removeAll { $0.level == level && $0.name == name }
-            home.records[r]!.replay.append((level, name, Array(bytes)))
-        }
+        home.records[r]!.keep(level: level, name: name, value: Array(bytes))
         return 0
     }
     // A listener's copies in the other instances take the option too.
-    for (k, id) in replicas.enumerated() where id >= 0 {
+    for (k, id) in copies {
         let other = runtime.instances[k]
         other.withLock { try? other.stack?.setsockopt(id, level: level, name: name, value: bytes) }
     }

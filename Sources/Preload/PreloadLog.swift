@@ -1,5 +1,6 @@
 import CPreload
 import Glibc
+import PreloadState
 
 /// One-line diagnostics on stderr, written with the real write(2) (never through the hooks).
 /// MTCP_LOG: error, warn (default), info, debug, or 0-3.

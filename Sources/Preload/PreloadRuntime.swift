@@ -3,6 +3,7 @@ import CShim
 import Glibc
 import PacketIO
 import PacketIODPDK
+import PreloadState
 import Stack
 import StackRuntime
 import Synchronization
@@ -243,7 +244,7 @@ final class PreloadRuntime {
                     // Private EAL memory, so that forked children can have ports (exports.c).
                     mtcp_dpdk_private_memory = 1
                     defer { mtcp_dpdk_private_memory = 0 }
-                    port = try DPDKBackend.open(options, programName: "mtcp-preload")
+                    port = try DPDKBackend.open(portOptions(options), programName: "mtcp-preload")
                     dpdkDevice = port.name
                 }
                 guard let queue = port.queues.first else {
@@ -280,6 +281,14 @@ final class PreloadRuntime {
         if k == 0 { stack.announce() }
         instance.stack = stack
         return true
+    }
+
+    /// The options a DPDK port is opened with here: a queue pair per instance this process
+    /// runs (one: MTCP_CORES does not divide a DPDK port among instances of the preload).
+    func portOptions(_ options: StackOptions) -> StackOptions {
+        var adjusted = options
+        adjusted.cores = instances.count
+        return adjusted
     }
 
     /// The kernel interface under the link: processes on one veth share frames whether they
@@ -424,7 +433,7 @@ extension PreloadRuntime {
                 for r in instance.records.indices {
                     guard let record = instance.records[r], !record.inherited else { continue }
                     try? stack.close(record.stackID)
-                    instance.records[r]!.inherited = true
+                    instance.records[r]!.ownership = .inherited
                 }
             }
         }
@@ -448,7 +457,9 @@ extension PreloadRuntime {
                 }
             }
             guard !closing.isEmpty else { break }
-            var entries = closing.map { pollfd(fd: $0.stack?.io.waitDescriptor ?? -1, events: Int16(POLLIN), revents: 0) }
+            var entries = closing.map {
+                pollfd(fd: $0.stack?.io.waitDescriptor ?? -1, events: Int16(POLLIN), revents: 0)
+            }
             _ = mtcp_real_poll(&entries, nfds_t(entries.count), 5)
             for instance in closing { instance.withLock { instance.drive() } }
         }
@@ -479,37 +490,16 @@ extension PreloadRuntime {
                 }
                 lines.append(text)
                 let k = instance.index
-                perInstance += " instance\(k)_passive_opens=\(tcp.passiveOpens) instance\(k)_active_opens=\(tcp.activeOpens)"
+                perInstance +=
+                    " instance\(k)_passive_opens=\(tcp.passiveOpens) instance\(k)_active_opens=\(tcp.activeOpens)"
                 perInstance += " instance\(k)_connections=\(stack.endpoint.connectionCount)"
             }
         }
-        var text = "pid=\(getpid()) \(Self.summed(lines)) instances=\(running.count)\(perInstance)\n"
+        var text = "pid=\(getpid()) \(CounterLine.summed(lines)) instances=\(running.count)\(perInstance)\n"
         let path = "\(prefix).\(getpid())"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         text.withUTF8 { bytes in _ = mtcp_real_write(fd, bytes.baseAddress, bytes.count) }
         _ = mtcp_real_close(fd)
-    }
-
-    /// Lines of key=value counters added key by key (the first line's order; a value that is
-    /// not a number is the first line's).
-    static func summed(_ lines: [String]) -> String {
-        guard lines.count > 1 else { return lines.first ?? "" }
-        var order: [Substring] = []
-        var values: [Substring: String] = [:]
-        for line in lines {
-            for word in line.split(separator: " ") {
-                guard let equals = word.firstIndex(of: "=") else { continue }
-                let key = word[..<equals]
-                let value = String(word[word.index(after: equals)...])
-                if let old = values[key] {
-                    if let a = Int(old), let b = Int(value) { values[key] = String(a + b) }
-                } else {
-                    order.append(key)
-                    values[key] = value
-                }
-            }
-        }
-        return order.map { "\($0)=\(values[$0]!)" }.joined(separator: " ")
     }
 }

@@ -2,6 +2,7 @@ import CPreload
 import CShim
 import Glibc
 import PacketIO
+import PreloadState
 import Stack
 import StackRuntime
 import Synchronization
@@ -29,8 +30,7 @@ final class StackInstance {
     /// This instance's kernel flow steering program (on its receive socket).
     var steering: FlowSteering?
 
-    var records: [SocketRecord?] = []
-    var freeRecords: [Int32] = []
+    var records: RecordTable
     var waitSets: [WaitSet] = []
     var freeWaitSets: [Int] = []
     /// Shadow parts and wait sets that have an event poll set to signal after each round.
@@ -53,7 +53,10 @@ final class StackInstance {
     /// deferred then, it would not see it in time.
     var driverSleepsLong = false
 
-    init(index: Int) { self.index = index }
+    init(index: Int) {
+        self.index = index
+        records = RecordTable(instance: index)
+    }
 
     /// Runs `body` with this instance's lock held: the one way its state is touched.
     @inline(__always)
@@ -173,7 +176,8 @@ final class StackInstance {
                 _ = mtcp_real_poll(&entry, 1, timeout)
                 withLock {
                     driverSleepsLong = false
-                    if getpid() == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000 {
+                    if getpid() == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000
+                    {
                         drive()
                     }
                 }
@@ -183,27 +187,7 @@ final class StackInstance {
 
     // MARK: Records
 
-    func record(forEntry entry: Int32) -> Int? {
-        guard DescriptorEntry.kind(entry) == DescriptorEntry.socketKind, DescriptorEntry.instance(entry) == index
-        else { return nil }
-        let r = DescriptorEntry.index(entry)
-        guard r < records.count, records[r] != nil else { return nil }
-        return r
-    }
-
-    func addRecord(_ record: SocketRecord) -> Int32 {
-        if let free = freeRecords.popLast() {
-            records[Int(free)] = record
-            return free
-        }
-        records.append(record)
-        return Int32(records.count - 1)
-    }
-
-    func releaseRecord(_ r: Int) {
-        records[r] = nil
-        freeRecords.append(Int32(r))
-    }
+    func record(forEntry entry: Int32) -> Int? { records.index(of: entry) }
 
     // MARK: Wait sets
 
@@ -237,7 +221,7 @@ final class StackInstance {
         driverStarted = false
         inEpollBatch = false
         driverSleepsLong = false
-        for r in records.indices where records[r] != nil { records[r]!.inherited = true }
+        records.markInherited()
         waitSets = []
         freeWaitSets = []
         signalled = []
@@ -253,18 +237,4 @@ struct SignalTarget {
     var notifyFD: Int32
     /// Owned by the shadow part or wait set (stable heap memory).
     var isSignalled: UnsafeMutablePointer<Bool>
-}
-
-/// What the descriptor table's int32 says about an fd: kind in the top bits, then the
-/// owning instance, index + 1 below.
-enum DescriptorEntry {
-    static let socketKind: Int32 = 1
-    static let epollKind: Int32 = 2
-
-    static func make(kind: Int32, instance: Int = 0, index: Int32) -> Int32 {
-        kind << 28 | Int32(instance) << 24 | (index + 1)
-    }
-    static func kind(_ entry: Int32) -> Int32 { entry >> 28 }
-    static func instance(_ entry: Int32) -> Int { Int(entry >> 24 & 0xF) }
-    static func index(_ entry: Int32) -> Int { Int(entry & 0xFF_FFFF) - 1 }
 }

@@ -1,6 +1,7 @@
 import CPreload
 import CShim
 import Glibc
+import PreloadState
 import Stack
 import StackRuntime
 
@@ -69,10 +70,12 @@ extension PreloadRuntime {
                 entry,
                 { instance, _, r in
                     let record = instance.records[r]!
-                    if record.replicas.isEmpty {
-                        scratch.ids[i * width + instance.index] = record.stackID
+                    if record.copies.isEmpty {
+                        scratch.ids[i * width + instance.index] = record.stackID  // no array on this path
                     } else {
-                        for (k, id) in record.replicas.enumerated() where k < width { scratch.ids[i * width + k] = id }
+                        for (k, id) in record.stackSockets(home: instance.index) where k < width {
+                            scratch.ids[i * width + k] = id
+                        }
                     }
                     return PollItem(isStack: true, listening: record.listening, kernelListener: record.kernelListener)
                 }, otherwise: { nil })

@@ -1,47 +1,5 @@
 import Synchronization
 
-/// What the library keeps for one stack socket, shared by every fd that refers to it (dup).
-struct SocketRecord {
-    /// The socket in the process's stack.
-    var stackID: Int32
-    /// Made by an ancestor before fork: its connection belongs to that process. A listener
-    /// is adopted (re-created in this process's stack) when first used here.
-    var inherited = false
-    /// Descriptors referring to it.
-    var references = 1
-    /// The application's O_NONBLOCK (the stack socket itself never blocks).
-    var nonBlocking = false
-    /// The placeholder is a real kernel listener too (0.0.0.0 also on loopback).
-    var kernelListener = false
-    /// socket(2)'s protocol, for a fall-back to the kernel.
-    var proto: Int32
-    var listening = false
-    var backlog: Int32 = 128
-    var localPort: UInt16 = 0
-    var bound = false
-    /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
-    var receiveTimeout: Int64 = 0
-    var sendTimeout: Int64 = 0
-    /// Whether options are recorded (not for accepted or connected sockets).
-    var keepsOptions = true
-    /// Options set so far, replayed on a kernel socket when this one falls back.
-    var replay: [(level: Int32, name: Int32, value: [UInt8])] = []
-    /// ECONNRESET/ETIMEDOUT was reported once: later writes give EPIPE, reads end of stream.
-    var failureReported = false
-    /// Alternates accept between the stack and the kernel listener.
-    var preferKernel = false
-    /// The kernel listener may have a connection: an accept on the kernel that finds none
-    /// costs the kernel a socket allocation, so a non-blocking accept tries it only when an
-    /// epoll or poll reported it, or at least every 10 ms.
-    var kernelHalfMayBeReady = true
-    var kernelHalfLastTry: UInt64 = 0
-    /// A listener's copies in the other instances: the stack socket in instance k at [k]
-    /// (-1: none); its own instance's entry is unused.
-    var replicas: [Int32] = []
-    /// The instance whose listener an accept tries first (they take turns).
-    var acceptTurn = 0
-}
-
 /// The stack side of an application's epoll fd: one stack event poll set per instance (a
 /// part), whose readiness is merged into the kernel set through an eventfd of the part's inside
 /// it. Guarded by the process lock; each part's sets by its instance's lock.

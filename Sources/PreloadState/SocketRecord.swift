@@ -1,0 +1,86 @@
+/// What the preload library keeps for one stack socket, shared by every fd that refers to it
+/// (dup). Plain data: the hooks keep it in their instance's `RecordTable`.
+public struct SocketRecord {
+    /// What the socket is, as the application made it so far.
+    public enum Role: Equatable, Sendable {
+        /// socket() only.
+        case fresh
+        /// bind() done.
+        case bound
+        /// listen() done (after a bind or not).
+        case listener
+    }
+
+    /// Whose socket it is.
+    public enum Ownership: Equatable, Sendable {
+        case own
+        /// Made by an ancestor before fork: its connection belongs to that process. A listener
+        /// is adopted (re-created in this process's stack) when first used here.
+        case inherited
+    }
+
+    /// The socket in its instance's stack.
+    public var stackID: Int32
+    public var role: Role = .fresh
+    public var ownership: Ownership = .own
+    /// Descriptors referring to it.
+    public var references = 1
+    /// The application's O_NONBLOCK (the stack socket itself never blocks).
+    public var nonBlocking = false
+    /// The placeholder is a real kernel listener too (0.0.0.0 also on loopback).
+    public var kernelListener = false
+    /// socket(2)'s protocol, for a fall-back to the kernel.
+    public var proto: Int32
+    public var backlog: Int32 = 128
+    public var localPort: UInt16 = 0
+    /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
+    public var receiveTimeout: Int64 = 0
+    public var sendTimeout: Int64 = 0
+    /// Whether options are recorded (not for accepted or connected sockets).
+    public var keepsOptions = true
+    /// Options set so far, replayed on a kernel socket when this one falls back, and on a
+    /// listener's copies and adoptions.
+    public var replay: [(level: Int32, name: Int32, value: [UInt8])] = []
+    /// ECONNRESET/ETIMEDOUT was reported once: later writes give EPIPE, reads end of stream.
+    public var failureReported = false
+    /// Alternates accept between the stack and the kernel listener.
+    public var preferKernel = false
+    /// The kernel listener may have a connection: an accept on the kernel that finds none
+    /// costs the kernel a socket allocation, so a non-blocking accept tries it only when an
+    /// epoll or poll reported it, or at least every 10 ms.
+    public var kernelHalfMayBeReady = true
+    public var kernelHalfLastTry: UInt64 = 0
+    /// A listener's stack sockets by instance when it has copies in several (-1: none there);
+    /// empty while it lives in its own instance only.
+    public var copies: [Int32] = []
+    /// The instance whose listener an accept tries first (they take turns).
+    public var acceptTurn = 0
+
+    public init(stackID: Int32, proto: Int32) {
+        self.stackID = stackID
+        self.proto = proto
+    }
+
+    public var listening: Bool { role == .listener }
+    public var bound: Bool { role != .fresh }
+    public var inherited: Bool { ownership == .inherited }
+
+    /// The stack sockets behind this record as (instance, socket): each copy, or the one in
+    /// `home`, the instance that holds the record.
+    public func stackSockets(home: Int) -> [(instance: Int, id: Int32)] {
+        guard !copies.isEmpty else { return [(home, stackID)] }
+        return copies.enumerated().compactMap { $0.element >= 0 ? ($0.offset, $0.element) : nil }
+    }
+
+    /// The copies outside `home` (what a change to the record's own socket must be repeated on).
+    public func otherCopies(home: Int) -> [(instance: Int, id: Int32)] {
+        stackSockets(home: home).filter { $0.instance != home }
+    }
+
+    /// Records an option for replay, replacing an earlier value of the same option.
+    public mutating func keep(level: Int32, name: Int32, value: [UInt8]) {
+        guard keepsOptions else { return }
+        replay.removeAll { $0.level == level && $0.name == name }
+        replay.append((level, name, value))
+    }
+}
