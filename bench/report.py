@@ -415,9 +415,21 @@ def mc_side(rows):
     summary["machine"] = median(machine)
     summary["server_us"] = summary["server"] * 1e6 if summary["server"] is not None else None
     summary["client_us"] = summary["client"] * 1e6 if summary["client"] is not None else None
+    busy = [number((note_field(r, "background_busy") or "").rstrip("%")) for r in rows]
+    busy = [b for b in busy if b is not None]
+    summary["busy"] = max(busy) if busy else None
     pins = [note_field(r, "pinning") for r in rows]
     summary["pinning"] = next((p for p in pins if p), None)
     return summary
+
+
+def busy_cell(*summaries):
+    """The most the machine was busy with other work just before a run of the row."""
+    values = [x["busy"] for x in summaries if x and x.get("busy") is not None]
+    if not values:
+        return "n/a"
+    top = max(values)
+    return f"**{top:.0f}%**" if top >= 10 else f"{top:.0f}%"
 
 
 def per_ratio(stack, kernel, key):
@@ -454,8 +466,9 @@ def multicore_block(args, rows):
     if background:
         out[-1] += (
             f" The machine was {fmt(median(background))}% busy (median; at most {fmt(max(background))}%) with the "
-            "servers idle just before each round's runs (0.3 s of /proc/stat): other work on the machine "
-            "skews every figure."
+            "servers idle just before each case's runs (0.3 s of /proc/stat, after waiting up to "
+            f"{facts.get('multicore quiet wait', '?')} s for it to fall below 10%): other work on the machine skews "
+            "every figure (column \"other work before\", bold from 10%)."
         )
     out.append("")
     out.append(
@@ -487,9 +500,10 @@ def multicore_block(args, rows):
     out.append("")
     out.append(
         "| workload | mode | workers | kernel | stack | stack/kernel | server CPU µs/req, kernel / stack "
-        "| server CPU, stack/kernel | machine CPU µs/req, kernel / stack | each round, kernel; stack | errors |"
+        "| server CPU, stack/kernel | machine CPU µs/req, kernel / stack | each round, kernel; stack "
+        "| other work before, max | errors |"
     )
-    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     summaries = {}
     problems = []
     printed = []
@@ -517,7 +531,7 @@ def multicore_block(args, rows):
             f"| {fmt(kernel and kernel['server_us'], 1)} / {fmt(stack and stack['server_us'], 1)} "
             f"| {fmt(sr, 2) + 'x' if sr else 'n/a'} "
             f"| {fmt(kernel and kernel['machine'], 1)} / {fmt(stack and stack['machine'], 1)} "
-            f"| {rounds_cell(kernel, 0)}; {rounds_cell(stack, 0)} | {error_cell} |"
+            f"| {rounds_cell(kernel, 0)}; {rounds_cell(stack, 0)} | {busy_cell(kernel, stack)} | {error_cell} |"
         )
         printed.append(
             f"multicore {case} W={workers}: kernel {fmt(kernel and kernel['value'])} req/s, stack "

@@ -55,6 +55,7 @@ if ((QUICK)); then
     MEMORY_COUNTS=(200)
     MULTICORE_WORKERS=(1 2)         # suite 8: server workers / instances
     MC_MODES=(close)                # suite 8: keep-alive too in a full run
+    MC_QUIET_WAIT=0                 # suite 8: seconds to wait for other work to end, per case
     MC_CONCURRENCY=16
     DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore"
     OUT="${OUT:-$ROOT/.build/bench/quick}"
@@ -71,6 +72,7 @@ else
     read -r -a MEMORY_COUNTS <<<"${BENCH_MEMORY_COUNTS:-10000 100000}"
     MULTICORE_WORKERS=(1 2)
     MC_MODES=(keepalive close)
+    MC_QUIET_WAIT="${BENCH_MC_QUIET_WAIT:-20}"
     MC_CONCURRENCY=32
     DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore,micro"
     OUT="${OUT:-$ROOT/docs}"
