@@ -418,18 +418,34 @@ def mc_side(rows):
     busy = [number((note_field(r, "background_busy") or "").rstrip("%")) for r in rows]
     busy = [b for b in busy if b is not None]
     summary["busy"] = max(busy) if busy else None
+    # Other work during a run: the machine's busy time less the server's and the client's, as a
+    # share of every CPU over the run's wall time; steal likewise (the host's other guests).
+    during, steal = [], []
+    for r in rows:
+        m, w, n = (number(note_field(r, k)) for k in ("machine_cpu_s", "wall_s", "cpus"))
+        c, sv, st = number(r["client_cpu_s"]), number(r["server_cpu_s"]), number(note_field(r, "steal_s"))
+        if m is not None and w and n and c is not None and sv is not None:
+            during.append(max(0.0, 100 * (m - c - sv) / (w * n)))
+        if st is not None and w and n:
+            steal.append(100 * st / (w * n))
+    summary["during"] = max(during) if during else None
+    summary["steal"] = max(steal) if steal else None
     pins = [note_field(r, "pinning") for r in rows]
     summary["pinning"] = next((p for p in pins if p), None)
     return summary
 
 
 def busy_cell(*summaries):
-    """The most the machine was busy with other work just before a run of the row."""
-    values = [x["busy"] for x in summaries if x and x.get("busy") is not None]
-    if not values:
-        return "n/a"
-    top = max(values)
-    return f"**{top:.0f}%**" if top >= 10 else f"{top:.0f}%"
+    """The most the machine was busy with other work just before and during a run of the row
+    (and the most steal), bold from 10%."""
+    def top(key):
+        values = [x[key] for x in summaries if x and x.get(key) is not None]
+        if not values:
+            return "n/a"
+        v = max(values)
+        return f"**{v:.0f}%**" if v >= 10 else f"{v:.0f}%"
+
+    return f"{top('busy')} / {top('during')} ({top('steal')})"
 
 
 def per_ratio(stack, kernel, key):
@@ -468,7 +484,9 @@ def multicore_block(args, rows):
             f" The machine was {fmt(median(background))}% busy (median; at most {fmt(max(background))}%) with the "
             "servers idle just before each case's runs (0.3 s of /proc/stat, after waiting up to "
             f"{facts.get('multicore quiet wait', '?')} s for it to fall below 10%): other work on the machine skews "
-            "every figure (column \"other work before\", bold from 10%)."
+            "every figure. Column \"other work\": the most the machine was busy with other work just before a run "
+            "of the row, and during one (all CPUs' busy time less the server's and the client's, over the run's "
+            "wall time), with the most steal time (this is a VM: the host's other guests); bold from 10%."
         )
     out.append("")
     out.append(
@@ -501,7 +519,7 @@ def multicore_block(args, rows):
     out.append(
         "| workload | mode | workers | kernel | stack | stack/kernel | server CPU µs/req, kernel / stack "
         "| server CPU, stack/kernel | machine CPU µs/req, kernel / stack | each round, kernel; stack "
-        "| other work before, max | errors |"
+        "| other work before / during (steal), max | errors |"
     )
     out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     summaries = {}

@@ -24,9 +24,17 @@
 # tree's utime+stime (every nginx process, /proc/PID/stat) is the server CPU column.
 # Uses MULTICORE_WORKERS, MC_MODES, MC_CONCURRENCY, DURATION, ROUNDS, BIN, WWW, BENCH_TMP.
 
-# Busy ticks of the whole machine (every CPU, user+nice+system+irq+softirq+steal).
+# mc_machine_ticks  prints the whole machine's busy ticks (every CPU: user, nice, system, irq,
+# softirq; without CONFIG_IRQ_TIME_ACCOUNTING the tasks' utime+stime add up to the same), its
+# steal ticks (a VM: time the host gave to others) and the wall clock.
 mc_machine_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+    awk -v now="$EPOCHREALTIME" '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9, now; exit }' /proc/stat
+}
+
+# mc_machine_delta BEFORE AFTER  prints "BUSY_S STEAL_S WALL_S" between two mc_machine_ticks.
+mc_machine_delta() {
+    awk -v a="$1" -v b="$2" -v hz="$BENCH_CLK_TCK" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        printf "%.3f %.3f %.3f\n", (y[1] - x[1]) / hz, (y[2] - x[2]) / hz, y[3] - x[3] }'
 }
 
 # mc_background  prints how busy the machine is while no load runs (servers up and idle),
@@ -34,9 +42,9 @@ mc_machine_ticks() {
 mc_background() {
     local a b
     # Busy and total ticks (total: busy + idle + iowait).
-    a="$(awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat)"
+    a="$(awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8; print b, b + $5 + $6 + $9; exit }' /proc/stat)"
     sleep 0.3
-    b="$(awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat)"
+    b="$(awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8; print b, b + $5 + $6 + $9; exit }' /proc/stat)"
     awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
         t = y[2] - x[2]; printf "%.0f\n", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
 }
@@ -250,9 +258,13 @@ mc_start_httpd() {
     MC_SPIN="$(mc_pinning "$MC_SPID")"
 }
 
-# mc_record CASE SIDE ROUND WORKERS RPS WORK CLIENT_CPU SERVER_TICKS MACHINE_TICKS ERRORS NOTE PIN
+# mc_record CASE SIDE ROUND WORKERS RPS WORK CLIENT_CPU SERVER_TICKS MACHINE_DELTA ERRORS NOTE PIN
+# MACHINE_DELTA is mc_machine_delta's "BUSY_S STEAL_S WALL_S".
 mc_record() {
-    local note="machine_cpu_s=$(bench_ticks_to_seconds "$9"); background_busy=${MC_BACKGROUND:-?}%; pinning=${12}${11:+; ${11}}"
+    local busy steal wall
+    read -r busy steal wall <<<"$9"
+    local note="machine_cpu_s=$busy; steal_s=$steal; wall_s=$wall; cpus=$(nproc)"
+    note+="; background_busy=${MC_BACKGROUND:-?}%; pinning=${12}${11:+; ${11}}"
     bench_record multicore "$1" "$2" "$3" "$MC_CONCURRENCY" "$4" "$5" "req/s" "$6" "$7" \
         "$(bench_ticks_to_seconds "$8")" "${10}" "$note"
 }
@@ -283,7 +295,7 @@ mc_wrk() {
     kill -0 "$server" 2>/dev/null || { note+="${note:+; }server died"; errors=$((errors + 1)); }
     ((errors)) && note+="${note:+; }$(grep -E 'Socket errors|Non-2xx' "$out" | tr '\n' ' ')"
     mc_record "$case" "$side" "$round" "$workers" "$rps" "$requests" "$(cat "$cpufile" 2>/dev/null || echo NA)" \
-        $((after - before)) $((mafter - mbefore)) "$errors" "$note" "$pin"
+        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter")" "$errors" "$note" "$pin"
 }
 
 # mc_load CASE ROUND CORES SERVER_PID MODE  one mtcp-load --cores CORES run (stack side).
@@ -323,7 +335,7 @@ mc_load() {
     fi
     kill -0 "$server" 2>/dev/null || { note+="${note:+; }server died"; errors=$((errors + 1)); }
     mc_record "$case" stack "$round" "$cores" "$rps" "$completed" "$(cat "$cpufile" 2>/dev/null || echo NA)" \
-        $((after - before)) $((mafter - mbefore)) "$errors" "$note" "$pin"
+        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter")" "$errors" "$note" "$pin"
 }
 
 suite_multicore() {
