@@ -19,6 +19,10 @@ public struct FlowSteeringStatistics: Sendable {
     /// Instances found dead whose flows and memberships were removed, and those flows.
     public var instancesSwept = 0
     public var flowsSwept = 0
+    /// Connections never accepted given to another instance when a listener closed, and
+    /// taken from one.
+    public var handoversGiven = 0
+    public var handoversTaken = 0
 
     public init() {}
 
@@ -27,6 +31,7 @@ public struct FlowSteeringStatistics: Sendable {
             + " steering_releases=\(flowsReleased) steering_joins=\(listenerJoins) steering_leaves=\(listenerLeaves)"
             + " syns_parked=\(synsParked) syns_unparked=\(synsUnparked) primary_takeovers=\(primaryTakeovers)"
             + " instances_swept=\(instancesSwept) flows_swept=\(flowsSwept)"
+            + " handovers_given=\(handoversGiven) handovers_taken=\(handoversTaken)"
     }
 }
 
@@ -52,6 +57,8 @@ public final class FlowSteering {
         public var primary: Int32
         public var registry: Int32
         public var parked: Int32
+        /// Connections handed from an instance that stopped listening to one that listens.
+        public var handover: Int32
         public var lock: Int32
     }
 
@@ -73,6 +80,11 @@ public final class FlowSteering {
     public static let parkingSlots: UInt32 = 64
     static let parkedFrameBytes = 128
     static let parkedValueBytes = 16 + parkedFrameBytes
+    /// A handed-over connection's state (TCPHandover's encoding, which must fit) after the
+    /// token of the instance it is for and 4 bytes of padding.
+    public static let handoverBytes = 1048
+    static let handoverValueBytes = 8 + handoverBytes
+    static let handoverCapacity: UInt32 = 1024
     /// How long a parked SYN is worth handing on (the client retransmits after 1 s anyway).
     public static let parkingLifetimeNanoseconds: UInt64 = 1_000_000_000
 
@@ -118,7 +130,7 @@ public final class FlowSteering {
         guard index != 0 else { throw .noSuchInterface(interface) }
         var namespace = stat()
         let inode = stat("/proc/self/ns/net", &namespace) == 0 ? UInt64(namespace.st_ino) : 0
-        let lockPath = "/dev/shm/mtcp-steering-\(inode)-\(index)\(shared ? "" : "-\(getpid())")"
+        let lockPath = "/dev/shm/mtcp-steering-v2-\(inode)-\(index)\(shared ? "" : "-\(getpid())")"
         let lock = mtcp_shim_move_to_private_range(open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o666))
         guard lock >= 0 else { throw .system(call: "open(\(lockPath))", errno: mtcp_shim_errno()) }
         _ = fchmod(lock, 0o666)
@@ -132,7 +144,7 @@ public final class FlowSteering {
             if copies.allSatisfy({ $0 >= 0 }) {
                 return SharedMaps(
                     flows: copies[0], listeners: copies[1], primary: copies[2], registry: copies[3], parked: copies[4],
-                    lock: lock)
+                    handover: copies[5], lock: lock)
             }
             for fd in copies where fd >= 0 { close(fd) }
         }
@@ -150,26 +162,31 @@ public final class FlowSteering {
         let primary = try map("primary", type: arrayMap, key: 4, value: 4, entries: 1)
         let registry = try map("registry", type: hashMap, key: 4, value: 4, entries: registryCapacity)
         let parked = try map("parked", type: arrayMap, key: 4, value: parkedValueBytes, entries: parkingSlots)
+        let handover = try map(
+            "handover", type: hashMap, key: 16, value: handoverValueBytes, entries: handoverCapacity, flags: noPrealloc)
         let maps = SharedMaps(
-            flows: flows, listeners: listeners, primary: primary, registry: registry, parked: parked, lock: lock)
+            flows: flows, listeners: listeners, primary: primary, registry: registry, parked: parked,
+            handover: handover, lock: lock)
         // Every earlier holder is gone: its entries describe maps that no longer exist.
         table.clear()
         return maps
     }
 
     /// The processes that have the maps open and their descriptor numbers, after the lock bytes
-    /// of the lock file: 64 entries of a pid and five descriptors (Int32 each).
+    /// of the lock file: 64 entries of a pid and six descriptors (Int32 each).
     struct HolderTable {
         static let offset = 64
         static let count = 64
-        static let entryBytes = 24
+        static let words = 7
+        static let entryBytes = words * 4
         let lock: Int32
 
         var entries: [(pid: Int32, fds: [Int32])] {
             var words = [Int32](repeating: 0, count: Self.count * Self.entryBytes / 4)
             let read = words.withUnsafeMutableBytes { pread(lock, $0.baseAddress, $0.count, off_t(Self.offset)) }
             guard read > 0 else { return [] }
-            return (0..<(read / Self.entryBytes)).map { k in (words[6 * k], Array(words[(6 * k + 1)..<(6 * k + 6)])) }
+            let n = Self.words
+            return (0..<(read / Self.entryBytes)).map { k in (words[n * k], Array(words[(n * k + 1)..<(n * k + n)])) }
         }
 
         /// Lists `pid` with `fds`, in its own entry, a dead process's or a free one.
@@ -184,7 +201,9 @@ public final class FlowSteering {
         }
 
         func remove(_ pid: Int32) {
-            for (slot, entry) in entries.enumerated() where entry.pid == pid { write([0, 0, 0, 0, 0, 0], at: slot) }
+            for (slot, entry) in entries.enumerated() where entry.pid == pid {
+                write([Int32](repeating: 0, count: Self.words), at: slot)
+            }
         }
 
         func clear() {
@@ -224,7 +243,7 @@ public final class FlowSteering {
         _ = mtcp_shim_bpf_map_update(maps.registry, &key, &state, 0)
         serialized {
             HolderTable(lock: maps.lock).add(
-                getpid(), [maps.flows, maps.listeners, maps.primary, maps.registry, maps.parked])
+                getpid(), [maps.flows, maps.listeners, maps.primary, maps.registry, maps.parked, maps.handover])
         }
     }
 
@@ -271,6 +290,66 @@ public final class FlowSteering {
             statistics.claimFailures += 1
         }
         return false
+    }
+
+    // MARK: Handovers
+
+    /// Gives a flow whose connection was never accepted to another instance that accepts on
+    /// its port, with `state` (at most `handoverBytes`) to rebuild it from: the flow's frames
+    /// go there from now on. False when no other instance accepts there.
+    public func handOver(
+        localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
+        state: UnsafeRawBufferPointer
+    ) -> Bool {
+        guard state.count <= Self.handoverBytes, let set = listenerSet(port: localPort),
+            // The newest member: on a reload the old workers stop together, the new ones stay.
+            let target = set.members.last(where: { $0 != token && isAlive($0) })
+        else { return false }
+        var key = FlowKey(
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+        var value = [UInt8](repeating: 0, count: Self.handoverValueBytes)
+        withUnsafeBytes(of: target) { value.replaceSubrange(0..<4, with: $0) }
+        value.replaceSubrange(8..<(8 + state.count), with: state)
+        guard mtcp_shim_bpf_map_update(maps.handover, &key, &value, 0) == 0 else { return false }
+        var owner = target
+        guard mtcp_shim_bpf_map_update(maps.flows, &key, &owner, 0) == 0 else {
+            _ = mtcp_shim_bpf_map_delete(maps.handover, &key)
+            return false
+        }
+        statistics.handoversGiven += 1
+        return true
+    }
+
+    /// The state of a flow handed to this instance, taken (once); nil when there is none.
+    public func takeHandover(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16)
+        -> [UInt8]?
+    {
+        var key = FlowKey(
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+        return withUnsafeBytes(of: &key) { take(key: Array($0)) }
+    }
+
+    /// Every flow handed to this instance, taken: (local address, local port, remote address,
+    /// remote port, state).
+    public func pendingHandovers() -> [(UInt32, UInt16, UInt32, UInt16, [UInt8])] {
+        keys(of: maps.handover, size: 16).compactMap { key in
+            guard let state = take(key: key) else { return nil }
+            return key.withUnsafeBytes { raw in
+                let flow = raw.loadUnaligned(as: FlowKey.self)
+                return (flow.localAddress, flow.localPort, flow.remoteAddress, flow.remotePort, state)
+            }
+        }
+    }
+
+    func take(key: [UInt8]) -> [UInt8]? {
+        var key = key
+        var value = [UInt8](repeating: 0, count: Self.handoverValueBytes)
+        guard mtcp_shim_bpf_map_lookup(maps.handover, &key, &value) == 0,
+            value.withUnsafeBytes({ $0.load(as: UInt32.self) }) == token,
+            mtcp_shim_bpf_map_delete(maps.handover, &key) == 0
+        else { return nil }
+        statistics.handoversTaken += 1
+        return Array(value[8...])
     }
 
     /// Gives the flow back (its connection is gone).
@@ -477,6 +556,13 @@ public final class FlowSteering {
             var owner: UInt32 = 0
             guard mtcp_shim_bpf_map_lookup(maps.flows, &key, &owner) == 0, gone.contains(owner) else { continue }
             if mtcp_shim_bpf_map_delete(maps.flows, &key) == 0 { statistics.flowsSwept += 1 }
+        }
+        for var key in keys(of: maps.handover, size: 16) {
+            var value = [UInt8](repeating: 0, count: Self.handoverValueBytes)
+            guard mtcp_shim_bpf_map_lookup(maps.handover, &key, &value) == 0,
+                gone.contains(value.withUnsafeBytes { $0.load(as: UInt32.self) })
+            else { continue }
+            _ = mtcp_shim_bpf_map_delete(maps.handover, &key)
         }
         for var token in dead {
             _ = mtcp_shim_bpf_map_delete(maps.registry, &token)

@@ -10,6 +10,7 @@ extension NetworkStack {
     /// socket): every new connection is claimed before its first segment leaves and released
     /// when freed; listeners already open are registered.
     public func useFlowSteering(_ steering: FlowSteering) {
+        precondition(TCPHandover.encodedBytes <= FlowSteering.handoverBytes, "a handover must fit the map's value")
         flowSteering = steering
         endpoint.flowRegistry = TCPFlowRegistry(
             claim: { flow in
@@ -21,6 +22,28 @@ extension NetworkStack {
                 steering.release(
                     localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
                     remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort)
+            },
+            handOver: { flow, handover in
+                handover.encoded().withUnsafeBytes { state in
+                    steering.handOver(
+                        localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+                        remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, state: state)
+                }
+            },
+            takeHandover: { flow in
+                steering.takeHandover(
+                    localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
+                    remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort
+                ).flatMap { state in state.withUnsafeBytes { TCPHandover(encoded: $0) } }
+            },
+            pendingHandovers: {
+                steering.pendingHandovers().compactMap { local, localPort, remote, remotePort, state in
+                    guard let handover = state.withUnsafeBytes({ TCPHandover(encoded: $0) }) else { return nil }
+                    let flow = TCPFlow(
+                        localAddress: IPv4Address(rawValue: local), localPort: localPort,
+                        remoteAddress: IPv4Address(rawValue: remote), remotePort: remotePort)
+                    return (flow, handover)
+                }
             })
         for (port, id) in listenerByPort {
             let accepting = sockets.slots[Int(id)]?.interested == true
@@ -51,6 +74,8 @@ extension NetworkStack {
         if now >= nextSteeringDuty {
             nextSteeringDuty = now + .milliseconds(50)
             steering.maintain()
+            // Connections other instances handed here when their listeners closed.
+            endpoint.adoptHandovers(now: now)
         }
         endpoint.resetsUnknownSegments = steering.isPrimary
     }

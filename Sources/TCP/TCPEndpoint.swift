@@ -13,6 +13,10 @@ public final class TCPEndpoint {
     public let maximumConnections: Int
     let isnGenerator: ISNGenerator
     let cookies: SYNCookieCodec
+    /// The last flows handed over (a ring): their segments still arriving here are dropped.
+    var handedOver = [TCPFlow](
+        repeating: TCPFlow(localAddress: .any, localPort: 0, remoteAddress: .any, remotePort: 0), count: 64)
+    var handedOverCursor = 0
     /// Buffer memory for connections made with the configuration given at `init`.
     let memoryPool: ConnectionMemoryPool
 
@@ -118,13 +122,91 @@ public final class TCPEndpoint {
     }
 
     /// Stops listening; connections not yet accepted are reset.
+    /// With a registry that hands over, connections another endpoint on the port takes are
+    /// theirs instead: the peer gets a probe whose answer reaches the new owner.
     public func stopListening(port: UInt16, now: Instant) {
+        // Handovers made to this endpoint and not yet taken go on with the rest.
+        if listeners[port] != nil { adoptHandovers(now: now) }
         guard let listener = listeners.removeValue(forKey: port) else { return }
         _ = listener
         for index in slots.indices where slots[index].listenerPort == port && slots[index].connection != nil {
+            let flow = slots[index].flow
+            if let give = flowRegistry?.handOver, let handover = slots[index].connection!.handover,
+                give(flow, handover)
+            {
+                pendingControl.append((flow, slots[index].connection!.handoverProbe))
+                statistics.handoversGiven += 1
+                handedOver[handedOverCursor % handedOver.count] = flow
+                handedOverCursor &+= 1
+                release(Int32(index), releasingFlow: false)
+                continue
+            }
             slots[index].connection!.abort(now: now)
             markDirty(Int32(index))
         }
+    }
+
+    /// Takes every connection other endpoints handed to this one (see `TCPHandover`) whose
+    /// listener is here; run every few tens of milliseconds, as a peer that waits for its
+    /// answer sends nothing that would bring them.
+    public func adoptHandovers(now: Instant) {
+        guard let pending = flowRegistry?.pendingHandovers?(), !pending.isEmpty else { return }
+        for (flow, handover) in pending where flows[flow] == nil {
+            guard let listener = listeners[flow.localPort] else { continue }
+            adopt(handover, flow: flow, listener: listener, now: now)
+        }
+    }
+
+    /// Makes the connection `handover` describes, in its listener's accept queue once
+    /// established, with the data it carried.
+    @discardableResult
+    func adopt(_ handover: TCPHandover, flow: TCPFlow, listener: Listener, now: Instant) -> Bool {
+        guard listener.queued < listener.backlog else {
+            statistics.listenQueueOverflows += 1
+            return false
+        }
+        let configuration = listener.configuration ?? configuration
+        let memory = takeMemory(for: configuration)
+        let connection = TCPConnection(handover: handover, configuration: configuration, now: now, memory: memory)
+        guard let slot = insert(connection, flow: flow, memory: memory) else {
+            discard(connection, memory: memory)
+            return false
+        }
+        statistics.handoversTaken += 1
+        statistics.passiveOpens += 1
+        slots[Int(slot)].listenerPort = flow.localPort
+        listeners[flow.localPort]!.embryonic += 1
+        if !handover.data.isEmpty || handover.peerFinished {
+            handover.data.withUnsafeBytes { bytes in
+                var segment = handover.peerSegment
+                segment.payload = bytes
+                slots[Int(slot)].connection!.handle(segment, now: now)
+            }
+        }
+        markDirty(slot)
+        afterActivity(slot)
+        return true
+    }
+
+    /// A handover made to this endpoint after it stopped listening on the flow's port (the
+    /// two crossed): given on to an endpoint that listens, with the probe that brings the
+    /// peer's answer there. False when there is none, or nobody to give it to.
+    func passOn(_ flow: TCPFlow) -> Bool {
+        guard let registry = flowRegistry, let handover = registry.takeHandover?(flow) else { return false }
+        guard registry.handOver?(flow, handover) == true else { return false }
+        var acknowledged = SequenceNumber(handover.peerInitialSequence) + 1 + handover.data.count
+        if handover.peerFinished { acknowledged = acknowledged + 1 }
+        let probe = TCPSegment(
+            sequenceNumber: SequenceNumber(handover.localInitialSequence), acknowledgmentNumber: acknowledged,
+            flags: [.ack], window: 0)
+        pendingControl.append((flow, probe))
+        statistics.handoversGiven += 1
+        return true
+    }
+
+    /// Whether `flow` was handed over lately (its segments still in flight here are dropped).
+    func wasHandedOver(_ flow: TCPFlow) -> Bool {
+        handedOverCursor > 0 && handedOver.contains(flow)
     }
 
     public func isListening(port: UInt16) -> Bool { listeners[port] != nil }
@@ -335,9 +417,15 @@ public final class TCPEndpoint {
                 return
             }
         }
+        if wasHandedOver(flow) {
+            // Queued here before the flow's frames turned to its new owner.
+            statistics.handedOverSegmentsDropped += 1
+            return
+        }
         guard let listener = listeners[flow.localPort],
             listener.address == .any || listener.address == flow.localAddress
         else {
+            if passOn(flow) { return }
             statistics.segmentsToClosedPorts += 1
             replyReset(to: segment, flow: flow)
             return
@@ -346,6 +434,9 @@ public final class TCPEndpoint {
         if flags.contains(.ack) {
             if flags.contains(.syn) {
                 replyReset(to: segment, flow: flow)
+            } else if let handover = flowRegistry?.takeHandover?(flow) {
+                // Handed over by an endpoint that stopped listening: this segment answers its probe.
+                if adopt(handover, flow: flow, listener: listener, now: now) { handle(segment, flow: flow, now: now) }
             } else {
                 acceptCookie(segment, flow: flow, listener: listener, now: now)
             }
@@ -622,7 +713,7 @@ public final class TCPEndpoint {
         return slot
     }
 
-    func release(_ slot: Int32) {
+    func release(_ slot: Int32, releasingFlow: Bool = true) {
         let index = Int(slot)
         guard slots[index].connection != nil else { return }
         if let port = slots[index].listenerPort, !slots[index].inAcceptQueue {
@@ -636,7 +727,7 @@ public final class TCPEndpoint {
             slots[index].memory = nil
         }
         flows.remove(slots[index].flow)
-        flowRegistry?.release(slots[index].flow)
+        if releasingFlow { flowRegistry?.release(slots[index].flow) }
         slots[index].generation &+= 1
         timers.cancel(slot)
         slots[index].listenerPort = nil

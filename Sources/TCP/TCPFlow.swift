@@ -71,6 +71,12 @@ public struct TCPEndpointStatistics: Hashable, Sendable {
     public var flowsOwnedElsewhere = 0
     /// Segments for unknown flows not reset because another endpoint answers for the link.
     public var unknownSegmentsLeftToOthers = 0
+    /// Connections never accepted given to another endpoint when their listener closed.
+    public var handoversGiven = 0
+    /// Connections taken over from another endpoint.
+    public var handoversTaken = 0
+    /// Segments of flows just handed over that reached this endpoint still: dropped.
+    public var handedOverSegmentsDropped = 0
     public init() {}
 }
 
@@ -89,9 +95,23 @@ public enum TCPEndpointEvent: Hashable, Sendable {
 public struct TCPFlowRegistry {
     public var claim: (TCPFlow) -> Bool
     public var release: (TCPFlow) -> Void
+    /// Gives a connection its application never accepted to another endpoint that listens on
+    /// the port (true: the flow is theirs now). Nil: such connections are reset.
+    public var handOver: ((TCPFlow, TCPHandover) -> Bool)?
+    /// The handover made to this endpoint for a flow, taken (once).
+    public var takeHandover: ((TCPFlow) -> TCPHandover?)?
+    /// Every handover waiting for this endpoint, taken.
+    public var pendingHandovers: (() -> [(TCPFlow, TCPHandover)])?
 
-    public init(claim: @escaping (TCPFlow) -> Bool, release: @escaping (TCPFlow) -> Void) {
+    public init(
+        claim: @escaping (TCPFlow) -> Bool, release: @escaping (TCPFlow) -> Void,
+        handOver: ((TCPFlow, TCPHandover) -> Bool)? = nil, takeHandover: ((TCPFlow) -> TCPHandover?)? = nil,
+        pendingHandovers: (() -> [(TCPFlow, TCPHandover)])? = nil
+    ) {
         self.claim = claim
         self.release = release
+        self.handOver = handOver
+        self.takeHandover = takeHandover
+        self.pendingHandovers = pendingHandovers
     }
 }

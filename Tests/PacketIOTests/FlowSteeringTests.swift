@@ -105,6 +105,50 @@ struct FlowSteeringTests {
         #expect(a.statistics.claimConflicts == 20)
     }
 
+    @Test func aHandedOverFlowsFramesTurnToItsNewOwnerWithItsState() throws {
+        let maps = try FlowSteering.openMaps(interface: "lo", shared: false)
+        let old = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 5))
+        let new = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 6))
+        let both = [old, new]
+        old.maintain()
+        old.listen(port: 80, accepting: true, now: 0)
+        #expect(old.claim(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43000))
+        let state: [UInt8] = Array(0..<200)
+        let hand = {
+            state.withUnsafeBytes {
+                old.handOver(
+                    localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43000, state: $0)
+            }
+        }
+        #expect(!hand(), "nobody else accepts on the port: no handover (the connection is reset)")
+        new.listen(port: 80, accepting: true, now: 0)
+        old.stopListening(port: 80)
+        #expect(hand())
+        #expect(try Self.receivers(both, Self.frame(sourcePort: 43000)) == [new.token], "the flow's frames go to new")
+        #expect(
+            old.takeHandover(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43000)
+                == nil, "only the instance it is for takes it")
+        let taken = try #require(
+            new.takeHandover(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43000))
+        #expect(Array(taken.prefix(200)) == state)
+        #expect(
+            new.takeHandover(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43000)
+                == nil, "taken once")
+
+        // Taken in a round when no segment brings it.
+        #expect(old.claim(localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43001))
+        #expect(
+            state.withUnsafeBytes {
+                old.handOver(
+                    localAddress: Self.local, localPort: 80, remoteAddress: Self.peer, remotePort: 43001, state: $0)
+            })
+        let pending = new.pendingHandovers()
+        #expect(pending.count == 1)
+        #expect(pending.first?.3 == 43001)
+        #expect(new.pendingHandovers().isEmpty)
+        #expect(old.statistics.handoversGiven == 2 && new.statistics.handoversTaken == 2)
+    }
+
     @Test func parkedSYNsGoToTheFirstAcceptor() throws {
         let maps = try FlowSteering.openMaps(interface: "lo", shared: false)
         let primary = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 3))
