@@ -101,10 +101,11 @@ RELOAD_SECONDS="${RELOAD_SECONDS:-20}"
 # timeouts, and at most LIMIT read or write errors. Keep-alive: old workers close their idle
 # connections when they stop, and a request wrk sends as that close arrives counts as an error;
 # the kernel shows the same (181 in one run with COMPAT_MODE=kernel), so two per connection and
-# reload are allowed. 'Connection: close': the kernel shows none, the stack a few per ten
-# thousand: connections a stopping worker completed but never accepted are reset when it
-# closes its listener (Linux's SO_REUSEPORT has the same race without tcp_migrate_req), so at
-# most 1 in 1,000 requests; docs/PRELOAD.md says so.
+# reload are allowed. 'Connection: close': the kernel shows none. A stopping worker hands the
+# connections it completed but never accepted to a worker that stays (TCPHandover; Linux's
+# SO_REUSEPORT resets them without tcp_migrate_req): 0 errors measured on afpacket in 3 runs
+# (before the handover 23-202), so at most 1 in 50,000 requests there; on dpdk, where new
+# workers take longer to join, a few tens remain (27 of 234,000): at most 1 in 1,000.
 reload_clean() {
     local out="$1" limit="$2" read write requests
     requests="$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' "$out")"
@@ -114,7 +115,9 @@ reload_clean() {
     grep -Eq 'Socket errors: connect 0, read [0-9]+, write [0-9]+, timeout 0$' "$out" || return 1
     read="$(sed -n 's/.*read \([0-9]*\),.*/\1/p' "$out")"
     write="$(sed -n 's/.*write \([0-9]*\),.*/\1/p' "$out")"
-    ((limit >= 0)) || limit=$((requests / 1000))
+    # -1: 1 in 1,000 requests; -2: 1 in 50,000.
+    ((limit != -1)) || limit=$((requests / 1000))
+    ((limit != -2)) || limit=$((requests / 50000))
     echo "errors seen by wrk across reloads: read $read, write $write of $requests requests (at most $limit)" >&2
     ((read + write <= limit))
 }
@@ -138,7 +141,11 @@ reloads_under_load() {
     if [[ "$name" == keepalive ]]; then
         reload_clean "$out" $((2 * 64 * 3)) || return 1
     else
-        reload_clean "$out" -1 || return 1
+        if [[ "$COMPAT_BACKEND" == dpdk ]]; then
+            reload_clean "$out" -1 || return 1
+        else
+            reload_clean "$out" -2 || return 1
+        fi
     fi
     wait "$slow" || return 1
     same_file "$N/www/slow/4m.bin" "$WORK/slow.bin"

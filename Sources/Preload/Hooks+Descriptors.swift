@@ -94,11 +94,9 @@ extension PreloadRuntime {
         // now for the same reason (it takes CAP_BPF).
         let parentSteered = steering != nil
         let parentParks = steering.map { $0.isPrimary && $0.ports.values.contains(false) } ?? false
-        for instance in instances {
-            if let stack = instance.becomeChild() { retired.append(stack) }
-        }
-        activeInstances = 0
         steeringRefusal = nil
+        // Made while the records still look like the parent's: DPDK's probe looks at every
+        // descriptor (getsockname), and an inherited connection would answer EBADF.
         if usesStack {
             switch options?.backend {
             case .afpacket:
@@ -110,6 +108,10 @@ extension PreloadRuntime {
             default: break
             }
         }
+        for instance in instances {
+            if let stack = instance.becomeChild() { retired.append(stack) }
+        }
+        activeInstances = 0
         if usesStack && parentSteered, let options {
             for (k, sockets) in preopenedSockets.enumerated() {
                 let instance = instances[k]

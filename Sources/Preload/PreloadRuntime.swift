@@ -437,6 +437,12 @@ extension PreloadRuntime {
                 }
             }
         }
+        // Connections handed here and not taken yet go on to a process that stays.
+        for instance in running {
+            instance.withLock {
+                instance.stack?.endpoint.adoptHandovers(now: Instant(nanoseconds: mtcp_shim_monotonic_ns()))
+            }
+        }
         // Out of the steering maps first, the instance that may be primary last: the role
         // passes on now, so frames that would reach this process after its last round go to
         // one that stays.

@@ -149,11 +149,16 @@ public final class TCPEndpoint {
     /// Takes every connection other endpoints handed to this one (see `TCPHandover`) whose
     /// listener is here; run every few tens of milliseconds, as a peer that waits for its
     /// answer sends nothing that would bring them.
+    /// Handovers for a port this endpoint no longer listens on (the two crossed, or it is
+    /// exiting) are given on.
     public func adoptHandovers(now: Instant) {
         guard let pending = flowRegistry?.pendingHandovers?(), !pending.isEmpty else { return }
         for (flow, handover) in pending where flows[flow] == nil {
-            guard let listener = listeners[flow.localPort] else { continue }
-            adopt(handover, flow: flow, listener: listener, now: now)
+            if let listener = listeners[flow.localPort] {
+                adopt(handover, flow: flow, listener: listener, now: now)
+            } else {
+                _ = passOn(handover, flow: flow)
+            }
         }
     }
 
@@ -192,8 +197,12 @@ public final class TCPEndpoint {
     /// two crossed): given on to an endpoint that listens, with the probe that brings the
     /// peer's answer there. False when there is none, or nobody to give it to.
     func passOn(_ flow: TCPFlow) -> Bool {
-        guard let registry = flowRegistry, let handover = registry.takeHandover?(flow) else { return false }
-        guard registry.handOver?(flow, handover) == true else { return false }
+        guard let handover = flowRegistry?.takeHandover?(flow) else { return false }
+        return passOn(handover, flow: flow)
+    }
+
+    func passOn(_ handover: TCPHandover, flow: TCPFlow) -> Bool {
+        guard flowRegistry?.handOver?(flow, handover) == true else { return false }
         var acknowledged = SequenceNumber(handover.peerInitialSequence) + 1 + handover.data.count
         if handover.peerFinished { acknowledged = acknowledged + 1 }
         let probe = TCPSegment(
