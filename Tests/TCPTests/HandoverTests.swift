@@ -13,36 +13,30 @@ import Wire
 
     /// Flow owners and handovers as the kernel maps hold them.
     final class SharedMaps {
-        var owners: [TCPFlow: String] = [:]
+        let flows = FlowRegistryTests.SharedOwners()
+        var owners: [TCPFlow: String] { flows.owners }
         var listeners: [String] = []
         var handovers: [TCPFlow: (to: String, handover: TCPHandover)] = [:]
 
         func registry(for name: String) -> TCPFlowRegistry {
-            TCPFlowRegistry(
-                claim: { flow in
-                    if let owner = self.owners[flow] { return owner == name }
-                    self.owners[flow] = name
-                    return true
-                },
-                release: { flow in
-                    if self.owners[flow] == name { self.owners[flow] = nil }
-                },
-                handOver: { flow, handover in
-                    guard let target = self.listeners.first(where: { $0 != name }) else { return false }
-                    self.owners[flow] = target
-                    self.handovers[flow] = (target, handover)
-                    return true
-                },
-                takeHandover: { flow in
-                    guard let entry = self.handovers[flow], entry.to == name else { return nil }
-                    self.handovers[flow] = nil
-                    return entry.handover
-                },
-                pendingHandovers: {
-                    let mine = self.handovers.filter { $0.value.to == name }
-                    for flow in mine.keys { self.handovers[flow] = nil }
-                    return mine.map { ($0.key, $0.value.handover) }
-                })
+            var registry = flows.registry(for: name)
+            registry.handOver = { flow, handover in
+                guard let target = self.listeners.first(where: { $0 != name }) else { return false }
+                self.flows.owners[flow] = target
+                self.handovers[flow] = (target, handover)
+                return true
+            }
+            registry.takeHandover = { flow in
+                guard let entry = self.handovers[flow], entry.to == name else { return nil }
+                self.handovers[flow] = nil
+                return entry.handover
+            }
+            registry.pendingHandovers = {
+                let mine = self.handovers.filter { $0.value.to == name }
+                for flow in mine.keys { self.handovers[flow] = nil }
+                return mine.map { ($0.key, $0.value.handover) }
+            }
+            return registry
         }
     }
 
