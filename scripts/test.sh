@@ -93,6 +93,31 @@ step_preload() {
         bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# The preload library built with ThreadSanitizer, under the socket-semantics cases and
+# memcached -t 4, both on two instances per process (MTCP_CORES=2): the lock discipline of
+# the hooks (one lock scope per call, the process lock before one instance lock) checked on
+# real threads. A race report fails the case (TSan's exit status). MTCP_SKIP_TSAN=1 skips it.
+step_preload_tsan() {
+    if skipped_by MTCP_SKIP_PRELOAD_TESTS MTCP_SKIP_TSAN; then return 0; fi
+    local build="$ROOT/.build/tsan" toolchain runtime dispatch
+    swift build -c release --sanitize=thread --product mtcp-preload --build-path "$build" </dev/null
+    toolchain="$(dirname "$(dirname "$(realpath "$(command -v swift)")")")"
+    runtime="$(find "$toolchain/lib" -name 'libclang_rt.tsan-*.so' | head -n 1)"
+    dispatch="$(find "$toolchain/lib/swift/linux" -name libdispatch.so | head -n 1)"
+    if [[ -z "$runtime" || -z "$dispatch" ]]; then
+        echo "test.sh: the toolchain has no ThreadSanitizer runtime (libclang_rt.tsan, libdispatch)" >&2
+        return 1
+    fi
+    # The toolchain's TSan runtime needs libdispatch loaded; children that start threads after
+    # a fork (the library's driver thread) are allowed.
+    export TSAN_OPTIONS="halt_on_error=1 die_after_fork=0"
+    MTCP_BIN="$build/release" MTCP_PRELOAD_RUNTIME="$runtime $dispatch" MTCP_PRELOAD_CORES=2 \
+        bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+    COMPAT_PRELOAD="$build/release/libmtcp-preload.so" COMPAT_RUNTIME="$runtime $dispatch" \
+        bash "$ROOT/compat-tests/run.sh" memcached </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+    unset TSAN_OPTIONS
+}
+
 # The dpdk backend over a veth with no NIC (EAL --no-huge --no-pci, net_af_packet and net_tap).
 # MTCP_SKIP_DPDK=1 skips it; so does a build without libdpdk-dev, which says so.
 step_dpdk() {
@@ -169,6 +194,7 @@ STEPS=(
     "interop tests on the dpdk backend (quick):step_interop_dpdk"
     "mTCP C API examples against the kernel:step_capi"
     "preload library against the kernel:step_preload"
+    "preload library under ThreadSanitizer:step_preload_tsan"
     "compatibility: unmodified programs under the preload library:step_compat"
     "compatibility on the dpdk backend:step_compat_dpdk"
     "bench --quick:step_bench_quick"

@@ -11,6 +11,7 @@
 #                                  MTCP_BACKEND=dpdk on a net_af_packet device on the stack's veth
 #                                  (EAL: --no-huge --no-pci), the port named MTCP_IFACE=net_af_packet0
 #   COMPAT_PRELOAD=PATH            the library (default .build/release/libmtcp-preload.so)
+#   COMPAT_RUNTIME="SO..."         preloaded before the library (a sanitizer runtime for a TSan build)
 #   COMPAT_LOG=LEVEL               passed on as MTCP_LOG (e.g. debug)
 #   COMPAT_KEEP=1                  keep the work directory (logs, library counters) afterwards
 set -euo pipefail
@@ -135,7 +136,7 @@ stack_command() {
     shift 5
     STACK_CMD=(timeout -k 5 "$limit" ip netns exec "$ns")
     if [[ "$COMPAT_MODE" == preload ]]; then
-        STACK_CMD+=(env LD_PRELOAD="$COMPAT_PRELOAD" MTCP_ADDR="$addr/24" MTCP_STATS="$WORK/stats/$label")
+        STACK_CMD+=(env LD_PRELOAD="${COMPAT_RUNTIME:+$COMPAT_RUNTIME }$COMPAT_PRELOAD" MTCP_ADDR="$addr/24" MTCP_STATS="$WORK/stats/$label")
         if [[ "$COMPAT_BACKEND" == dpdk ]]; then
             # The EAL's own memory (no hugepages), a net_af_packet port on the namespace's veth.
             STACK_CMD+=(MTCP_BACKEND=dpdk MTCP_IFACE=net_af_packet0

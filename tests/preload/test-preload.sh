@@ -10,6 +10,7 @@
 #   MTCP_PRELOAD_LOG=debug  runs the library with MTCP_LOG=debug (shown for failing cases)
 #   MTCP_PRELOAD_STATS=PATH writes the library's counters to PATH.CASE.PID (MTCP_STATS)
 #   MTCP_PRELOAD_CORES=N    runs the library with N stack instances per process (MTCP_CORES)
+#   MTCP_PRELOAD_RUNTIME=SO a sanitizer runtime preloaded before the library (a TSan build of it)
 #
 # Prints "PASS CASE (stack|kernel)" or "FAIL ..." per run and ends with
 # "test-preload: N passed, M failed"; exits 1 when any run failed. Needs root, gcc, python3.
@@ -86,7 +87,8 @@ run() {
     local -a environment=()
     case "$mode" in
         stack)
-            environment=(PEER_ADDR="$S_PEER" STACK_ADDR="$S_ADDR" LD_PRELOAD="$LIB" MTCP_IFACE="$S_IF"
+            environment=(PEER_ADDR="$S_PEER" STACK_ADDR="$S_ADDR"
+                LD_PRELOAD="${MTCP_PRELOAD_RUNTIME:+$MTCP_PRELOAD_RUNTIME }$LIB" MTCP_IFACE="$S_IF"
                 MTCP_ADDR="$S_ADDR/24")
             [[ -n "${MTCP_PRELOAD_LOG:-}" ]] && environment+=(MTCP_LOG="$MTCP_PRELOAD_LOG")
             [[ -n "${MTCP_PRELOAD_STATS:-}" ]] && environment+=(MTCP_STATS="$MTCP_PRELOAD_STATS.$name")
@@ -209,6 +211,10 @@ for entry in "${CASES[@]}"; do
     read -r program name modes extra <<<"$entry"
     selected "$name" || continue
     if [[ "$modes" == special ]]; then
+        if [[ -n "${MTCP_PRELOAD_RUNTIME:-}" && "$name" == passthrough ]]; then
+            echo "skip passthrough: it loads the library without the sanitizer runtime"
+            continue
+        fi
         "$name"
         continue
     fi
