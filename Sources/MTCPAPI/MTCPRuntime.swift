@@ -131,14 +131,7 @@ enum MTCPRuntime {
         if fanoutRings.count != count {
             guard contexts.isEmpty else { return nil }
             fanoutRings = []
-            var configuration = AFPacketRing.Configuration()
-            configuration.fanoutSteering = .portSum
-            let group = UInt16(truncatingIfNeeded: getpid())
-            var rings: [AFPacketRing] = []
-            for _ in 0..<count {
-                rings.append(try AFPacketRing(interface: interface, fanoutGroup: group, configuration: configuration))
-            }
-            fanoutRings = rings
+            fanoutRings = try LinkOpening.afPacketRings(interface: interface, count: count)
         }
         return fanoutRings[cpu]
     }

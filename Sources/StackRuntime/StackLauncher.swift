@@ -16,30 +16,17 @@ public enum StackLauncher {
     public static func run(_ options: StackOptions, _ application: StackApplication) throws(OptionsError) {
         switch options.backend {
         case .afpacket:
-            // Instances of one process share a fanout group steered by the TCP port sum, so each
-            // instance picks source ports whose replies come back to it (members join in order).
-            let group = UInt16(truncatingIfNeeded: getpid())
-            var configuration = AFPacketRing.Configuration()
-            configuration.fanoutSteering = .portSum
-            var rings: [AFPacketRing] = []
-            for _ in 0..<options.cores {
-                do {
-                    rings.append(
-                        try AFPacketRing(
-                            interface: options.interface, fanoutGroup: options.cores > 1 ? group : nil,
-                            configuration: configuration))
-                } catch {
-                    throw OptionsError("cannot open \(options.interface): \(error)")
-                }
+            let rings: [AFPacketRing]
+            do {
+                rings = try LinkOpening.afPacketRings(interface: options.interface, count: options.cores)
+            } catch {
+                throw OptionsError("cannot open \(options.interface): \(error)")
             }
             try launch(rings, options, application, steering: options.cores > 1 ? .portSum : .none)
         case .tap:
-            var queues: [TAPDevice] = []
+            let queues: [TAPDevice]
             do {
-                queues =
-                    options.cores > 1
-                    ? try TAPDevice.openQueues(name: options.interface, count: options.cores)
-                    : [try TAPDevice(name: options.interface)]
+                queues = try LinkOpening.tapQueues(name: options.interface, count: options.cores)
             } catch {
                 throw OptionsError("cannot open TAP \(options.interface): \(error)")
             }
