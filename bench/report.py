@@ -418,14 +418,13 @@ def mc_side(rows):
     busy = [number((note_field(r, "background_busy") or "").rstrip("%")) for r in rows]
     busy = [b for b in busy if b is not None]
     summary["busy"] = max(busy) if busy else None
-    # Other work during a run: the machine's busy time less the server's and the client's, as a
-    # share of every CPU over the run's wall time; steal likewise (the host's other guests).
+    # Other work during a run: other processes' CPU time, as a share of every CPU over the run's
+    # wall time; steal likewise (the host's other guests).
     during, steal = [], []
     for r in rows:
-        m, w, n = (number(note_field(r, k)) for k in ("machine_cpu_s", "wall_s", "cpus"))
-        c, sv, st = number(r["client_cpu_s"]), number(r["server_cpu_s"]), number(note_field(r, "steal_s"))
-        if m is not None and w and n and c is not None and sv is not None:
-            during.append(max(0.0, 100 * (m - c - sv) / (w * n)))
+        o, st, w, n = (number(note_field(r, k)) for k in ("others_cpu_s", "steal_s", "wall_s", "cpus"))
+        if o is not None and w and n:
+            during.append(100 * o / (w * n))
         if st is not None and w and n:
             steal.append(100 * st / (w * n))
     summary["during"] = max(during) if during else None
@@ -485,8 +484,9 @@ def multicore_block(args, rows):
             "servers idle just before each case's runs (0.3 s of /proc/stat, after waiting up to "
             f"{facts.get('multicore quiet wait', '?')} s for it to fall below 10%): other work on the machine skews "
             "every figure. Column \"other work\": the most the machine was busy with other work just before a run "
-            "of the row, and during one (all CPUs' busy time less the server's and the client's, over the run's "
-            "wall time), with the most steal time (this is a VM: the host's other guests); bold from 10%."
+            "of the row, and during one (utime+stime of every other process alive at the run's end, over all CPUs "
+            "for the run's wall time: a lower bound, processes that start and end within the run are missed), "
+            "with the most steal time (this is a VM: the host's other guests); bold from 10%."
         )
     out.append("")
     out.append(

@@ -49,6 +49,36 @@ mc_background() {
         t = y[2] - x[2]; printf "%.0f\n", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
 }
 
+# mc_others  prints "PID TICKS" (utime+stime) for every process that is neither the
+# benchmark's (the run's tree, its ancestors) nor a kernel thread. One pass over /proc (cat
+# goes on past a process that just ended; mawk would stop at it).
+mc_others() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v self="$$" '
+        {
+            line = $0; sub(/\).*/, "", line); split(line, head, " ")  # "PID (comm"
+            rest = $0; sub(/.*\) /, "", rest); n = split(rest, f, " ")
+            pid = head[1]; ppid[pid] = f[2]; ticks[pid] = f[12] + f[13]
+            kids[f[2]] = kids[f[2]] " " pid
+        }
+        END {
+            queue[1] = self; qn = 1
+            for (q = 1; q <= qn; q++) {
+                p = queue[q]; ours[p] = 1
+                k = split(kids[p], list, " ")
+                for (i = 1; i <= k; i++) if (!(list[i] in ours)) queue[++qn] = list[i]
+            }
+            for (p = self; p != "" && p != 0 && !(("a" p) in ours); p = ppid[p]) { ours[p] = 1; ours["a" p] = 1 }
+            for (p in ticks) if (!(p in ours) && p != 2 && ppid[p] != 2) print p, ticks[p]
+        }'
+}
+
+# mc_others_seconds BEFORE AFTER  CPU seconds other processes used between two mc_others.
+mc_others_seconds() {
+    awk -v hz="$BENCH_CLK_TCK" 'NR == FNR { before[$1] = $2; next }
+        { d = $2 - ($1 in before ? before[$1] : 0); if (d > 0) total += d }
+        END { printf "%.3f\n", total / hz }' <(echo "$1") <(echo "$2")
+}
+
 # mc_quiet  sets MC_BACKGROUND to mc_background, waiting first (up to MC_QUIET_WAIT seconds,
 # 0.3 s at a time) for other work on the machine to fall below 10%: the machine is shared.
 mc_quiet() {
@@ -259,11 +289,11 @@ mc_start_httpd() {
 }
 
 # mc_record CASE SIDE ROUND WORKERS RPS WORK CLIENT_CPU SERVER_TICKS MACHINE_DELTA ERRORS NOTE PIN
-# MACHINE_DELTA is mc_machine_delta's "BUSY_S STEAL_S WALL_S".
+# MACHINE_DELTA is mc_machine_delta's "BUSY_S STEAL_S WALL_S" and mc_others_seconds'.
 mc_record() {
-    local busy steal wall
-    read -r busy steal wall <<<"$9"
-    local note="machine_cpu_s=$busy; steal_s=$steal; wall_s=$wall; cpus=$(nproc)"
+    local busy steal wall others
+    read -r busy steal wall others <<<"$9"
+    local note="machine_cpu_s=$busy; steal_s=$steal; wall_s=$wall; cpus=$(nproc); others_cpu_s=$others"
     note+="; background_busy=${MC_BACKGROUND:-?}%; pinning=${12}${11:+; ${11}}"
     bench_record multicore "$1" "$2" "$3" "$MC_CONCURRENCY" "$4" "$5" "req/s" "$6" "$7" \
         "$(bench_ticks_to_seconds "$8")" "${10}" "$note"
@@ -279,11 +309,13 @@ mc_wrk() {
     [[ "$mode" == close ]] && header=(-H "Connection: close")
     local -a cmd=("$@" wrk -t"${BENCH_MC_WRK_THREADS:-$workers}" -c"$MC_CONCURRENCY" -d"${DURATION}s" --timeout 1s "${header[@]}" "$url")
     bench_command "multicore $case, $workers worker(s) ($side): $(mc_words "${cmd[@]}")"
-    local before after mbefore mafter status=0
+    local before after mbefore mafter others status=0
     before="$(bench_cpu_ticks "$server")"
+    others="$(mc_others)"
     mbefore="$(mc_machine_ticks)"
     bench_timed "$out" "$cpufile" $((DURATION + 20)) "${cmd[@]}" || status=$?
     mafter="$(mc_machine_ticks)"
+    others="$(mc_others_seconds "$others" "$(mc_others)")"
     after="$(bench_cpu_ticks "$server")"
     local rps requests errors note="" pin
     pin="$(mc_pinning "$server")"
@@ -295,7 +327,7 @@ mc_wrk() {
     kill -0 "$server" 2>/dev/null || { note+="${note:+; }server died"; errors=$((errors + 1)); }
     ((errors)) && note+="${note:+; }$(grep -E 'Socket errors|Non-2xx' "$out" | tr '\n' ' ')"
     mc_record "$case" "$side" "$round" "$workers" "$rps" "$requests" "$(cat "$cpufile" 2>/dev/null || echo NA)" \
-        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter")" "$errors" "$note" "$pin"
+        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter") $others" "$errors" "$note" "$pin"
 }
 
 # mc_load CASE ROUND CORES SERVER_PID MODE  one mtcp-load --cores CORES run (stack side).
@@ -308,11 +340,13 @@ mc_load() {
         --cores "$cores" --server "$MC_B_SRV_ADDR" --path /64.bin --concurrency "$MC_CONCURRENCY"
         "${per[@]}" --duration "$DURATION")
     bench_command "multicore $case, $cores core(s) (stack): ${cmd[*]}"
-    local before after mbefore mafter status=0
+    local before after mbefore mafter others status=0
     before="$(bench_cpu_ticks "$server")"
+    others="$(mc_others)"
     mbefore="$(mc_machine_ticks)"
     bench_timed "$out" "$cpufile" $((DURATION + 20)) "${cmd[@]}" || status=$?
     mafter="$(mc_machine_ticks)"
+    others="$(mc_others_seconds "$others" "$(mc_others)")"
     after="$(bench_cpu_ticks "$server")"
     local line completed non2xx errors seconds rps note="" pin
     pin="$(mc_pinning "$server")"
@@ -335,7 +369,7 @@ mc_load() {
     fi
     kill -0 "$server" 2>/dev/null || { note+="${note:+; }server died"; errors=$((errors + 1)); }
     mc_record "$case" stack "$round" "$cores" "$rps" "$completed" "$(cat "$cpufile" 2>/dev/null || echo NA)" \
-        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter")" "$errors" "$note" "$pin"
+        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter") $others" "$errors" "$note" "$pin"
 }
 
 suite_multicore() {
