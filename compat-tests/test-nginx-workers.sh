@@ -103,9 +103,9 @@ RELOAD_SECONDS="${RELOAD_SECONDS:-20}"
 # the kernel shows the same (181 in one run with COMPAT_MODE=kernel), so two per connection and
 # reload are allowed. 'Connection: close': the kernel shows none. A stopping worker hands the
 # connections it completed but never accepted to a worker that stays (TCPHandover; Linux's
-# SO_REUSEPORT resets them without tcp_migrate_req): 0 errors measured on afpacket in 3 runs
+# SO_REUSEPORT resets them without tcp_migrate_req): 0 errors measured on afpacket in 4 runs
 # (before the handover 23-202), so at most 1 in 50,000 requests there; on dpdk, where new
-# workers take longer to join, a few tens remain (27 of 234,000): at most 1 in 1,000.
+# workers take longer to join, a few remain (6 of 172,944; before, 190): at most 1 in 1,000.
 reload_clean() {
     local out="$1" limit="$2" read write requests
     requests="$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' "$out")"

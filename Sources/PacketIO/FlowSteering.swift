@@ -320,6 +320,12 @@ public final class FlowSteering {
         return true
     }
 
+    /// Whether another instance listens on `port` (accepting there or not yet).
+    public func othersListen(port: UInt16) -> Bool {
+        guard let set = listenerSet(port: port) else { return false }
+        return (set.members + set.holders).contains { $0 != token && isAlive($0) }
+    }
+
     /// The state of a flow handed to this instance, taken (once); nil when there is none.
     public func takeHandover(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16)
         -> [UInt8]?

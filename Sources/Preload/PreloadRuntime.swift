@@ -459,7 +459,8 @@ extension PreloadRuntime {
             let closing = running.filter { instance in
                 instance.withLock {
                     guard let stack = instance.stack else { return false }
-                    return states.contains { stack.endpoint.countConnections(in: $0) > 0 }
+                    // Also connections never accepted that wait for a process to take them.
+                    return stack.endpoint.hasOrphans || states.contains { stack.endpoint.countConnections(in: $0) > 0 }
                 }
             }
             guard !closing.isEmpty else { break }

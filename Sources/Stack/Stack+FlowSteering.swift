@@ -36,6 +36,7 @@ extension NetworkStack {
                     remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort
                 ).flatMap { state in state.withUnsafeBytes { TCPHandover(encoded: $0) } }
             },
+            othersListen: { port in steering.othersListen(port: port) },
             pendingHandovers: {
                 steering.pendingHandovers().compactMap { local, localPort, remote, remotePort, state in
                     guard let handover = state.withUnsafeBytes({ TCPHandover(encoded: $0) }) else { return nil }
@@ -71,6 +72,8 @@ extension NetworkStack {
                 frame.withUnsafeBytes { receiveFrame($0) }
             }
         }
+        // Connections a closed listener could not hand over yet: offered each round.
+        if endpoint.hasOrphans { endpoint.retryOrphans(now: now) }
         if now >= nextSteeringDuty {
             nextSteeringDuty = now + .milliseconds(50)
             steering.maintain()

@@ -17,6 +17,12 @@ public final class TCPEndpoint {
     var handedOver = [TCPFlow](
         repeating: TCPFlow(localAddress: .any, localPort: 0, remoteAddress: .any, remotePort: 0), count: 64)
     var handedOverCursor = 0
+    /// Connections a closed listener could not hand over yet (no other endpoint accepted on
+    /// the port then: on a reload the new workers may not have joined): offered again each
+    /// round until the deadline, then reset.
+    var orphans: [(slot: Int32, generation: UInt32, deadline: Instant)] = []
+    /// How long an orphan waits for an endpoint to take it.
+    public static let orphanLifetime = Interval.seconds(1)
     /// Buffer memory for connections made with the configuration given at `init`.
     let memoryPool: ConnectionMemoryPool
 
@@ -130,20 +136,55 @@ public final class TCPEndpoint {
         guard let listener = listeners.removeValue(forKey: port) else { return }
         _ = listener
         for index in slots.indices where slots[index].listenerPort == port && slots[index].connection != nil {
-            let flow = slots[index].flow
-            if let give = flowRegistry?.handOver, let handover = slots[index].connection!.handover,
-                give(flow, handover)
-            {
-                pendingControl.append((flow, slots[index].connection!.handoverProbe))
-                statistics.handoversGiven += 1
-                handedOver[handedOverCursor % handedOver.count] = flow
-                handedOverCursor &+= 1
-                release(Int32(index), releasingFlow: false)
+            let slot = Int32(index)
+            if handOver(slot) { continue }
+            if flowRegistry?.othersListen?(port) == true && slots[index].connection!.handover != nil {
+                orphans.append((slot, slots[index].generation, now + Self.orphanLifetime))
                 continue
             }
             slots[index].connection!.abort(now: now)
-            markDirty(Int32(index))
+            markDirty(slot)
         }
+    }
+
+    /// Gives connection `slot` (never accepted) to another endpoint on its port, with the
+    /// probe that brings the peer's answer there; false when it cannot be handed over now.
+    func handOver(_ slot: Int32) -> Bool {
+        let index = Int(slot)
+        let flow = slots[index].flow
+        guard let give = flowRegistry?.handOver, let handover = slots[index].connection!.handover, give(flow, handover)
+        else { return false }
+        pendingControl.append((flow, slots[index].connection!.handoverProbe))
+        statistics.handoversGiven += 1
+        handedOver[handedOverCursor % handedOver.count] = flow
+        handedOverCursor &+= 1
+        release(slot, releasingFlow: false)
+        return true
+    }
+
+    /// Connections waiting for an endpoint to take them (see `orphans`).
+    public var hasOrphans: Bool { !orphans.isEmpty }
+
+    /// Offers the orphans again; those whose time is up (or that can no longer be handed
+    /// over) are reset.
+    public func retryOrphans(now: Instant) {
+        guard !orphans.isEmpty else { return }
+        var kept: [(slot: Int32, generation: UInt32, deadline: Instant)] = []
+        for orphan in orphans {
+            let index = Int(orphan.slot)
+            guard slots[index].connection != nil, slots[index].generation == orphan.generation,
+                slots[index].listenerPort != nil
+            else { continue }
+            if let port = slots[index].listenerPort, listeners[port] != nil { continue }  // listened again here
+            if handOver(orphan.slot) { continue }
+            if now >= orphan.deadline || slots[index].connection!.handover == nil {
+                slots[index].connection!.abort(now: now)
+                markDirty(orphan.slot)
+                continue
+            }
+            kept.append(orphan)
+        }
+        orphans = kept
     }
 
     /// Takes every connection other endpoints handed to this one (see `TCPHandover`) whose
@@ -758,7 +799,7 @@ public final class TCPEndpoint {
                 listeners[port]!.acceptQueue.append(slot)
                 slots[index].inAcceptQueue = true
                 readyEvents.append(.acceptable(port: port))
-            } else {
+            } else if !orphans.contains(where: { $0.slot == slot }) {
                 slots[index].connection!.abort(now: .zero)
                 markDirty(slot)
             }

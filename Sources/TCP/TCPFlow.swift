@@ -102,12 +102,16 @@ public struct TCPFlowRegistry {
     public var takeHandover: ((TCPFlow) -> TCPHandover?)?
     /// Every handover waiting for this endpoint, taken.
     public var pendingHandovers: (() -> [(TCPFlow, TCPHandover)])?
+    /// Whether another endpoint listens on the port (it may accept there soon): connections a
+    /// closed listener cannot hand over yet wait for it instead of being reset at once.
+    public var othersListen: ((UInt16) -> Bool)?
 
     public init(
         claim: @escaping (TCPFlow) -> Bool, release: @escaping (TCPFlow) -> Void,
         handOver: ((TCPFlow, TCPHandover) -> Bool)? = nil, takeHandover: ((TCPFlow) -> TCPHandover?)? = nil,
-        pendingHandovers: (() -> [(TCPFlow, TCPHandover)])? = nil
+        othersListen: ((UInt16) -> Bool)? = nil, pendingHandovers: (() -> [(TCPFlow, TCPHandover)])? = nil
     ) {
+        self.othersListen = othersListen
         self.claim = claim
         self.release = release
         self.handOver = handOver

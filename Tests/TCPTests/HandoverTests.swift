@@ -16,6 +16,8 @@ import Wire
         let flows = FlowRegistryTests.SharedOwners()
         var owners: [TCPFlow: String] { flows.owners }
         var listeners: [String] = []
+        /// Those that listen at all (accepting or not yet).
+        var holders: [String] = ["a", "b"]
         var handovers: [TCPFlow: (to: String, handover: TCPHandover)] = [:]
 
         func registry(for name: String) -> TCPFlowRegistry {
@@ -31,6 +33,7 @@ import Wire
                 self.handovers[flow] = nil
                 return entry.handover
             }
+            registry.othersListen = { _ in self.holders.contains { $0 != name } }
             registry.pendingHandovers = {
                 let mine = self.handovers.filter { $0.value.to == name }
                 for flow in mine.keys { self.handovers[flow] = nil }
@@ -149,12 +152,37 @@ import Wire
         #expect(a.statistics.handedOverSegmentsDropped == 1)
     }
 
-    @Test func withNoOtherListenerTheConnectionIsResetAsBefore() throws {
-        let (shared, a, _, _) = try Self.completedAtA()
+    @Test func withNoOtherListenerYetTheConnectionWaitsForOneThenIsReset() throws {
+        let (shared, a, b, _) = try Self.completedAtA()
         shared.listeners = ["a"]
         a.stopListening(port: 80, now: .zero)
-        #expect(Self.replies(a).contains { $0.flags.contains(.rst) })
-        #expect(a.statistics.handoversGiven == 0)
+        #expect(Self.replies(a).allSatisfy { !$0.flags.contains(.rst) }, "kept while nobody can take it")
+        #expect(a.hasOrphans)
+        // A new worker joins the port: the next round hands the connection over.
+        shared.listeners = ["a", "b"]
+        a.retryOrphans(now: .zero + .milliseconds(100))
+        #expect(!a.hasOrphans)
+        #expect(a.statistics.handoversGiven == 1)
+        b.adoptHandovers(now: .zero + .milliseconds(100))
+        #expect(b.pendingAccepts(port: 80) == 1)
+
+        // Nobody accepts yet, somebody may: reset once its time is up.
+        let (lonely, c, _, _) = try Self.completedAtA()
+        lonely.listeners = ["a"]
+        c.stopListening(port: 80, now: .zero)
+        c.retryOrphans(now: .zero + .milliseconds(500))
+        #expect(c.hasOrphans)
+        c.retryOrphans(now: .zero + TCPEndpoint.orphanLifetime)
+        #expect(!c.hasOrphans)
+        #expect(Self.replies(c).contains { $0.flags.contains(.rst) })
+
+        // Nobody else listens on the port at all: reset at once, as the kernel does.
+        let (alone, d, _, _) = try Self.completedAtA()
+        alone.listeners = ["a"]
+        alone.holders = ["a"]
+        d.stopListening(port: 80, now: .zero)
+        #expect(!d.hasOrphans)
+        #expect(Self.replies(d).contains { $0.flags.contains(.rst) })
     }
 
     @Test func handoversSurviveTheirEncoding() throws {
