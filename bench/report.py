@@ -584,11 +584,15 @@ def multicore_block(args, rows):
             "the 1-worker ratio"
         )
     out.append("")
-    pins = []
+    pins = OrderedDict()
     for key in order:
         for name, x in zip(("kernel", "stack"), summaries[key]):
             if x and x["pinning"]:
-                pins.append(f"- {key[0]}, {key[1]} worker(s), {name}: `{x['pinning']}`")
+                pins.setdefault((key[0].split("-")[0], key[1], name), []).append(x["pinning"])
+    pins = [
+        f"- {workload}, {workers} worker(s), {name}: " + ", ".join(f"`{p}`" for p in OrderedDict.fromkeys(found))
+        for (workload, workers, name), found in pins.items()
+    ]
     if pins:
         out.append(
             "CPUs the server's threads may run on, at the end of a run (`process:thread/thread...`, from "
