@@ -495,8 +495,8 @@ def multicore_block(args, rows):
         "`wrk -tW`, keep-alive or `-H 'Connection: close'`. Kernel: nginx and wrk on the kernel, `listen 80 reuseport`, on a veth pair with "
         f"a fresh veth's offloads ({facts.get('multicore kernel pair', 'see bench/lib/multicore.sh')}). Stack: "
         "nginx under `mtcp-run` (one stack instance per process: each worker its own, the kernel's BPF flow "
-        "steering spreads the port's new flows over the workers) and wrk under `mtcp-run` in the other "
-        "namespace (one instance for its W threads), on a pair with offloads off."
+        "steering spreads the port's new flows over the workers) and wrk under `mtcp-run --cores W` in the "
+        "other namespace (W stack instances for its W threads), on a pair with offloads off."
     )
     out.append(
         "- **httpd rows**: `mtcp-httpd --cores W` (the stack's own API, W instances in one process, instance "

@@ -10,7 +10,8 @@
 #       users run it.
 #     stack: nginx under mtcp-run (one stack instance per process: each worker has its own,
 #       the kernel's BPF flow steering spreads a listening port's new flows over the workers),
-#       wrk under mtcp-run in the other namespace, as suite 2 (both) runs them.
+#       wrk under mtcp-run --cores W in the other namespace (W stack instances for its W
+#       threads).
 #   httpd rows: mtcp-httpd --cores W (the stack's own API, W instances, thread i pinned to
 #     CPU i) with mtcp-load --cores W, against the kernel pair's nginx (W workers, as above)
 #     with wrk -tW, as suite 4 (httpd) does.
@@ -391,7 +392,7 @@ suite_multicore() {
                 # shellcheck disable=SC2046 # mtcp-run's words
                 mc_wrk "nginx-$mode" stack "$round" "$workers" "$MC_SPID" \
                     "http://$MC_B_SRV_ADDR/64.bin" "$mode" ip netns exec "$MC_B_CLI_NS" \
-                    $(stack_run "$MC_B_CLI_IF" "$MC_B_CLI_ADDR")
+                    $(stack_run "$MC_B_CLI_IF" "$MC_B_CLI_ADDR" --cores "$workers")
                 mc_stop "$MC_KPID" "$MC_SPID"
             done
             for mode in "${MC_MODES[@]}"; do

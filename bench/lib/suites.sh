@@ -35,7 +35,12 @@ server_failed() {
 # --- Servers. ------------------------------------------------------------------------------
 
 # mtcp-run's arguments for interface IF with address ADDR.
-stack_run() { echo "$BIN/mtcp-run --iface $1 --addr $2/24 --"; }
+# stack_run IF ADDR [MTCP-RUN OPTIONS...]  the words that run a program on the stack.
+stack_run() {
+    local interface="$1" address="$2"
+    shift 2
+    echo "$BIN/mtcp-run --iface $interface --addr $address/24 $* --"
+}
 
 # start_nginx NAME NS WORKERS CONNECTIONS [MTCP_RUN_WORDS...]  starts nginx in NS, on the
 # stack when mtcp-run's words are given; sets NGINX_PID (the master) and NGINX_DIR.
