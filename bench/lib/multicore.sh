@@ -310,16 +310,10 @@ mc_wrk() {
     [[ "$mode" == close ]] && header=(-H "Connection: close")
     local -a cmd=("$@" wrk -t"${BENCH_MC_WRK_THREADS:-$workers}" -c"$MC_CONCURRENCY" -d"${DURATION}s" --timeout 1s "${header[@]}" "$url")
     bench_command "multicore $case, $workers worker(s) ($side): $(mc_words "${cmd[@]}")"
-    local before after mbefore mafter others status=0
-    before="$(bench_cpu_ticks "$server")"
-    others="$(mc_others)"
-    mbefore="$(mc_machine_ticks)"
-    bench_timed "$out" "$cpufile" $((DURATION + 20)) "${cmd[@]}" || status=$?
-    mafter="$(mc_machine_ticks)"
-    others="$(mc_others_seconds "$others" "$(mc_others)")"
-    after="$(bench_cpu_ticks "$server")"
-    local rps requests errors note="" pin
-    pin="$(mc_pinning "$server")"
+    local status
+    mc_measure "$out" "$cpufile" "$server" "${cmd[@]}"
+    status=$MC_STATUS
+    local rps requests errors note=""
     read -r rps requests errors <<<"$(bench_wrk_parse "$out")"
     if ((status != 0)); then
         note="wrk exit $status"
@@ -328,7 +322,27 @@ mc_wrk() {
     kill -0 "$server" 2>/dev/null || { note+="${note:+; }server died"; errors=$((errors + 1)); }
     ((errors)) && note+="${note:+; }$(grep -E 'Socket errors|Non-2xx' "$out" | tr '\n' ' ')"
     mc_record "$case" "$side" "$round" "$workers" "$rps" "$requests" "$(cat "$cpufile" 2>/dev/null || echo NA)" \
-        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter") $others" "$errors" "$note" "$pin"
+        "$MC_SERVER_TICKS" "$MC_MACHINE" "$errors" "$note" "$MC_PIN"
+}
+
+# mc_measure OUT CPUFILE SERVER_PID COMMAND...  runs one timed load command and measures around
+# it: MC_STATUS (its exit status), MC_SERVER_TICKS (the server tree's CPU ticks), MC_MACHINE
+# (the machine's busy time and the other work during it) and MC_PIN (the server's pinning).
+mc_measure() {
+    local out="$1" cpufile="$2" server="$3"
+    shift 3
+    local before after mbefore mafter others
+    MC_STATUS=0
+    before="$(bench_cpu_ticks "$server")"
+    others="$(mc_others)"
+    mbefore="$(mc_machine_ticks)"
+    bench_timed "$out" "$cpufile" $((DURATION + 20)) "$@" || MC_STATUS=$?
+    mafter="$(mc_machine_ticks)"
+    others="$(mc_others_seconds "$others" "$(mc_others)")"
+    after="$(bench_cpu_ticks "$server")"
+    MC_SERVER_TICKS=$((after - before))
+    MC_MACHINE="$(mc_machine_delta "$mbefore" "$mafter") $others"
+    MC_PIN="$(mc_pinning "$server")"
 }
 
 # mc_load CASE ROUND CORES SERVER_PID MODE  one mtcp-load --cores CORES run (stack side).
@@ -341,16 +355,10 @@ mc_load() {
         --cores "$cores" --server "$MC_B_SRV_ADDR" --path /64.bin --concurrency "$MC_CONCURRENCY"
         "${per[@]}" --duration "$DURATION")
     bench_command "multicore $case, $cores core(s) (stack): ${cmd[*]}"
-    local before after mbefore mafter others status=0
-    before="$(bench_cpu_ticks "$server")"
-    others="$(mc_others)"
-    mbefore="$(mc_machine_ticks)"
-    bench_timed "$out" "$cpufile" $((DURATION + 20)) "${cmd[@]}" || status=$?
-    mafter="$(mc_machine_ticks)"
-    others="$(mc_others_seconds "$others" "$(mc_others)")"
-    after="$(bench_cpu_ticks "$server")"
-    local line completed non2xx errors seconds rps note="" pin
-    pin="$(mc_pinning "$server")"
+    local status
+    mc_measure "$out" "$cpufile" "$server" "${cmd[@]}"
+    status=$MC_STATUS
+    local line completed non2xx errors seconds rps note=""
     line="$(grep '^mtcp-load: completed=' "$out" | tail -n 1)"
     completed="$(sed -n 's/^mtcp-load: completed=\([0-9]*\).*/\1/p' <<<"$line")"
     non2xx="$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$line")"
@@ -370,7 +378,7 @@ mc_load() {
     fi
     kill -0 "$server" 2>/dev/null || { note+="${note:+; }server died"; errors=$((errors + 1)); }
     mc_record "$case" stack "$round" "$cores" "$rps" "$completed" "$(cat "$cpufile" 2>/dev/null || echo NA)" \
-        $((after - before)) "$(mc_machine_delta "$mbefore" "$mafter") $others" "$errors" "$note" "$pin"
+        "$MC_SERVER_TICKS" "$MC_MACHINE" "$errors" "$note" "$MC_PIN"
 }
 
 suite_multicore() {
