@@ -77,18 +77,21 @@ extension PreloadRuntime {
             let turn: TransferTurn? = withRecord(
                 entry,
                 { instance, stack, r in
-                    let record = instance.records[r]!
-                    var (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
+                    // Fields, not a copy of the record (its arrays would be retained per call).
+                    let id = instance.records[r]!.stackID
+                    let nonBlocking = instance.records[r]!.nonBlocking
+                    let reported = instance.records[r]!.failureReported
+                    var (n, error) = receiveOnce(stack, id, iov, count, skip: total, peek: peek)
                     // Inside an epoll batch a non-blocking read may say EAGAIN without a round:
                     // the next epoll_wait runs it (and reports what it brings).
-                    if error == .EAGAIN && !(instance.inEpollBatch && record.nonBlocking) {
+                    if error == .EAGAIN && !(instance.inEpollBatch && nonBlocking) {
                         instance.drive()
-                        (n, error) = receiveOnce(stack, record.stackID, iov, count, skip: total, peek: peek)
+                        (n, error) = receiveOnce(stack, id, iov, count, skip: total, peek: peek)
                     }
                     if error == .ECONNRESET || error == .ETIMEDOUT { instance.records[r]!.failureReported = true }
                     return TransferTurn(
-                        moved: n, error: error, nonBlocking: record.nonBlocking,
-                        failureReported: record.failureReported, timeout: record.receiveTimeout)
+                        moved: n, error: error, nonBlocking: nonBlocking, failureReported: reported,
+                        timeout: instance.records[r]!.receiveTimeout)
                 }, otherwise: { nil })
             guard let turn else {
                 logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
@@ -127,17 +130,17 @@ extension PreloadRuntime {
             let turn: TransferTurn? = withRecord(
                 entry,
                 { instance, stack, r in
-                    let record = instance.records[r]!
-                    var (n, error) = sendOnce(stack, record.stackID, iov, count, skip: total)
+                    let reported = instance.records[r]!.failureReported
+                    var (n, error) = sendOnce(stack, instance.records[r]!.stackID, iov, count, skip: total)
                     if n > 0 { instance.driveAfterOutput() }
                     if error == .ECONNRESET || error == .ETIMEDOUT {
                         // Like Linux: the reset is reported once, then writing gives EPIPE.
-                        if record.failureReported { error = .EPIPE }
+                        if reported { error = .EPIPE }
                         instance.records[r]!.failureReported = true
                     }
                     return TransferTurn(
-                        moved: n, error: error, nonBlocking: record.nonBlocking,
-                        failureReported: record.failureReported, timeout: record.sendTimeout)
+                        moved: n, error: error, nonBlocking: instance.records[r]!.nonBlocking,
+                        failureReported: reported, timeout: instance.records[r]!.sendTimeout)
                 }, otherwise: { nil })
             guard let turn else {
                 logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")

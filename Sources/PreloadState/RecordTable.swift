@@ -11,8 +11,9 @@ public struct RecordTable: RandomAccessCollection, MutableCollection {
     public var startIndex: Int { 0 }
     public var endIndex: Int { slots.count }
 
+    /// Borrowed, not copied: a record holds arrays, and a copy per call would retain them.
     public subscript(position: Int) -> SocketRecord? {
-        get { slots[position] }
+        _read { yield slots[position] }
         _modify { yield &slots[position] }
     }
 
