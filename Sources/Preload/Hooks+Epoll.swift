@@ -306,17 +306,16 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
     if epfd == fd { return fail(.EINVAL) }
     // The socket as this hook needs it: its stack sockets by instance (a listener has one in each).
     struct Registered {
-        var targets: [(instance: Int, id: Int32)]
+        var targets: StackSockets
         var listening: Bool
         var kernelListener: Bool
     }
     let found: Registered? = runtime.withRecord(
         entry,
         { instance, _, r in
-            let record = instance.records[r]!
-            return Registered(
-                targets: record.stackSockets(home: instance.index), listening: record.listening,
-                kernelListener: record.kernelListener)
+            Registered(
+                targets: instance.records[r]!.stackSockets(home: instance.index),
+                listening: instance.records[r]!.listening, kernelListener: instance.records[r]!.kernelListener)
         }, otherwise: { nil })
     guard let socket = found else { return fail(.EBADF) }
     let bits = event.map { mtcp_epoll_event_events($0) } ?? 0

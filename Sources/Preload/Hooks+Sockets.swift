@@ -89,15 +89,9 @@ extension PreloadRuntime {
             // Not interested yet: a call that adopts it (nginx's master calling listen() or
             // setsockopt() again on reload) does not make this process one that accepts; the
             // accept, poll and epoll hooks say so when it does.
-            var ids = [Int32](repeating: -1, count: instances.count)
-            for instance in runningInstances {
-                guard let id = makeListener(in: instance, copying: record, address: .any) else { continue }
-                ids[instance.index] = id
-            }
+            let ids = listenerCopies(of: record, address: .any, home: nil)
             guard ids[home.index] >= 0 else {
-                for instance in runningInstances where ids[instance.index] >= 0 {
-                    instance.withLock { try? instance.stack?.close(ids[instance.index]) }
-                }
+                closeCopies(ids, except: nil)
                 return false
             }
             let claimed = home.withLock { home.stack!.claimListener(ids[home.index], replacing: getppid()) }
@@ -154,11 +148,7 @@ extension PreloadRuntime {
                 return (home.records[r]!, local.address)
             }
             guard let (record, address) = found, record.listening, record.copies.isEmpty else { return }
-            var ids = [Int32](repeating: -1, count: instances.count)
-            ids[home.index] = record.stackID
-            for instance in runningInstances where instance !== home {
-                ids[instance.index] = makeListener(in: instance, copying: record, address: address) ?? -1
-            }
+            let ids = listenerCopies(of: record, address: address, home: home)
             let kept = home.withLock {
                 guard let r = home.record(forEntry: entry), home.records[r]!.stackID == record.stackID else {
                     return false
@@ -166,12 +156,27 @@ extension PreloadRuntime {
                 home.records[r]!.copies = ids
                 return true
             }
-            if !kept {
-                // Closed meanwhile: its copies go too.
-                for instance in runningInstances where instance !== home && ids[instance.index] >= 0 {
-                    instance.withLock { try? instance.stack?.close(ids[instance.index]) }
-                }
-            }
+            // Closed meanwhile: its copies go too.
+            if !kept { closeCopies(ids, except: home.index) }
+        }
+    }
+
+    /// The stack sockets of a listener like `record` by instance (-1: none there), one made in
+    /// each running instance (`home` keeps the record's own socket instead).
+    func listenerCopies(of record: SocketRecord, address: IPv4Address, home: StackInstance?) -> [Int32] {
+        var ids = [Int32](repeating: -1, count: instances.count)
+        for instance in runningInstances {
+            ids[instance.index] =
+                instance === home
+                ? record.stackID : makeListener(in: instance, copying: record, address: address) ?? -1
+        }
+        return ids
+    }
+
+    /// Closes the listener copies `ids` made (all but instance `except`'s).
+    func closeCopies(_ ids: [Int32], except: Int?) {
+        for instance in runningInstances where instance.index != except && ids[instance.index] >= 0 {
+            instance.withLock { try? instance.stack?.close(ids[instance.index]) }
         }
     }
 
@@ -407,7 +412,6 @@ public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     let backlog = backlog <= 0 ? 128 : min(backlog, 65535)
     var copiesToUpdate: [(instance: Int, id: Int32)] = []
-    var hasCopies = false
     let result = runtime.withRecord(
         entry,
         { instance, stack, r in
@@ -423,14 +427,14 @@ public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
                     runtime.addKernelListener(instance, fd, r)
                 }
                 copiesToUpdate = instance.records[r]!.otherCopies(home: instance.index)
-                hasCopies = !instance.records[r]!.copies.isEmpty
                 return 0
             } catch {
                 return fail(error)
             }
         }, otherwise: { fail(.EBADF) })
     guard result == 0 else { return result }
-    if !hasCopies {
+    if copiesToUpdate.isEmpty {
+        // A first listen() (a listener with copies already has them: replicateListener checks).
         runtime.replicateListener(entry)
     } else {
         // listen() again (a new backlog, nginx on reload): the copies take it too.

@@ -96,11 +96,7 @@ final class PreloadRuntime {
 
     /// Runs `body` with the process lock held (activation, epoll shadows, fork).
     @inline(__always)
-    func withProcessLock<R>(_ body: () -> R) -> R {
-        mtcp_lock()
-        defer { mtcp_unlock() }
-        return body()
-    }
+    func withProcessLock<R>(_ body: () -> R) -> R { mtcp_withProcessLock(body) }
 
     /// The instance that owns the socket of descriptor table entry `entry`.
     @inline(__always)

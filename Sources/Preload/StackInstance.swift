@@ -150,7 +150,8 @@ final class StackInstance {
         }
         while true {
             let turn: Turn = withLock {
-                guard getpid() == myPid, let stack else { return .stop }
+                // The runtime's pid, not getpid(): no system call per turn.
+                guard PreloadRuntime.current?.pid == myPid, let stack else { return .stop }
                 let now = mtcp_shim_monotonic_ns()
                 let idle = now &- lastDriven.load(ordering: .relaxed) >= 1_000_000
                 guard idle else { return .nap(false) }
@@ -176,7 +177,8 @@ final class StackInstance {
                 _ = mtcp_real_poll(&entry, 1, timeout)
                 withLock {
                     driverSleepsLong = false
-                    if getpid() == myPid && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000
+                    if PreloadRuntime.current?.pid == myPid
+                        && mtcp_shim_monotonic_ns() &- lastDriven.load(ordering: .relaxed) >= 1_000_000
                     {
                         drive()
                     }

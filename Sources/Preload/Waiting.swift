@@ -69,15 +69,12 @@ extension PreloadRuntime {
             let item: PollItem? = withRecord(
                 entry,
                 { instance, _, r in
-                    let record = instance.records[r]!
-                    if record.copies.isEmpty {
-                        scratch.ids[i * width + instance.index] = record.stackID  // no array on this path
-                    } else {
-                        for (k, id) in record.stackSockets(home: instance.index) where k < width {
-                            scratch.ids[i * width + k] = id
-                        }
+                    for (k, id) in instance.records[r]!.stackSockets(home: instance.index) where k < width {
+                        scratch.ids[i * width + k] = id
                     }
-                    return PollItem(isStack: true, listening: record.listening, kernelListener: record.kernelListener)
+                    return PollItem(
+                        isStack: true, listening: instance.records[r]!.listening,
+                        kernelListener: instance.records[r]!.kernelListener)
                 }, otherwise: { nil })
             if let item { scratch.items[i] = item }
         }

@@ -67,12 +67,12 @@ public struct SocketRecord {
 
     /// The stack sockets behind this record as (instance, socket): each copy, or the one in
     /// `home`, the instance that holds the record.
-    public func stackSockets(home: Int) -> [(instance: Int, id: Int32)] {
-        guard !copies.isEmpty else { return [(home, stackID)] }
-        return copies.enumerated().compactMap { $0.element >= 0 ? ($0.offset, $0.element) : nil }
+    public func stackSockets(home: Int) -> StackSockets {
+        StackSockets(home: home, stackID: stackID, copies: copies)
     }
 
-    /// The copies outside `home` (what a change to the record's own socket must be repeated on).
+    /// The copies outside `home` (what a change to the record's own socket must be repeated on);
+    /// empty, with nothing allocated, for a socket without copies.
     public func otherCopies(home: Int) -> [(instance: Int, id: Int32)] {
         stackSockets(home: home).filter { $0.instance != home }
     }
@@ -83,4 +83,34 @@ public struct SocketRecord {
         replay.removeAll { $0.level == level && $0.name == name }
         replay.append((level, name, value))
     }
+}
+
+/// The stack sockets of a record, walked without building an array (hooks on every socket
+/// ask for them): each copy by instance, skipping instances without one, or the record's own
+/// socket in its home instance when it has no copies.
+public struct StackSockets: Sequence {
+    public let home: Int
+    public let stackID: Int32
+    public let copies: [Int32]
+
+    public struct Iterator: IteratorProtocol {
+        let sockets: StackSockets
+        var position = 0
+
+        public mutating func next() -> (instance: Int, id: Int32)? {
+            if sockets.copies.isEmpty {
+                guard position == 0 else { return nil }
+                position = 1
+                return (sockets.home, sockets.stackID)
+            }
+            while position < sockets.copies.count {
+                let k = position
+                position += 1
+                if sockets.copies[k] >= 0 { return (k, sockets.copies[k]) }
+            }
+            return nil
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(sockets: self) }
 }

@@ -154,7 +154,7 @@ public final class TCPEndpoint {
         let flow = slots[index].flow
         guard let give = flowRegistry?.handOver, let handover = slots[index].connection!.handover, give(flow, handover)
         else { return false }
-        pendingControl.append((flow, slots[index].connection!.handoverProbe))
+        pendingControl.append((flow, handover.probe(window: slots[index].connection!.advertisedWindowField)))
         statistics.handoversGiven += 1
         handedOver[handedOverCursor % handedOver.count] = flow
         handedOverCursor &+= 1
@@ -244,12 +244,9 @@ public final class TCPEndpoint {
 
     func passOn(_ handover: TCPHandover, flow: TCPFlow) -> Bool {
         guard flowRegistry?.handOver?(flow, handover) == true else { return false }
-        var acknowledged = SequenceNumber(handover.peerInitialSequence) + 1 + handover.data.count
-        if handover.peerFinished { acknowledged = acknowledged + 1 }
-        let probe = TCPSegment(
-            sequenceNumber: SequenceNumber(handover.localInitialSequence), acknowledgmentNumber: acknowledged,
-            flags: [.ack], window: 0)
-        pendingControl.append((flow, probe))
+        // No connection here to advertise a window for: the peer discards the probe anyway
+        // (it is below its window) and answers with an ACK.
+        pendingControl.append((flow, handover.probe(window: 0)))
         statistics.handoversGiven += 1
         return true
     }

@@ -86,6 +86,16 @@ public struct TCPHandover: Equatable, Sendable {
             data: Array(bytes[Self.headerBytes..<(Self.headerBytes + length)]))
     }
 
+    /// The probe that makes the peer answer at once (as a keep-alive probe: one byte below
+    /// what it has acknowledged, after the SYN-ACK), so its answer reaches the new owner.
+    public func probe(window: UInt16) -> TCPSegment {
+        var acknowledged = SequenceNumber(peerInitialSequence) + 1 + data.count
+        if peerFinished { acknowledged = acknowledged + 1 }
+        return TCPSegment(
+            sequenceNumber: SequenceNumber(localInitialSequence), acknowledgmentNumber: acknowledged, flags: [.ack],
+            window: window)
+    }
+
     /// The segment the peer's handshake ACK would have been, carrying the data and FIN: what
     /// the new owner builds the connection from and then processes.
     public var peerSegment: TCPSegment {
@@ -117,13 +127,8 @@ extension TCPConnection {
             peerFinished: peerFinReceived, data: data)
     }
 
-    /// The probe that makes the peer answer at once (as a keep-alive probe: one byte below
-    /// what it has acknowledged), so its answer reaches the connection's new owner.
-    var handoverProbe: TCPSegment {
-        TCPSegment(
-            sequenceNumber: sendNext - 1, acknowledgmentNumber: receiveNext, flags: [.ack],
-            window: UInt16(clamping: advertisableSpace >> Int(receiveWindowShift)), options: TCPOptions())
-    }
+    /// The window the connection advertises now, as its segments carry it.
+    var advertisedWindowField: UInt16 { UInt16(clamping: advertisableSpace >> Int(receiveWindowShift)) }
 
     /// A connection taken over from another endpoint (see `TCPHandover`): established as the
     /// handshake left it; the caller then processes `handover.peerSegment` with the data.
