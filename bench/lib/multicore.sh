@@ -190,10 +190,8 @@ mc_words() {
 mc_start_nginx() {
     local name="$1" ns="$2" workers="$3" reuseport="$4"
     shift 4
-    MC_NGINX_DIR="$BENCH_TMP/nginx-$name"
-    mkdir -p "$MC_NGINX_DIR"
-    chmod 755 "$MC_NGINX_DIR"
-    bench_write_nginx_conf "$MC_NGINX_DIR" "$workers" 4096
+    prepare_nginx "$name" "$workers" 4096
+    MC_NGINX_DIR="$NGINX_DIR"
     local conf="$MC_NGINX_DIR/nginx.conf"
     sed -i "s/^worker_processes $workers;\$/&\nworker_cpu_affinity auto;/" "$conf"
     ((reuseport)) && sed -i 's/^\( *listen 80 default_server backlog=4096\);/\1 reuseport;/' "$conf"
@@ -202,11 +200,8 @@ mc_start_nginx() {
         bench_log "multicore: could not adapt $conf (bench_write_nginx_conf changed?)"
         return 1
     fi
-    # shellcheck disable=SC2068 # mtcp-run's words
-    ip netns exec "$ns" $@ nginx -c "$conf" -g 'daemon off;' >"$MC_NGINX_DIR/out.log" 2>&1 &
-    MC_NGINX_PID=$!
-    netns_track_pid "$MC_NGINX_PID"
-    SUITE_PIDS+=("$MC_NGINX_PID")
+    launch_nginx "$ns" "$@"
+    MC_NGINX_PID=$NGINX_PID
 }
 
 # mc_wait_workers PID COUNT  waits up to 5 s for COUNT children of the nginx master PID.

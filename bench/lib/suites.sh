@@ -47,10 +47,24 @@ stack_run() {
 start_nginx() {
     local name="$1" ns="$2" workers="$3" connections="$4"
     shift 4
-    NGINX_DIR="$BENCH_TMP/nginx-$name"
+    prepare_nginx "$name" "$workers" "$connections"
+    launch_nginx "$ns" "$@"
+}
+
+# prepare_nginx NAME WORKERS CONNECTIONS  NGINX_DIR with its nginx.conf, for launch_nginx
+# (a suite may adapt the configuration in between).
+prepare_nginx() {
+    NGINX_DIR="$BENCH_TMP/nginx-$1"
     mkdir -p "$NGINX_DIR"
     chmod 755 "$NGINX_DIR"
-    bench_write_nginx_conf "$NGINX_DIR" "$workers" "$connections"
+    bench_write_nginx_conf "$NGINX_DIR" "$2" "$3"
+}
+
+# launch_nginx NS [MTCP_RUN_WORDS...]  starts the nginx of NGINX_DIR in NS in the foreground
+# of a background job, tracked for clean-up; sets NGINX_PID (the master).
+launch_nginx() {
+    local ns="$1"
+    shift
     # shellcheck disable=SC2068 # mtcp-run's words
     ip netns exec "$ns" $@ nginx -c "$NGINX_DIR/nginx.conf" -g 'daemon off;' >"$NGINX_DIR/out.log" 2>&1 &
     NGINX_PID=$!
