@@ -96,7 +96,8 @@ step_preload() {
 # The preload library built with ThreadSanitizer, under the socket-semantics cases and
 # memcached -t 4, both on two instances per process (MTCP_CORES=2): the lock discipline of
 # the hooks (one lock scope per call, the process lock before one instance lock) checked on
-# real threads. A race report fails the case (TSan's exit status). MTCP_SKIP_TSAN=1 skips it.
+# real threads, with epoll_wait busy-polling (MTCP_BUSY_POLL=50) so that its path is checked too.
+# A race report fails the case (TSan's exit status). MTCP_SKIP_TSAN=1 skips it.
 step_preload_tsan() {
     if skipped_by MTCP_SKIP_PRELOAD_TESTS MTCP_SKIP_TSAN; then return 0; fi
     local build="$ROOT/.build/tsan" toolchain runtime dispatch
@@ -112,6 +113,7 @@ step_preload_tsan() {
     # a fork (the library's driver thread) are allowed.
     export TSAN_OPTIONS="halt_on_error=1 die_after_fork=0"
     MTCP_BIN="$build/release" MTCP_PRELOAD_RUNTIME="$runtime $dispatch" MTCP_PRELOAD_CORES=2 \
+        MTCP_PRELOAD_BUSY_POLL=50 \
         bash "$ROOT/tests/preload/test-preload.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
     COMPAT_PRELOAD="$build/release/libmtcp-preload.so" COMPAT_RUNTIME="$runtime $dispatch" \
         bash "$ROOT/compat-tests/run.sh" memcached </dev/null 2>&1 | tee -a "$INTEROP_LOG"

@@ -131,42 +131,36 @@ final class MTCPContext {
 
     enum WaitOutcome { case ready, timedOut }
 
-    /// Runs rounds and sleeps (lock dropped) until `ready()` or `deadline`; EINTR on a signal.
+    /// The stack's waiter (`NetworkStack.block`) with this context's sleep: the lock dropped,
+    /// in poll(2) on the link and an eventfd of this sleeper's that other threads' rounds
+    /// write. EINTR on a signal.
     func wait(until deadline: Instant, _ ready: () -> Bool) throws(Errno) -> WaitOutcome {
-        while true {
-            if ready() { return .ready }
-            let now = stack.clock()
-            if now >= deadline { return .timedOut }
-            let timer = stack.nextDeadline
-            if timer <= now {
-                round()
-                continue
-            }
-            let wake = min(deadline, timer)
-            let eventFD = spareEventFDs.popLast() ?? eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
-            guard eventFD >= 0 else { throw .ENOMEM }
-            sleepers.append(eventFD)
-            var fds = (
-                pollfd(fd: stack.io.waitDescriptor, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
-            )
-            var milliseconds: Int32 = -1
-            if wake != .never {
-                milliseconds = Int32(clamping: ((wake - now).nanoseconds + 999_999) / 1_000_000)
-            }
-            unlock()
-            let result = withUnsafeMutableBytes(of: &fds) { raw in
-                Glibc.poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, milliseconds)
-            }
-            let savedErrno = errno
-            lock()
-            sleepers.removeAll { $0 == eventFD }
-            var drained: UInt64 = 0
-            _ = Glibc.read(eventFD, &drained, 8)
-            spareEventFDs.append(eventFD)
-            if result < 0 && savedErrno == EINTR { throw .EINTR }
-            round()
+        let woke = try stack.block(until: deadline, ready: ready, round: { round() }) { (now, wake) throws(Errno) in
+            try sleepUnlocked(from: now, until: wake)
         }
+        return woke ? .ready : .timedOut
+    }
+
+    private func sleepUnlocked(from now: Instant, until wake: Instant) throws(Errno) {
+        let eventFD = spareEventFDs.popLast() ?? eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
+        guard eventFD >= 0 else { throw .ENOMEM }
+        sleepers.append(eventFD)
+        var fds = (
+            pollfd(fd: stack.io.waitDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
+        )
+        let milliseconds = WaitTimeout.milliseconds(from: now, until: wake, linkIsPolled: stack.io.waitDescriptor < 0)
+        unlock()
+        let result = withUnsafeMutableBytes(of: &fds) { raw in
+            Glibc.poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, milliseconds)
+        }
+        let savedErrno = errno
+        lock()
+        sleepers.removeAll { $0 == eventFD }
+        var drained: UInt64 = 0
+        _ = Glibc.read(eventFD, &drained, 8)
+        spareEventFDs.append(eventFD)
+        if result < 0 && savedErrno == EINTR { throw .EINTR }
     }
 
     /// The deadline of a blocking call on stack socket `s` from SO_RCVTIMEO or SO_SNDTIMEO.

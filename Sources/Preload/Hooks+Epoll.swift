@@ -48,8 +48,8 @@ extension PreloadRuntime {
         return shadow
     }
 
-    /// Gives `shadow` a part in every running instance, their eventfds and links in the
-    /// kernel set (process lock held).
+    /// Gives `shadow` a part in every running instance and their eventfds in the kernel set;
+    /// an instance's link joins with the part's first socket (process lock held).
     private func attachStackParts(_ shadow: EpollShadow, to epfd: Int32) -> Bool {
         let running = runningInstances
         guard !running.isEmpty else {
@@ -70,8 +70,6 @@ extension PreloadRuntime {
             }
             let part: EpollPart = instance.withLock {
                 let stack = instance.stack!
-                let link = stack.io.waitDescriptor
-                if link >= 0 { _ = mtcp_epoll_add_tagged(epfd, link, UInt32(EPOLLIN.rawValue), Self.linkTag) }
                 let part = EpollPart(instance: instance.index, stackEpoll: stack.epollCreate(), notifyFD: notify)
                 instance.signalled.append(part.target)
                 return part
@@ -187,13 +185,19 @@ extension PreloadRuntime {
         let instance = instances[part.instance]
         return instance.withLock {
             instance.inEpollBatch = false
+            // This thread collects the part itself: its round need not write the part's
+            // eventfd (and this read it back), two system calls per round.
+            let signalled = part.isSignalled.pointee
+            part.isSignalled.pointee = true
             instance.drive()
+            part.isSignalled.pointee = signalled
             if timeout > 0 && deadline == UInt64.max {
                 deadline = instance.lastDriven.load(ordering: .relaxed) &+ UInt64(timeout) * 1_000_000
             }
             guard !room.isEmpty, let stack = instance.stack else { return 0 }
             let n = (try? stack.epollReady(part.stackEpoll, into: room)) ?? 0
-            instance.clearSignal(part)
+            // Events left (more than `room`): other threads waiting on the set must see them.
+            instance.settleSignal(part)
             return n
         }
     }
@@ -208,6 +212,9 @@ extension PreloadRuntime {
         var deadline = UInt64.max
         let capacity = Swift.min(max, 1024)
         let parts = shadow.inherited ? [] : shadow.parts
+        // Busy polling (MTCP_BUSY_POLL): until this instant, a wait that finds nothing looks
+        // again (yielding the CPU between looks) instead of sleeping.
+        var spinUntil: UInt64 = 0
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
             while true {
                 // When both sides have events, they take turns filling the array first.
@@ -232,15 +239,25 @@ extension PreloadRuntime {
                 // application's descriptors (a system call saved per wait otherwise).
                 if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n), shadow) }
                 var total = n
+                var spinning = false
+                if n == 0 && timeout != 0 && busyPollNanoseconds > 0 && !parts.isEmpty {
+                    let now = mtcp_shim_monotonic_ns()
+                    if spinUntil == 0 { spinUntil = now &+ busyPollNanoseconds }
+                    spinning = now < spinUntil && now < deadline
+                    if spinning && shadow.kernelMembers == 0 {
+                        sched_yield()
+                        continue
+                    }
+                }
                 if n < max {
                     var sleep: Int32 = 0
                     let driving = parts.lazy.filter(\.used).map { self.instances[$0.instance] }
-                    if n == 0 && timeout != 0 {
+                    if n == 0 && timeout != 0 && !spinning {
                         let now = timeout > 0 ? mtcp_shim_monotonic_ns() : 0
                         if now < deadline {
                             let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
                             let ns = nanosecondsToSleep(remaining: remaining, driving: driving)
-                            sleep = ns < 0 ? -1 : Int32(clamping: (ns + 999_999) / 1_000_000)
+                            sleep = WaitTimeout.milliseconds(nanoseconds: ns)
                         }
                     }
                     // Our own descriptors may take slots; they go to the back of the kernel's
@@ -335,7 +352,16 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
                 } catch {
                     return error
                 }
-                part.used = true
+                if !part.used {
+                    part.used = true
+                    // The link joins the kernel set with the part's first socket: a thread
+                    // waiting on a set without this instance's sockets must not wake (and
+                    // spin, the link staying readable) for this instance's frames.
+                    let link = stack.io.waitDescriptor
+                    if link >= 0 {
+                        _ = mtcp_epoll_add_tagged(epfd, link, UInt32(EPOLLIN.rawValue), PreloadRuntime.linkTag)
+                    }
+                }
                 // A registration sees the current state: wake a sleeping epoll_wait if it is ready.
                 instance.signalReadySets()
                 return nil

@@ -70,12 +70,15 @@ final class PreloadRuntime {
     var steeringMaps: FlowSteering.SharedMaps?
     var steeringRefusal: String?
     var exitHandlerRegistered = false
+    /// How long a wait that finds nothing keeps looking before it sleeps (MTCP_BUSY_POLL).
+    let busyPollNanoseconds: UInt64
 
     init(options: StackOptions?, log: PreloadLog) {
         self.options = options
         self.log = log
         kernelListen = options?.kernelListen ?? true
         pid = getpid()
+        busyPollNanoseconds = UInt64(options?.busyPollMicroseconds ?? 0) * 1000
         instances = (0..<Self.instanceCount(options, log: log)).map { StackInstance(index: $0) }
     }
 
@@ -375,18 +378,14 @@ final class PreloadRuntime {
     /// How long to sleep: the caller's remaining time, cut at the next timer of the instances
     /// the thread may drive (negative: without limit).
     func nanosecondsToSleep(remaining: Int64, driving: some Sequence<StackInstance>) -> Int64 {
-        var wake = UInt64.max
+        var timer = UInt64.max
+        var polled = false
         for instance in driving {
-            if instance.linkIsPolled {
-                // A link without a descriptor (DPDK) cannot wake a sleeper: look again soon.
-                return remaining < 0 ? 200_000 : min(remaining, 200_000)
-            }
-            wake = min(wake, instance.nextWake.load(ordering: .relaxed))
+            polled = polled || instance.linkIsPolled
+            timer = min(timer, instance.nextWake.load(ordering: .relaxed))
         }
-        if wake == UInt64.max { return remaining }
-        let now = mtcp_shim_monotonic_ns()
-        let untilTimer = wake > now ? Int64(wake - now) : 0
-        return remaining < 0 ? untilTimer : min(untilTimer, remaining)
+        let now = polled || timer == UInt64.max ? 0 : mtcp_shim_monotonic_ns()
+        return WaitTimeout.nanoseconds(remaining: remaining, timer: timer, now: now, linkIsPolled: polled)
     }
 
     // MARK: Logging once

@@ -107,12 +107,15 @@ final class StackInstance {
         }
     }
 
-    /// Clears a set's eventfd once its ready list is empty.
-    func clearSignal(_ part: EpollPart) {
-        guard part.isSignalled.pointee, let stack, !stack.epollHasReady(part.stackEpoll) else { return }
-        var value: UInt64 = 0
-        _ = mtcp_real_read(part.notifyFD, &value, 8)
-        part.isSignalled.pointee = false
+    /// Makes a part's eventfd say whether its ready list holds events: cleared once it is
+    /// empty, written when it is not.
+    func settleSignal(_ part: EpollPart) {
+        guard let stack else { return }
+        let ready = stack.epollHasReady(part.stackEpoll)
+        guard ready != part.isSignalled.pointee else { return }
+        var value: UInt64 = ready ? 1 : 0
+        _ = ready ? mtcp_real_write(part.notifyFD, &value, 8) : mtcp_real_read(part.notifyFD, &value, 8)
+        part.isSignalled.pointee = ready
     }
 
     /// Milliseconds until the stack's next timer, at most `limit` (-1: no limit and no timer).

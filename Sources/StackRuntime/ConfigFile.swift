@@ -24,7 +24,7 @@ public struct ConfigFile: Sendable {
     public static let keys = [
         "MTCP_ENABLE", "MTCP_IFACE", "MTCP_ADDR", "MTCP_GATEWAY", "MTCP_BACKEND", "MTCP_CORES", "MTCP_LOG",
         "MTCP_KERNEL_LISTEN", "MTCP_STEERING", "MTCP_STATS", "MTCP_IMPAIR", "MTCP_IMPAIR_TX", "MTCP_IMPAIR_RX",
-        "MTCP_DPDK_ARGS",
+        "MTCP_DPDK_ARGS", "MTCP_BUSY_POLL",
     ]
 
     /// The file's name as errors show it.

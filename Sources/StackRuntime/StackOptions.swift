@@ -31,6 +31,9 @@ import Wire
 ///     --impair-tx SPEC    MTCP_IMPAIR_TX      only on frames the stack sends
 ///     --impair-rx SPEC    MTCP_IMPAIR_RX      only on frames the stack receives
 ///     --cc ALGORITHM      (flag only)         reno or cubic
+///     --busy-poll USEC    MTCP_BUSY_POLL      (0 default) a wait that finds nothing keeps looking for
+///                                             USEC microseconds (yielding the CPU between looks)
+///                                             before it sleeps, as Onload's EF_POLL_USEC
 public struct StackOptions: Sendable {
     /// How processes that share one interface divide its frames.
     public enum Steering: String, Sendable {
@@ -90,6 +93,9 @@ public struct StackOptions: Sendable {
     public var impairTransmit: ImpairmentSpec?
     public var impairReceive: ImpairmentSpec?
     public var tcp = TCPConfiguration()
+    /// MTCP_BUSY_POLL: microseconds an epoll_wait that finds nothing keeps looking before it
+    /// sleeps (saves a sleep and a wake-up when the next frame comes soon; costs CPU).
+    public var busyPollMicroseconds = 0
     /// The config file the settings were read from, if any.
     public var configPath: String?
 
@@ -100,9 +106,9 @@ public struct StackOptions: Sendable {
                        [--dpdk-args "EAL ARGUMENTS"]
                        [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
-                       [--cc reno|cubic]
+                       [--cc reno|cubic] [--busy-poll USEC]
         (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_DPDK_ARGS, MTCP_CONFIG, MTCP_LOG,
-         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_STEERING, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX)
+         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_STEERING, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX, MTCP_BUSY_POLL)
         """
 
     /// Flags that take a value, and the variable each stands for ("--cc" has none).
@@ -110,7 +116,7 @@ public struct StackOptions: Sendable {
         "--iface": "MTCP_IFACE", "--addr": "MTCP_ADDR", "--gateway": "MTCP_GATEWAY", "--backend": "MTCP_BACKEND",
         "--cores": "MTCP_CORES", "--log": "MTCP_LOG", "--stats": "MTCP_STATS", "--impair": "MTCP_IMPAIR",
         "--impair-tx": "MTCP_IMPAIR_TX", "--impair-rx": "MTCP_IMPAIR_RX", "--cc": "--cc", "--config": "MTCP_CONFIG",
-        "--dpdk-args": "MTCP_DPDK_ARGS",
+        "--dpdk-args": "MTCP_DPDK_ARGS", "--busy-poll": "MTCP_BUSY_POLL",
     ]
 
     /// Reads the config file and the process environment, then removes the stack flags from
@@ -261,6 +267,11 @@ public struct StackOptions: Sendable {
             impairTransmit = try ImpairmentSpec(parsing: value)
         case "MTCP_IMPAIR_RX":
             impairReceive = try ImpairmentSpec(parsing: value)
+        case "MTCP_BUSY_POLL":
+            guard let n = Int(value), (0...1_000_000).contains(n) else {
+                throw OptionsError("bad busy-poll time \(value) (0-1000000 microseconds)")
+            }
+            busyPollMicroseconds = n
         case "--cc":
             guard let a = CongestionAlgorithm(rawValue: value) else { throw OptionsError("unknown --cc \(value)") }
             tcp.congestionAlgorithm = a
@@ -297,6 +308,7 @@ public struct StackOptions: Sendable {
         if let statsPath { result.append(("MTCP_STATS", statsPath)) }
         if let impairTransmit { result.append(("MTCP_IMPAIR_TX", impairTransmit.text)) }
         if let impairReceive { result.append(("MTCP_IMPAIR_RX", impairReceive.text)) }
+        if busyPollMicroseconds > 0 { result.append(("MTCP_BUSY_POLL", "\(busyPollMicroseconds)")) }
         return result
     }
 

@@ -127,6 +127,7 @@ import Wire
         (["MTCP_BACKEND": "netmap"], "MTCP_BACKEND: backend netmap is not available"),
         (["MTCP_CORES": "0"], "MTCP_CORES: bad core count 0"),
         (["MTCP_ADDR": "10.0.0"], "MTCP_ADDR: bad address 10.0.0"),
+        (["MTCP_BUSY_POLL": "-1"], "MTCP_BUSY_POLL: bad busy-poll time -1"),
     ])
     func badVariablesNameTheVariable(environment: [String: String], message: String) {
         #expect {
@@ -134,6 +135,17 @@ import Wire
         } throws: { error in
             "\(error)".hasPrefix(message)
         }
+    }
+
+    @Test func busyPollIsAFlagAVariableAndExportedBack() throws {
+        var arguments = ["--iface", "v", "--addr", "10.0.0.2/24", "--busy-poll", "50", "--", "nginx"]
+        let options = try StackOptions.parse(&arguments, environment: [:])
+        #expect(options.busyPollMicroseconds == 50)
+        #expect(options.environmentVariables.contains { $0 == ("MTCP_BUSY_POLL", "50") })
+        let back = try StackOptions.fromEnvironment(Dictionary(uniqueKeysWithValues: options.environmentVariables))
+        #expect(back.busyPollMicroseconds == 50)
+        #expect(
+            try StackOptions.fromEnvironment(["MTCP_IFACE": "v", "MTCP_ADDR": "10.0.0.2"]).busyPollMicroseconds == 0)
     }
 
     @Test func badFlagValuesNameTheFlag() {

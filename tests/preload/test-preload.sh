@@ -10,6 +10,7 @@
 #   MTCP_PRELOAD_LOG=debug  runs the library with MTCP_LOG=debug (shown for failing cases)
 #   MTCP_PRELOAD_STATS=PATH writes the library's counters to PATH.CASE.PID (MTCP_STATS)
 #   MTCP_PRELOAD_CORES=N    runs the library with N stack instances per process (MTCP_CORES)
+#   MTCP_PRELOAD_BUSY_POLL=U   epoll_wait busy-polls U microseconds before sleeping (MTCP_BUSY_POLL)
 #   MTCP_PRELOAD_RUNTIME=SO a sanitizer runtime preloaded before the library (a TSan build of it)
 #
 # Prints "PASS CASE (stack|kernel)" or "FAIL ..." per run and ends with
@@ -93,6 +94,7 @@ run() {
             [[ -n "${MTCP_PRELOAD_LOG:-}" ]] && environment+=(MTCP_LOG="$MTCP_PRELOAD_LOG")
             [[ -n "${MTCP_PRELOAD_STATS:-}" ]] && environment+=(MTCP_STATS="$MTCP_PRELOAD_STATS.$name")
             [[ -n "${MTCP_PRELOAD_CORES:-}" ]] && environment+=(MTCP_CORES="$MTCP_PRELOAD_CORES")
+            [[ -n "${MTCP_PRELOAD_BUSY_POLL:-}" ]] && environment+=(MTCP_BUSY_POLL="$MTCP_PRELOAD_BUSY_POLL")
             ns="$S_NS"
             ;;
         kernel) environment=(PEER_ADDR="$K_PEER" STACK_ADDR="$K_ADDR") ns="$K_NS" ;;
