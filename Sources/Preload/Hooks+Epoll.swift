@@ -185,12 +185,8 @@ extension PreloadRuntime {
         let instance = instances[part.instance]
         return instance.withLock {
             instance.inEpollBatch = false
-            // This thread collects the part itself: its round need not write the part's
-            // eventfd (and this read it back), two system calls per round.
-            let signalled = part.isSignalled.pointee
-            part.isSignalled.pointee = true
-            instance.drive()
-            part.isSignalled.pointee = signalled
+            // This thread collects the part itself: two system calls per round saved.
+            instance.drive(collecting: part)
             if timeout > 0 && deadline == UInt64.max {
                 deadline = instance.lastDriven.load(ordering: .relaxed) &+ UInt64(timeout) * 1_000_000
             }
@@ -240,7 +236,9 @@ extension PreloadRuntime {
                 if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n), shadow) }
                 var total = n
                 var spinning = false
-                if n == 0 && timeout != 0 && busyPollNanoseconds > 0 && !parts.isEmpty {
+                // Only where there is a stack part to look at: a set of kernel descriptors alone
+                // sleeps at once.
+                if n == 0 && timeout != 0 && busyPollNanoseconds > 0 && usedParts > 0 {
                     let now = mtcp_shim_monotonic_ns()
                     if spinUntil == 0 { spinUntil = now &+ busyPollNanoseconds }
                     spinning = now < spinUntil && now < deadline

@@ -68,15 +68,16 @@ final class StackInstance {
 
     // MARK: Loop rounds
 
-    /// One loop round, then wakes every wait set that has events.
+    /// One loop round, then wakes every wait set that has events (but `collecting`, the one
+    /// the calling thread reads itself: no eventfd write for it, and no read back).
     @inline(__always)
-    func drive() {
+    func drive(collecting: EpollPart? = nil) {
         guard let stack else { return }
         // One clock read per round (the stack's clock is CLOCK_MONOTONIC too).
         let now = mtcp_shim_monotonic_ns()
         stack.poll(now: Instant(nanoseconds: now))
         lastDriven.store(now, ordering: .relaxed)
-        signalReadySets()
+        signalReadySets(except: collecting?.notifyFD ?? -1)
     }
 
     /// A round after output (a write, close or shutdown), unless it can wait for the round
@@ -96,9 +97,9 @@ final class StackInstance {
     }
 
     /// Writes the eventfd of every set whose ready list filled since it was last cleared.
-    func signalReadySets() {
+    func signalReadySets(except skipped: Int32 = -1) {
         guard let stack else { return }
-        for target in signalled where !target.isSignalled.pointee {
+        for target in signalled where !target.isSignalled.pointee && target.notifyFD != skipped {
             if stack.epollHasReady(target.stackEpoll) {
                 target.isSignalled.pointee = true
                 var one: UInt64 = 1

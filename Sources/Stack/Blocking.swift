@@ -66,11 +66,9 @@ public enum WaitTimeout {
 
     /// poll(2)'s timeout from `now` until `wake` (-1: never).
     public static func milliseconds(from now: Instant, until wake: Instant, linkIsPolled: Bool = false) -> Int32 {
-        var nanoseconds: Int64 = wake == .never ? -1 : Int64(clamping: (wake - now).nanoseconds)
-        if linkIsPolled {
-            nanoseconds = nanoseconds < 0 ? polledLinkNanoseconds : min(nanoseconds, polledLinkNanoseconds)
-        }
-        return milliseconds(nanoseconds: nanoseconds)
+        let remaining: Int64 = wake == .never ? -1 : Int64(clamping: (wake - now).nanoseconds)
+        return milliseconds(
+            nanoseconds: nanoseconds(remaining: remaining, timer: .max, now: 0, linkIsPolled: linkIsPolled))
     }
 
     /// Nanoseconds (negative: no limit) as poll(2)'s milliseconds, rounded up.
