@@ -9,6 +9,7 @@ import PackageDescription
 //   PacketIO     batched frame I/O: AF_PACKET rings, TAP, in-memory links, impairment
 //   CDPDK        DPDK's inline and macro API behind plain C functions (stubs without libdpdk-dev)
 //   PacketIODPDK the DPDK backend: EAL, ports with a queue pair per instance, symmetric RSS
+//   Telemetry    what a process shows outside: the statistics region in shared memory, capture rings, pcapng
 //   Stack        per-core instance: ARP, routes, ICMP echo, sockets and epoll over a PacketIO
 //   StackRuntime options (flags and MTCP_* variables), backends and one thread per instance
 //   PreloadState the preload library's plain data: socket records, descriptor entries, record tables
@@ -59,10 +60,15 @@ let package = Package(
         .executable(name: "mtcp-httpd", targets: ["HTTPServer"]),
         .executable(name: "mtcp-load", targets: ["LoadGenerator"]),
         .executable(name: "mtcp-run", targets: ["MTCPRun"]),
+        // What runs on the stack on this machine: processes, counters, sockets (shared memory).
+        .executable(name: "mtcp-stat", targets: ["MTCPStat"]),
         // LD_PRELOAD=libmtcp-preload.so puts unmodified programs on the stack.
         .library(name: "mtcp-preload", type: .dynamic, targets: ["Preload"]),
         // C programs written for mTCP link with libmtcp.so and include shim/include.
         .library(name: "mtcp", type: .dynamic, targets: ["MTCPAPI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         .target(name: "Wire", swiftSettings: hotPath),
@@ -73,9 +79,11 @@ let package = Package(
         .target(
             name: "PacketIODPDK", dependencies: ["CDPDK", "PacketIO", "Wire"], swiftSettings: hotPath),
         .target(name: "Simulation", dependencies: ["Wire", "TCP"]),
-        .target(name: "Stack", dependencies: ["Wire", "TCP", "CShim", "PacketIO"], swiftSettings: hotPath),
+        .target(name: "Telemetry", dependencies: ["CShim"], swiftSettings: hotPath),
         .target(
-            name: "StackRuntime", dependencies: ["Stack", "PacketIO", "PacketIODPDK", "TCP", "Wire"],
+            name: "Stack", dependencies: ["Wire", "TCP", "CShim", "PacketIO", "Telemetry"], swiftSettings: hotPath),
+        .target(
+            name: "StackRuntime", dependencies: ["Stack", "PacketIO", "PacketIODPDK", "TCP", "Wire", "Telemetry"],
             swiftSettings: example),
         .target(name: "PreloadState"),
         .target(name: "CPreload", linkerSettings: [.linkedLibrary("dl")]),
@@ -98,6 +106,9 @@ let package = Package(
             name: "LoadGenerator", dependencies: ["StackRuntime", "Stack", "PacketIO", "TCP", "Wire"],
             swiftSettings: example),
         .executableTarget(name: "MTCPRun", dependencies: ["StackRuntime"]),
+        .executableTarget(
+            name: "MTCPStat",
+            dependencies: ["Telemetry", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),
@@ -105,6 +116,7 @@ let package = Package(
         .testTarget(name: "PacketIODPDKTests", dependencies: ["PacketIODPDK", "PacketIO", "Wire"]),
         .testTarget(name: "StackTests", dependencies: ["Stack", "PacketIO", "TCP", "Wire", "CShim"]),
         .testTarget(name: "PreloadStateTests", dependencies: ["PreloadState"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
         .testTarget(
             name: "StackRuntimeTests", dependencies: ["StackRuntime", "Stack", "PacketIO", "PacketIODPDK", "Wire"]),
     ]

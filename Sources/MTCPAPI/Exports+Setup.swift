@@ -32,11 +32,14 @@ public func mtcp_init(_ path: UnsafePointer<CChar>?) -> Int32 {
 public func mtcp_destroy() {
     let remaining = MTCPRuntime.locked { Array(MTCPRuntime.contexts.values) }
     for context in remaining { MTCPRuntime.destroy(context) }
-    MTCPRuntime.locked {
+    let observation = MTCPRuntime.locked {
         MTCPRuntime.settings = nil
         MTCPRuntime.neighbours = nil
         MTCPRuntime.fanoutRings = []
+        defer { MTCPRuntime.observation = nil }
+        return MTCPRuntime.observation
     }
+    observation?.finish()
 }
 
 /// struct mtcp_conf: seven ints in mTCP's order.

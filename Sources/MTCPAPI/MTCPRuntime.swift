@@ -19,6 +19,8 @@ enum MTCPRuntime {
     /// context so that fanout member i is ring i whatever order contexts come in. They live
     /// until mtcp_destroy: a ring leaving the group would reorder the members behind it.
     nonisolated(unsafe) static var fanoutRings: [AFPacketRing] = []
+    /// The process's statistics region, capture and stat_print lines (made with the first context).
+    nonisolated(unsafe) static var observation: StackObservation?
     nonisolated(unsafe) static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -31,10 +33,13 @@ enum MTCPRuntime {
         return body()
     }
 
-    /// Writes a line to stderr (mtcp_init's errors, backend failures).
-    static func report(_ line: String) {
-        fputs("mtcp: \(line)\n", stderr)
+    /// Writes a line to stderr or MTCP_LOG_FILE (mtcp_init's errors, backend failures).
+    static func report(_ line: String, context: Int? = nil) {
+        LogLine.emit(program: "mtcp", instance: context, line, file: observation?.options.logFile ?? logFile)
     }
+
+    /// MTCP_LOG_FILE before a context exists.
+    static var logFile: String? { getenv("MTCP_LOG_FILE").map { String(cString: $0) } }
 
     static func initialize(path: String) -> Int32 {
         locked {
@@ -70,7 +75,14 @@ enum MTCPRuntime {
                 errno = EEXIST
                 return nil
             }
-            let options = settings.options
+            var options = settings.options
+            do { try options.applyObservationSettings(from: StackOptions.processEnvironment()) } catch {
+                report("mtcp_create_context: \(error)")
+                errno = EINVAL
+                return nil
+            }
+            // mTCP's stat_print: a line of each context's rates every second.
+            if settings.statPrint != nil && options.statPrintSeconds == 0 { options.statPrintSeconds = 1 }
             let link: SelectedLink
             var steering: ActiveOpenSteering?
             do {
@@ -110,7 +122,14 @@ enum MTCPRuntime {
                 io: SelectedLink.impaired(link, by: options, index: cpu), configuration: options.stackConfiguration,
                 secret: HostSecret.load())
             HostSecret.configure(stack)
-            stack.log = { report($0) }
+            stack.log = { report($0, context: cpu) }
+            if observation == nil {
+                let logFile = options.logFile
+                observation = StackObservation(options: options, host: "capi", instances: settings.numCores) { line in
+                    LogLine.emit(program: "mtcp", instance: nil, line, file: logFile)
+                }
+            }
+            observation?.attach(stack, instance: cpu)
             stack.activeOpenSteering = steering
             if settings.numCores > 1 {
                 if neighbours == nil { neighbours = SharedNeighbours() }

@@ -10,12 +10,16 @@ import StackRuntime
 let usage = """
     usage: mtcp-run [--iface IF] [--addr A/N] [--gateway G] [--backend afpacket|tap|dpdk] [--cores N]
                     [--dpdk-args "EAL ARGUMENTS"] [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
-                    [--impair|--impair-tx|--impair-rx SPEC] -- COMMAND [ARGS...]
+                    [--impair|--impair-tx|--impair-rx SPEC] [--busy-poll USEC]
+                    [--pcap FILE [--pcap-size MIB] [--pcap-files N] [--pcap-snaplen N]]
+                    [--no-stats-shm] [--stats-dir DIR] [--log-file FILE] [--stat-print SECONDS]
+                    -- COMMAND [ARGS...]
 
     Runs COMMAND with libmtcp-preload.so, so that its TCP sockets use the user-level stack.
     Settings come from the flags, then the MTCP_* variables, then the config file (--config or
     MTCP_CONFIG); interface and address are required. The library is looked for at
     $MTCP_PRELOAD_LIBRARY, else next to mtcp-run. See docs/PRELOAD-USAGE.md.
+    While it runs, `mtcp-stat` shows its counters and sockets (--sockets).
     """
 
 /// The library's file name, as SwiftPM names the dynamic product `mtcp-preload`.
@@ -100,6 +104,11 @@ if let unknown = rest.first { fail("unknown argument \(unknown)", status: 2, sho
 options.enabled = true
 // The program may change directory before it exits and writes its counters.
 if let stats = options.statsPath, !stats.hasPrefix("/") { options.statsPath = currentDirectory() + "/" + stats }
+if let file = options.logFile, !file.hasPrefix("/") { options.logFile = currentDirectory() + "/" + file }
+if let file = options.pcapPath, !file.hasPrefix("/") { options.pcapPath = currentDirectory() + "/" + file }
+// The capture file belongs to this run: the first process to capture takes the name again
+// (the others of a forking program write FILE.PID.INSTANCE beside it).
+if let file = options.pcapPath { unlink(file) }
 
 let library = findLibrary()
 

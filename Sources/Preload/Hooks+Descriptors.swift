@@ -112,6 +112,10 @@ extension PreloadRuntime {
             if let stack = instance.becomeChild() { retired.append(stack) }
         }
         activeInstances = 0
+        // The parent's region and capture are the parent's (its thread did not come along);
+        // this process makes its own when its stacks start.
+        if let observation { retired.append(observation) }
+        observation = nil
         if usesStack && parentSteered, let options {
             for (k, sockets) in preopenedSockets.enumerated() {
                 let instance = instances[k]
@@ -174,7 +178,12 @@ extension PreloadRuntime {
 
 @_cdecl("close")
 public func hook_close(_ fd: Int32) -> Int32 {
-    guard mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current else { return mtcp_real_close(fd) }
+    guard mtcp_fd_entry(fd) != 0, let runtime = PreloadRuntime.current else {
+        if let runtime = PreloadRuntime.current, runtime.kernelSocketsListed.load(ordering: .acquiring) > 0 {
+            runtime.forgetKernelSocket(fd)
+        }
+        return mtcp_real_close(fd)
+    }
     runtime.detach(fd)
     return mtcp_real_close(fd)
 }

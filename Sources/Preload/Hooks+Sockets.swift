@@ -199,6 +199,7 @@ extension PreloadRuntime {
         }
         _ = mtcp_real_close(kernel)
         _ = forget(instance, fd, r)
+        listKernelSocket(fd, family: AF_INET, type: Int32(SOCK_STREAM.rawValue), reason: "IPv4 TCP \(reason)")
         logOnce("fallback:\(reason)", "sockets \(reason) use the kernel (first: fd \(fd))")
         return true
     }
@@ -336,9 +337,19 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
     else {
         if mtcp_enabled != 0 && (domain == AF_INET || domain == AF_INET6) {
             // Say once which kinds of sockets stay with the kernel (AF_UNIX is expected).
-            let runtime = mtcp_withProcessLock { PreloadRuntime.obtain() }
             let kind = domain == AF_INET6 ? "AF_INET6" : base == Int32(SOCK_DGRAM.rawValue) ? "UDP" : "raw/other IPv4"
+            let fd = mtcp_real_socket(domain, type, proto)
+            let runtime = mtcp_withProcessLock {
+                let runtime = PreloadRuntime.obtain()
+                // Started so that mtcp-stat shows this process and why its socket is the kernel's.
+                if fd >= 0 && runtime.activate() {
+                    runtime.listKernelSocket(
+                        fd, family: domain, type: type, reason: "\(kind): the stack serves IPv4 TCP")
+                }
+                return runtime
+            }
             runtime.logOnce("family:\(kind)", "\(kind) sockets use the kernel (the stack serves IPv4 TCP)")
+            return fd
         }
         return mtcp_real_socket(domain, type, proto)
     }

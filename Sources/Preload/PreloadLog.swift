@@ -1,11 +1,15 @@
 import CPreload
 import Glibc
 import PreloadState
+import StackRuntime
 
-/// One-line diagnostics on stderr, written with the real write(2) (never through the hooks).
+/// One-line diagnostics on stderr or MTCP_LOG_FILE (`LogLine`: pid and the calling thread's
+/// instance), written with the real write(2) (never through the hooks).
 /// MTCP_LOG: error, warn (default), info, debug, or 0-3.
-struct PreloadLog {
+struct PreloadLog: Sendable {
     let level: Int
+    /// MTCP_LOG_FILE (nil: stderr).
+    var file: String? = nil
 
     static func levelFromEnvironment() -> Int {
         guard let raw = getenv("MTCP_LOG") else { return 1 }
@@ -25,7 +29,9 @@ struct PreloadLog {
 
     private func emit(_ severity: Int, _ message: () -> String) {
         guard severity <= level else { return }
-        var line = "mtcp-preload[\(getpid())]: \(message())\n"
-        line.withUTF8 { bytes in _ = mtcp_real_write(2, bytes.baseAddress, bytes.count) }
+        let instance = mtcp_thread_instance()
+        LogLine.emit(
+            program: "mtcp-preload", instance: instance >= 0 ? Int(instance) : nil, message(), file: file,
+            write: { mtcp_real_write($0, $1, $2) }, close: { mtcp_real_close($0) })
     }
 }

@@ -72,6 +72,10 @@ final class PreloadRuntime {
     var exitHandlerRegistered = false
     /// How long a wait that finds nothing keeps looking before it sleeps (MTCP_BUSY_POLL).
     let busyPollNanoseconds: UInt64
+    /// This process's statistics region, capture and stat-print lines (made at activation).
+    var observation: StackObservation?
+    /// Kernel sockets listed in the region with why they are the kernel's (close forgets them).
+    let kernelSocketsListed = Atomic<Int>(0)
 
     init(options: StackOptions?, log: PreloadLog) {
         self.options = options
@@ -135,7 +139,7 @@ final class PreloadRuntime {
         } catch {
             PreloadLog(level: level).error("bad MTCP_* settings (\(error)); every socket uses the kernel")
         }
-        let runtime = PreloadRuntime(options: options, log: PreloadLog(level: level))
+        let runtime = PreloadRuntime(options: options, log: PreloadLog(level: level, file: options?.logFile))
         current = runtime
         return runtime
     }
@@ -205,6 +209,14 @@ final class PreloadRuntime {
         log.info(
             "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue), \(activeInstances) instance\(activeInstances == 1 ? "" : "s"))"
         )
+        let log = self.log
+        let observation = StackObservation(
+            options: options, host: "preload", instances: activeInstances, exclusiveCapture: true
+        ) { log.info($0) }
+        for instance in instances.prefix(activeInstances) {
+            if let stack = instance.stack { observation.attach(stack, instance: instance.index) }
+        }
+        self.observation = observation
         for instance in instances.prefix(activeInstances) { instance.startDriver(log: log) }
         if !exitHandlerRegistered {
             exitHandlerRegistered = true
@@ -393,6 +405,20 @@ final class PreloadRuntime {
     /// Keys already logged; its own lock, as any instance's hooks log.
     let loggedOnce = Mutex<Set<String>>([])
 
+    /// Lists kernel socket `fd` in the statistics region with `reason` (any lock or none: the
+    /// region's own lock is a leaf).
+    func listKernelSocket(_ fd: Int32, family: Int32, type: Int32, reason: String) {
+        guard let region = observation?.region else { return }
+        region.recordFallback(fd: fd, family: family, type: type, reason: reason)
+        kernelSocketsListed.add(1, ordering: .releasing)
+    }
+
+    /// Takes `fd` off that list.
+    func forgetKernelSocket(_ fd: Int32) {
+        guard let region = observation?.region, region.removeFallback(fd: fd) else { return }
+        kernelSocketsListed.subtract(1, ordering: .releasing)
+    }
+
     func logOnce(_ key: String, _ message: @autoclosure () -> String) {
         guard loggedOnce.withLock({ $0.insert(key).inserted }) else { return }
         log.info(message())
@@ -409,6 +435,7 @@ extension PreloadRuntime {
             guard let runtime = PreloadRuntime.current else { return }
             runtime.withProcessLock { runtime.closeEverythingAtExit() }
             runtime.writeStatistics()
+            runtime.observation?.finish()
         }
     }
 

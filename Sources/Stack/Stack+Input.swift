@@ -6,6 +6,7 @@ import Wire
 extension NetworkStack {
     func receiveFrame(_ frame: UnsafeRawBufferPointer) {
         statistics.framesReceived += 1
+        if let capture { capture.record(frame, direction: .inbound, timestamp: captureTime) }
         let ethernet: EthernetHeader
         let payload: UnsafeRawBufferPointer
         do {

@@ -32,7 +32,7 @@ extension NetworkStack {
             }
             let length = writeFrame(segment, flow: flow, destinationMAC: mac, into: buffer)
             guard length > 0 else { return }
-            io.commitTransmit(length: length)
+            commitFrame(buffer, length: length)
             statistics.framesSent += 1
             statistics.tcpSegmentsSent += 1
             return
@@ -88,7 +88,7 @@ extension NetworkStack {
         }
         guard buffer.count >= frame.count else { return }
         buffer.copyMemory(from: UnsafeRawBufferPointer(frame))
-        io.commitTransmit(length: frame.count)
+        commitFrame(buffer, length: frame.count)
         statistics.framesSent += 1
         statistics.pendingFlushed += 1
     }
@@ -123,7 +123,7 @@ extension NetworkStack {
             UnsafeMutableRawBufferPointer(rebasing: buffer[length..<padded]).initializeMemory(
                 as: UInt8.self, repeating: 0)
         }
-        io.commitTransmit(length: padded)
+        commitFrame(buffer, length: padded)
         statistics.framesSent += 1
     }
 
@@ -141,7 +141,7 @@ extension NetworkStack {
             to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: configuration.address,
             destination: address, protocol: IPProtocol.icmp, payloadLength: icmpLength, identification: identification)
         EthernetHeader(destination: mac, source: macAddress, etherType: EtherType.ipv4).write(to: buffer)
-        io.commitTransmit(length: icmpOffset + icmpLength)
+        commitFrame(buffer, length: icmpOffset + icmpLength)
         statistics.framesSent += 1
         statistics.icmpEchoRepliesSent += 1
     }

@@ -1,5 +1,6 @@
 import PacketIO
 import TCP
+import Telemetry
 import Wire
 
 /// One per-core TCP/IP stack instance over one `PacketIO` queue: ARP, routes, ICMP echo, the
@@ -54,6 +55,16 @@ public final class NetworkStack<IO: PacketIO> {
     var nextSteeringDuty = Instant.zero
     /// Sockets holding each claimed port, so that the claim goes back with the last of them.
     var claimUsers: [UInt16: Int] = [:]
+    /// Where every frame received and sent is copied for a capture file (nil: no capture).
+    public internal(set) var capture: CaptureRing?
+    /// CLOCK_REALTIME minus the clock's time, for capture timestamps.
+    var realtimeOffset: UInt64 = 0
+    /// This instance's block of the process's statistics region (nil: none).
+    public internal(set) var statisticsSlot: StatsInstanceSlot?
+    /// What the region last saw (`publishStatistics`).
+    var publishedActivity = -1
+    var nextCountersPublication = Instant.zero
+    var nextSocketsPublication = Instant.zero
 
     /// A stack on `io` with `configuration`; `secret` keys ISNs and SYN cookies (random when nil).
     public init(
@@ -100,11 +111,14 @@ public final class NetworkStack<IO: PacketIO> {
         statistics.arpResolutionFailures += dropped
         io.flush()
         endpoint.drainEvents { event in dispatch(event) }
+        if let slot = statisticsSlot { publishStatistics(slot) }
     }
 
     /// The next instant a loop round has timer work (`.zero`: now; `.never`: only on input).
     public var nextDeadline: Instant {
         var stack = min(endpoint.nextDeadline, arp.nextDeadline)
+        // What changed since the statistics region was last written gets there when things go quiet.
+        if statisticsSlot != nil && activity != publishedActivity { stack = min(stack, nextSocketsPublication) }
         if sharedNeighbours != nil && arp.pendingFrames > 0 {
             // The reply may reach a sibling instance (fanout sends ARP to one member): look at
             // what the siblings learned again soon rather than at the next ARP retry.

@@ -24,7 +24,8 @@ public struct ConfigFile: Sendable {
     public static let keys = [
         "MTCP_ENABLE", "MTCP_IFACE", "MTCP_ADDR", "MTCP_GATEWAY", "MTCP_BACKEND", "MTCP_CORES", "MTCP_LOG",
         "MTCP_KERNEL_LISTEN", "MTCP_STEERING", "MTCP_STATS", "MTCP_IMPAIR", "MTCP_IMPAIR_TX", "MTCP_IMPAIR_RX",
-        "MTCP_DPDK_ARGS", "MTCP_BUSY_POLL",
+        "MTCP_DPDK_ARGS", "MTCP_BUSY_POLL", "MTCP_STATS_SHM", "MTCP_STATS_DIR", "MTCP_STATS_KEEP", "MTCP_PCAP",
+        "MTCP_PCAP_SIZE", "MTCP_PCAP_FILES", "MTCP_PCAP_SNAPLEN", "MTCP_LOG_FILE", "MTCP_STAT_PRINT",
     ]
 
     /// The file's name as errors show it.

@@ -73,13 +73,19 @@ public enum StackLauncher {
         let count = queues.count
         let neighbours = count > 1 ? SharedNeighbours() : nil
         let secret = HostSecret.load()
+        let observation = StackObservation(options: options, host: "example", instances: count) { line in
+            LogLine.emit(program: "mtcp", instance: nil, line, file: options.logFile)
+        }
+        defer { observation.finish() }
         var threads: [pthread_t] = []
         for (index, io) in queues.enumerated() {
             let body = {
                 let stack = NetworkStack(io: io, configuration: options.stackConfiguration, secret: secret)
                 HostSecret.configure(stack)
+                stack.log = { LogLine.emit(program: "mtcp", instance: index, $0, file: options.logFile) }
                 stack.sharedNeighbours = neighbours
                 stack.activeOpenSteering = steering.instance(index, of: count)
+                observation.attach(stack, instance: index)
                 stack.announce()
                 application.run(stack: stack, instance: index, count: count)
             }

@@ -34,6 +34,19 @@ import Wire
 ///     --busy-poll USEC    MTCP_BUSY_POLL      (0 default) a wait that finds nothing keeps looking for
 ///                                             USEC microseconds (yielding the CPU between looks)
 ///                                             before it sleeps, as Onload's EF_POLL_USEC
+///     --no-stats-shm      MTCP_STATS_SHM      (1 default) each process publishes counters and sockets
+///                                             in shared memory for mtcp-stat; 0 or the flag: not
+///     --stats-dir DIR     MTCP_STATS_DIR      where those regions live (/dev/shm)
+///                         MTCP_STATS_KEEP     (0 default) 1: a region stays after a normal exit too
+///     --pcap FILE         MTCP_PCAP           pcapng of every frame the stack receives and sends; %p and
+///                                             %i in FILE are the pid and instance (else other processes
+///                                             and instances write FILE.PID.INSTANCE beside it)
+///     --pcap-size MIB     MTCP_PCAP_SIZE      (64 default) a file rotates at this size ...
+///     --pcap-files N      MTCP_PCAP_FILES     (4 default) ... keeping FILE, FILE.1 ... FILE.N-1
+///     --pcap-snaplen N    MTCP_PCAP_SNAPLEN   (65535 default) bytes kept of each frame
+///     --log-file FILE     MTCP_LOG_FILE       log lines go to FILE (appended) instead of stderr
+///     --stat-print SEC    MTCP_STAT_PRINT     (0 default) every SEC seconds each process logs its
+///                                             instances' rates, as mTCP's stat_print
 public struct StackOptions: Sendable {
     /// How processes that share one interface divide its frames.
     public enum Steering: String, Sendable {
@@ -96,6 +109,21 @@ public struct StackOptions: Sendable {
     /// MTCP_BUSY_POLL: microseconds an epoll_wait that finds nothing keeps looking before it
     /// sleeps (saves a sleep and a wake-up when the next frame comes soon; costs CPU).
     public var busyPollMicroseconds = 0
+    /// MTCP_STATS_SHM: publish counters and sockets in a statistics region for mtcp-stat.
+    public var statsRegion = true
+    /// MTCP_STATS_DIR: where statistics regions are made.
+    public var statsDirectory = "/dev/shm"
+    /// MTCP_STATS_KEEP: keep the region after a normal exit (it always stays after a crash).
+    public var statsKeep = false
+    /// MTCP_PCAP: the capture file (nil: no capture), its rotation size, files and snap length.
+    public var pcapPath: String?
+    public var pcapFileMegabytes = 64
+    public var pcapFiles = 4
+    public var pcapSnapLength = 65535
+    /// MTCP_LOG_FILE: where log lines go instead of stderr.
+    public var logFile: String?
+    /// MTCP_STAT_PRINT: seconds between counter lines (0: none).
+    public var statPrintSeconds = 0
     /// The config file the settings were read from, if any.
     public var configPath: String?
 
@@ -107,8 +135,12 @@ public struct StackOptions: Sendable {
                        [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
                        [--cc reno|cubic] [--busy-poll USEC]
+                       [--no-stats-shm] [--stats-dir DIR] [--pcap FILE [--pcap-size MIB] [--pcap-files N]
+                       [--pcap-snaplen N]] [--log-file FILE] [--stat-print SECONDS]
         (or MTCP_IFACE, MTCP_ADDR, MTCP_GATEWAY, MTCP_BACKEND, MTCP_CORES, MTCP_DPDK_ARGS, MTCP_CONFIG, MTCP_LOG,
-         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_STEERING, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX, MTCP_BUSY_POLL)
+         MTCP_STATS, MTCP_KERNEL_LISTEN, MTCP_STEERING, MTCP_IMPAIR, MTCP_IMPAIR_TX, MTCP_IMPAIR_RX, MTCP_BUSY_POLL,
+         MTCP_STATS_SHM, MTCP_STATS_DIR, MTCP_STATS_KEEP, MTCP_PCAP, MTCP_PCAP_SIZE, MTCP_PCAP_FILES,
+         MTCP_PCAP_SNAPLEN, MTCP_LOG_FILE, MTCP_STAT_PRINT)
         """
 
     /// Flags that take a value, and the variable each stands for ("--cc" has none).
@@ -116,7 +148,13 @@ public struct StackOptions: Sendable {
         "--iface": "MTCP_IFACE", "--addr": "MTCP_ADDR", "--gateway": "MTCP_GATEWAY", "--backend": "MTCP_BACKEND",
         "--cores": "MTCP_CORES", "--log": "MTCP_LOG", "--stats": "MTCP_STATS", "--impair": "MTCP_IMPAIR",
         "--impair-tx": "MTCP_IMPAIR_TX", "--impair-rx": "MTCP_IMPAIR_RX", "--cc": "--cc", "--config": "MTCP_CONFIG",
-        "--dpdk-args": "MTCP_DPDK_ARGS", "--busy-poll": "MTCP_BUSY_POLL",
+        "--dpdk-args": "MTCP_DPDK_ARGS", "--busy-poll": "MTCP_BUSY_POLL", "--stats-dir": "MTCP_STATS_DIR",
+        "--pcap": "MTCP_PCAP", "--pcap-size": "MTCP_PCAP_SIZE", "--pcap-files": "MTCP_PCAP_FILES",
+        "--pcap-snaplen": "MTCP_PCAP_SNAPLEN", "--log-file": "MTCP_LOG_FILE", "--stat-print": "MTCP_STAT_PRINT",
+    ]
+    /// Flags without a value, and the variable and value each stands for.
+    static let switchFlags: [String: (key: String, value: String)] = [
+        "--no-kernel-listen": ("MTCP_KERNEL_LISTEN", "0"), "--no-stats-shm": ("MTCP_STATS_SHM", "0"),
     ]
 
     /// Reads the config file and the process environment, then removes the stack flags from
@@ -134,8 +172,8 @@ public struct StackOptions: Sendable {
         var index = 0
         while index < arguments.count {
             let flag = arguments[index]
-            if flag == "--no-kernel-listen" {
-                flags.append((flag, "0"))
+            if let meaning = switchFlags[flag] {
+                flags.append((flag, meaning.value))
                 index += 1
             } else if valueFlags[flag] != nil {
                 guard index + 1 < arguments.count else { throw OptionsError("missing value for \(flag)") }
@@ -150,7 +188,7 @@ public struct StackOptions: Sendable {
         for (flag, value) in flags where flag == "--config" { config = value }
         var options = try layered(config: config, environment: environment)
         for (flag, value) in flags where flag != "--config" {
-            let key = flag == "--no-kernel-listen" ? "MTCP_KERNEL_LISTEN" : valueFlags[flag]!
+            let key = switchFlags[flag]?.key ?? valueFlags[flag]!
             do { try options.apply(key: key, value: value) } catch { throw OptionsError("\(flag): \(error)") }
         }
         arguments = rest
@@ -272,12 +310,54 @@ public struct StackOptions: Sendable {
                 throw OptionsError("bad busy-poll time \(value) (0-1000000 microseconds)")
             }
             busyPollMicroseconds = n
+        case "MTCP_STATS_SHM":
+            statsRegion = try StackOptions.boolean(value)
+        case "MTCP_STATS_DIR":
+            statsDirectory = value
+        case "MTCP_STATS_KEEP":
+            statsKeep = try StackOptions.boolean(value)
+        case "MTCP_PCAP":
+            pcapPath = value
+        case "MTCP_PCAP_SIZE":
+            pcapFileMegabytes = try StackOptions.number(value, in: 1...1_000_000, what: "capture file size (MiB)")
+        case "MTCP_PCAP_FILES":
+            pcapFiles = try StackOptions.number(value, in: 1...1000, what: "capture file count")
+        case "MTCP_PCAP_SNAPLEN":
+            pcapSnapLength = try StackOptions.number(value, in: 64...65535, what: "snap length")
+        case "MTCP_LOG_FILE":
+            logFile = value
+        case "MTCP_STAT_PRINT":
+            statPrintSeconds = try StackOptions.number(value, in: 0...3600, what: "stat-print interval (seconds)")
         case "--cc":
             guard let a = CongestionAlgorithm(rawValue: value) else { throw OptionsError("unknown --cc \(value)") }
             tcp.congestionAlgorithm = a
         default:
             throw OptionsError("unknown option \(key)")
         }
+    }
+
+    /// The settings of what a process shows outside (statistics region, capture, log file,
+    /// periodic counter lines): hosts with settings of their own (mTCP's config file) still
+    /// take these from the environment.
+    public static let observationKeys = [
+        "MTCP_STATS_SHM", "MTCP_STATS_DIR", "MTCP_STATS_KEEP", "MTCP_PCAP", "MTCP_PCAP_SIZE", "MTCP_PCAP_FILES",
+        "MTCP_PCAP_SNAPLEN", "MTCP_LOG_FILE", "MTCP_STAT_PRINT",
+    ]
+
+    /// Applies the `observationKeys` set in `environment`.
+    public mutating func applyObservationSettings(from environment: [String: String]) throws(OptionsError) {
+        for key in Self.observationKeys {
+            guard let value = environment[key] else { continue }
+            do { try apply(key: key, value: value) } catch { throw OptionsError("\(key): \(error)") }
+        }
+    }
+
+    /// A whole number in `range`, or an error naming `what`.
+    static func number(_ text: String, in range: ClosedRange<Int>, what: String) throws(OptionsError) -> Int {
+        guard let n = Int(text), range.contains(n) else {
+            throw OptionsError("bad \(what) \(text) (\(range.lowerBound)-\(range.upperBound))")
+        }
+        return n
     }
 
     /// 1/0, yes/no, true/false, on/off.
@@ -309,6 +389,17 @@ public struct StackOptions: Sendable {
         if let impairTransmit { result.append(("MTCP_IMPAIR_TX", impairTransmit.text)) }
         if let impairReceive { result.append(("MTCP_IMPAIR_RX", impairReceive.text)) }
         if busyPollMicroseconds > 0 { result.append(("MTCP_BUSY_POLL", "\(busyPollMicroseconds)")) }
+        result.append(("MTCP_STATS_SHM", statsRegion ? "1" : "0"))
+        result.append(("MTCP_STATS_DIR", statsDirectory))
+        if statsKeep { result.append(("MTCP_STATS_KEEP", "1")) }
+        if let pcapPath {
+            result.append(("MTCP_PCAP", pcapPath))
+            result.append(("MTCP_PCAP_SIZE", "\(pcapFileMegabytes)"))
+            result.append(("MTCP_PCAP_FILES", "\(pcapFiles)"))
+            result.append(("MTCP_PCAP_SNAPLEN", "\(pcapSnapLength)"))
+        }
+        if let logFile { result.append(("MTCP_LOG_FILE", logFile)) }
+        if statPrintSeconds > 0 { result.append(("MTCP_STAT_PRINT", "\(statPrintSeconds)")) }
         return result
     }
 

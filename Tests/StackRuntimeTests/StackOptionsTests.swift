@@ -128,6 +128,10 @@ import Wire
         (["MTCP_CORES": "0"], "MTCP_CORES: bad core count 0"),
         (["MTCP_ADDR": "10.0.0"], "MTCP_ADDR: bad address 10.0.0"),
         (["MTCP_BUSY_POLL": "-1"], "MTCP_BUSY_POLL: bad busy-poll time -1"),
+        (["MTCP_PCAP_SIZE": "0"], "MTCP_PCAP_SIZE: bad capture file size (MiB) 0"),
+        (["MTCP_PCAP_SNAPLEN": "10"], "MTCP_PCAP_SNAPLEN: bad snap length 10"),
+        (["MTCP_STAT_PRINT": "often"], "MTCP_STAT_PRINT: bad stat-print interval (seconds) often"),
+        (["MTCP_STATS_SHM": "perhaps"], "MTCP_STATS_SHM: expected 1 or 0"),
     ])
     func badVariablesNameTheVariable(environment: [String: String], message: String) {
         #expect {
@@ -146,6 +150,29 @@ import Wire
         #expect(back.busyPollMicroseconds == 50)
         #expect(
             try StackOptions.fromEnvironment(["MTCP_IFACE": "v", "MTCP_ADDR": "10.0.0.2"]).busyPollMicroseconds == 0)
+    }
+
+    @Test func observationSettingsAreFlagsVariablesAndExportedBack() throws {
+        var arguments = [
+            "--iface", "v", "--addr", "10.0.0.2/24", "--pcap", "/tmp/c.pcapng", "--pcap-size", "8", "--pcap-files",
+            "2", "--no-stats-shm", "--stats-dir", "/run/s", "--log-file", "/tmp/l", "--stat-print", "2", "--", "x",
+        ]
+        let options = try StackOptions.parse(&arguments, environment: ["MTCP_PCAP_SNAPLEN": "128"])
+        #expect(arguments == ["--", "x"])
+        #expect(options.pcapPath == "/tmp/c.pcapng")
+        #expect(options.pcapFileMegabytes == 8 && options.pcapFiles == 2 && options.pcapSnapLength == 128)
+        #expect(!options.statsRegion && options.statsDirectory == "/run/s")
+        #expect(options.logFile == "/tmp/l" && options.statPrintSeconds == 2)
+        let back = try StackOptions.fromEnvironment(Dictionary(uniqueKeysWithValues: options.environmentVariables))
+        #expect(back.pcapPath == options.pcapPath && back.pcapFiles == 2 && back.pcapSnapLength == 128)
+        #expect(!back.statsRegion && back.statsDirectory == "/run/s" && back.logFile == "/tmp/l")
+        #expect(back.statPrintSeconds == 2)
+        let defaults = try StackOptions.fromEnvironment(["MTCP_IFACE": "v", "MTCP_ADDR": "10.0.0.2"])
+        #expect(defaults.statsRegion && defaults.statsDirectory == "/dev/shm" && defaults.pcapPath == nil)
+        // A host with settings of its own (mTCP's file) takes only these from the environment.
+        var own = StackOptions()
+        try own.applyObservationSettings(from: ["MTCP_PCAP": "/tmp/x", "MTCP_IFACE": "ignored"])
+        #expect(own.pcapPath == "/tmp/x" && own.interface == "")
     }
 
     @Test func badFlagValuesNameTheFlag() {

@@ -209,6 +209,16 @@ static inline _Bool mtcp_shim_atomic_cas_i32(int32_t *address, int32_t expected,
 static inline int32_t mtcp_shim_atomic_add_i32(int32_t *address, int32_t delta) {
     return __atomic_fetch_add(address, delta, __ATOMIC_SEQ_CST);
 }
+/// 64-bit loads and stores with acquire and release order, and fences: the sequence locks of
+/// the statistics region (read by other processes) and the capture ring's positions.
+static inline uint64_t mtcp_shim_load_acquire_u64(const void *address) {
+    return __atomic_load_n((const uint64_t *)address, __ATOMIC_ACQUIRE);
+}
+static inline void mtcp_shim_store_release_u64(void *address, uint64_t value) {
+    __atomic_store_n((uint64_t *)address, value, __ATOMIC_RELEASE);
+}
+static inline void mtcp_shim_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void mtcp_shim_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 /// A zeroed MAP_SHARED|MAP_ANONYMOUS mapping of `length` bytes that fork() children share;
 /// NULL on failure (errno set).
 void *mtcp_shim_map_shared_anonymous(size_t length);
