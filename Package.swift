@@ -83,7 +83,8 @@ let package = Package(
         .target(
             name: "Stack", dependencies: ["Wire", "TCP", "CShim", "PacketIO", "Telemetry"], swiftSettings: hotPath),
         .target(
-            name: "StackRuntime", dependencies: ["Stack", "PacketIO", "PacketIODPDK", "TCP", "Wire", "Telemetry"],
+            name: "StackRuntime",
+            dependencies: ["Stack", "PacketIO", "PacketIODPDK", "TCP", "Wire", "Telemetry", "CShim"],
             swiftSettings: example),
         .target(name: "PreloadState"),
         .target(name: "CPreload", linkerSettings: [.linkedLibrary("dl")]),

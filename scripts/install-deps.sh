@@ -25,6 +25,8 @@ MTCP_APT_PACKAGES=(
     # redis's test suite (Tcl; its source comes with `apt-get source`, which needs dpkg-dev),
     # ps for the checks on forked children.
     redis-server redis-tools memcached wrk tcl dpkg-dev procps
+    # Reading the stack's capture files (compat-tests/test-observability.sh).
+    tshark
     # The DPDK backend (Debian's DPDK 22.11; its drivers, net_af_packet and net_tap among them,
     # come with libdpdk-dev). Package.swift builds it only when these headers are there, so it
     # must be installed before the first build (a build without them runs everything else).

@@ -55,7 +55,8 @@ enum TextReport {
                 rows.append([
                     r.stateName, "\(r.receiveQueue)", "\(r.sendQueue)", address(r.localAddress, r.localPort),
                     listener ? "*:*" : address(r.remoteAddress, r.remotePort), "\(r.instance)",
-                    listener ? "" : "\(r.congestionWindow)", listener ? "" : "\(r.slowStartThreshold)",
+                    listener ? "" : segments(r.congestionWindow, r.mss),
+                    listener ? "" : segments(r.slowStartThreshold, r.mss),
                     listener ? "" : "\(milliseconds(r.smoothedRTT))/\(milliseconds(r.rttVariance))",
                     listener ? "" : milliseconds(r.retransmissionTimeout), listener ? "" : "\(r.retransmissions)",
                     listener ? "" : "\(r.mss)", listener ? "" : "\(r.bytesSent)", listener ? "" : "\(r.bytesReceived)",
@@ -72,6 +73,12 @@ enum TextReport {
                 print("    fd \(f.fd) \(familyName(f.family))/\(typeName(f.type)): \(f.reason)")
             }
         }
+    }
+
+    /// A window in segments of `mss`, as ss shows it; "-" for an unset threshold.
+    static func segments(_ bytes: UInt32, _ mss: UInt32) -> String {
+        guard bytes < UInt32(Int32.max) else { return "-" }
+        return "\(bytes / max(mss, 1))"
     }
 
     static func milliseconds(_ microseconds: UInt32) -> String {

@@ -341,8 +341,11 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
             let fd = mtcp_real_socket(domain, type, proto)
             let runtime = mtcp_withProcessLock {
                 let runtime = PreloadRuntime.obtain()
-                // Started so that mtcp-stat shows this process and why its socket is the kernel's.
-                if fd >= 0 && runtime.activate() {
+                // A stream socket starts the stacks, so that mtcp-stat shows this process and why
+                // its socket is the kernel's (a server on :: would otherwise be invisible there);
+                // datagram sockets (a resolver's) are listed only when the stacks run anyway.
+                let stream = base == Int32(SOCK_STREAM.rawValue)
+                if fd >= 0 && (stream ? runtime.activate() : runtime.stack != nil) {
                     runtime.listKernelSocket(
                         fd, family: domain, type: type, reason: "\(kind): the stack serves IPv4 TCP")
                 }

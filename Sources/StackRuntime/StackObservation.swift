@@ -178,6 +178,7 @@ public final class StackObservation: @unchecked Sendable {
         }
         stopRequested.store(true, ordering: .releasing)
         if let thread { pthread_join(thread, nil) }
+        for stream in state.withLock({ $0.streams }) { stream.file.close() }
         guard let region = state.withLock({ $0.region }) else { return }
         region.state = .exited
         if normal && !options.statsKeep { region.remove() }
