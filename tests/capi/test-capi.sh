@@ -6,7 +6,8 @@
 #                  keep-alive with several requests on one connection, 404)
 #   server-load    epserver serves the project's load generator (mtcp-load) with zero errors
 #   server-cores   epserver with two contexts (num_cores = 2, one AF_PACKET fanout group) serves
-#                  mtcp-load with zero errors, and both contexts accept connections
+#                  mtcp-load with zero errors, and both contexts accept connections; mtcp-stat
+#                  sees it (its statistics region), and stat_print logs rates every second
 #   api            tests/capi/api.c: one call at a time (pipes with epoll in every mode, socket
 #                  options, ioctls, blocking calls and their timeouts, errors) against a kernel echo
 #   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
@@ -190,7 +191,18 @@ case_server_cores() {
         --server "$STACK_ADDR" --port 80 --path /64.bin --connections "$count" --concurrency 50 \
         --duration 120 | tee "$WORK/load-cores.txt"
     grep -q "mtcp-load: completed=$count non2xx=0 errors=0" "$WORK/load-cores.txt"
+    # mtcp-stat sees the C API process (its region), with both contexts' connections.
+    if [[ -x "$BIN/mtcp-stat" ]]; then
+        "$BIN/mtcp-stat" -p "$SERVER_PID" | tee "$WORK/stat-cores.txt"
+        grep -q "^pid $SERVER_PID epserver (running) capi on $STACK_IF as $STACK_ADDR/24, backend afpacket, 2 instances" \
+            "$WORK/stat-cores.txt"
+        grep -q " passive_opens=$count " "$WORK/stat-cores.txt" || grep -q " passive_opens=$count\$" "$WORK/stat-cores.txt"
+    fi
+    # stat_print: a line of rates every second.
+    sleep 1.2
     stop_epserver
+    grep -q "^mtcp\[$SERVER_PID\]: \[all\] rx [0-9]* pps" "$WORK/epserver.log"
+    grep -q "^mtcp\[$SERVER_PID\]: \[instance 1\] rx" "$WORK/epserver.log"
     local a b
     a="$(sed -n 's/^epserver\[0\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
     b="$(sed -n 's/^epserver\[1\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
@@ -263,7 +275,7 @@ case_client_cores() {
             "$WORK/epwget-cores.txt"
         # A new connection per request: each context opened exactly its own share, and no
         # segment of a sibling's flows reached it (it would have answered with a reset).
-        grep -q "^mtcp: context $core: active_opens=$((count / 2)) .*resets_for_unknown_flows=0 " \
+        grep -q "^mtcp\[[0-9]*\]: context $core: active_opens=$((count / 2)) .*resets_for_unknown_flows=0 " \
             "$WORK/epwget-cores.txt"
     done
     # Keep-alive: 20 connections, 100 requests each, split over the two contexts.
@@ -275,7 +287,7 @@ case_client_cores() {
         # At least its 10 connections (a connection that served its 100 while others had not
         # is followed by another).
         grep -q "^epwget\[$core\]: completed=$((count / 2)) good=$((count / 2)) errors=0 " "$WORK/epwget-cores-k.txt"
-        grep -q "^mtcp: context $core: active_opens=[1-9][0-9] " "$WORK/epwget-cores-k.txt"
+        grep -q "^mtcp\[[0-9]*\]: context $core: active_opens=[1-9][0-9] " "$WORK/epwget-cores-k.txt"
     done
 }
 
