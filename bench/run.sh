@@ -12,7 +12,8 @@
 #
 # Suites (--only): nginx (server on the stack), both (both ends on the stack), redis, httpd
 # (mtcp-httpd + mtcp-load on the stack's own API), bulk, memory, multicore (1 and 2 workers or
-# instances, kernel vs stack; its own section of docs/BENCHMARKS.md), micro. Needs root
+# instances, kernel vs stack; its own section of docs/BENCHMARKS.md), observability (nginx with
+# the statistics region off, on, and capture on; its own section), micro. Needs root
 # (namespaces, packet sockets). Exits non-zero when any run had errors; they are in the table
 # as well.
 set -euo pipefail
@@ -57,7 +58,7 @@ if ((QUICK)); then
     MC_MODES=(close)                # suite 8: keep-alive too in a full run
     MC_QUIET_WAIT=0                 # suite 8: seconds to wait for other work to end, per case
     MC_CONCURRENCY=16
-    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore"
+    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore,observability"
     OUT="${OUT:-$ROOT/.build/bench/quick}"
 else
     : "${ROUNDS:=3}"
@@ -74,7 +75,7 @@ else
     MC_MODES=(keepalive close)
     MC_QUIET_WAIT="${BENCH_MC_QUIET_WAIT:-20}"
     MC_CONCURRENCY=32
-    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore,micro"
+    DEFAULT_SUITES="nginx,both,redis,httpd,bulk,memory,multicore,observability,micro"
     OUT="${OUT:-$ROOT/docs}"
 fi
 ((MICRO_FORCE)) && DEFAULT_SUITES+=",micro"
@@ -85,8 +86,8 @@ if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then
 fi
 for name in ${ONLY//,/ }; do
     case "$name" in
-        nginx | both | redis | httpd | bulk | memory | multicore | micro) ;;
-        *) echo "bench: unknown suite '$name' (nginx, both, redis, httpd, bulk, memory, multicore, micro)" >&2; exit 2 ;;
+        nginx | both | redis | httpd | bulk | memory | multicore | observability | micro) ;;
+        *) echo "bench: unknown suite '$name' (nginx, both, redis, httpd, bulk, memory, multicore, observability, micro)" >&2; exit 2 ;;
     esac
 done
 wanted() { [[ "$SUITES" == *",$1,"* ]]; }
@@ -148,7 +149,7 @@ bench_machine >"$WORK/machine.txt"
 bench_topology
 bench_files
 
-for suite in nginx both redis httpd bulk memory multicore micro; do
+for suite in nginx both redis httpd bulk memory multicore observability micro; do
     if wanted "$suite"; then
         suite_start="$(date +%s)"
         run_suite "$suite"
@@ -168,12 +169,15 @@ COMMAND="bash bench/run.sh"
     --commands "$WORK/commands.txt" --micro "$WORK/micro.txt" --out "$OUT" \
     --template "$ROOT/docs/BENCHMARKS.md" --command "$COMMAND" --rounds "$ROUNDS" --elapsed "$ELAPSED"
 # results.tsv: every round of a run with other suites than multicore (a multicore-only run
-# leaves it alone); results-multicore.tsv: the multicore rounds, whenever there are some.
+# leaves it alone); results-multicore.tsv and results-observability.tsv: those suites' rounds.
 mkdir -p "$OUT/bench"
-awk -F'\t' 'NR > 1 && $1 != "multicore" { found = 1 } END { exit !found }' "$BENCH_RESULTS" &&
+awk -F'\t' 'NR > 1 && $1 != "multicore" && $1 != "observability" { found = 1 } END { exit !found }' "$BENCH_RESULTS" &&
     cp "$BENCH_RESULTS" "$OUT/bench/results.tsv"
 if awk -F'\t' '$1 == "multicore" { found = 1 } END { exit !found }' "$BENCH_RESULTS"; then
     awk -F'\t' 'NR == 1 || $1 == "multicore"' "$BENCH_RESULTS" >"$OUT/bench/results-multicore.tsv"
+fi
+if awk -F'\t' '$1 == "observability" { found = 1 } END { exit !found }' "$BENCH_RESULTS"; then
+    awk -F'\t' 'NR == 1 || $1 == "observability"' "$BENCH_RESULTS" >"$OUT/bench/results-observability.tsv"
 fi
 echo "bench: results in $OUT ($(($(wc -l <"$BENCH_RESULTS") - 1)) runs, ${ELAPSED} s)"
 if ((BENCH_FAILURES)); then

@@ -1,6 +1,5 @@
+import Telemetry
 import Testing
-
-@testable import Telemetry
 
 @Suite struct CaptureRingTests {
     func frame(_ length: Int, _ fill: UInt8) -> [UInt8] { [UInt8](repeating: fill, count: length) }

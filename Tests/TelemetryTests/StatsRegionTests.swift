@@ -1,7 +1,6 @@
 import Glibc
+import Telemetry
 import Testing
-
-@testable import Telemetry
 
 /// A fresh directory for one test's regions, removed after it.
 final class TemporaryDirectory {

@@ -524,3 +524,41 @@ suite_micro() {
         BENCH_FAILURES=$((BENCH_FAILURES + 1))
     fi
 }
+
+# --- 9. What observability costs. ----------------------------------------------------------
+
+# nginx (1 worker) under the library three ways, wrk (on the kernel) 64-byte keep-alive at
+# FIXED_CONCURRENCY: the statistics region off (MTCP_STATS_SHM=0), on (the default), and
+# capture on as well (MTCP_PCAP); the kernel's nginx beside them. Each variant starts afresh
+# in every round (they share the stack's address), and the variants alternate round by round.
+# OBS_ROUNDS rounds (at least 5 outside --quick: the 2% the issue allows is within one run's noise).
+suite_observability() {
+    bench_log "suite observability: nginx under the library with the statistics region off, on, and capture on"
+    start_nginx ok1 "$K_SRV_NS" 1 4096
+    local kpid="$NGINX_PID" kdir="$NGINX_DIR"
+    bench_wait_http ip netns exec "$K_CLI_NS" "http://$K_SRV_ADDR/64.bin" ||
+        server_failed "nginx (kernel)" "$kpid" "$kdir/out.log" "$kdir/error.log" || return 1
+    local rounds="${OBS_ROUNDS:-$ROUNDS}" round side spid sdir
+    ((QUICK == 0 && rounds < 5)) && rounds=5
+    local -A words=(
+        [stack-noshm]="--no-stats-shm"
+        [stack]=""
+        [stack-pcap]="--pcap $BENCH_TMP/observability.pcapng --pcap-size 256 --pcap-files 2"
+    )
+    for ((round = 1; round <= rounds; round++)); do
+        run_wrk observability 64-keepalive kernel "$round" "$FIXED_CONCURRENCY" 1 "$kpid" \
+            "http://$K_SRV_ADDR/64.bin" keepalive 1 ip netns exec "$K_CLI_NS"
+        for side in stack-noshm stack stack-pcap; do
+            # shellcheck disable=SC2046,SC2086 # mtcp-run's words
+            start_nginx "o-$side" "$S_SRV_NS" 1 4096 $(stack_run "$S_SRV_IF" "$S_SRV_ADDR" ${words[$side]})
+            spid="$NGINX_PID" sdir="$NGINX_DIR"
+            bench_wait_http ip netns exec "$S_CLI_NS" "http://$S_SRV_ADDR/64.bin" ||
+                server_failed "nginx (stack, $side)" "$spid" "$sdir/out.log" "$sdir/error.log" || return 1
+            run_wrk observability 64-keepalive "$side" "$round" "$FIXED_CONCURRENCY" 1 "$spid" \
+                "http://$S_SRV_ADDR/64.bin" keepalive 1 ip netns exec "$S_CLI_NS"
+            bench_stop "$spid" 30 TERM
+            rm -f "$BENCH_TMP"/observability.pcapng*
+        done
+    done
+    bench_stop "$kpid"
+}
