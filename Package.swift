@@ -55,6 +55,7 @@ let package = Package(
         .library(name: "PacketIODPDK", targets: ["PacketIODPDK"]),
         .library(name: "Simulation", targets: ["Simulation"]),
         .library(name: "Stack", targets: ["Stack"]),
+        .library(name: "Telemetry", targets: ["Telemetry"]),
         .executable(name: "mtcp-sim-demo", targets: ["SimDemo"]),
         .executable(name: "mtcp-echo", targets: ["EchoServer"]),
         .executable(name: "mtcp-httpd", targets: ["HTTPServer"]),

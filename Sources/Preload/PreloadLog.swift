@@ -26,6 +26,8 @@ struct PreloadLog: Sendable {
     func warn(_ message: @autoclosure () -> String) { emit(1, message) }
     func info(_ message: @autoclosure () -> String) { emit(2, message) }
     func debug(_ message: @autoclosure () -> String) { emit(3, message) }
+    /// Lines asked for by a setting of their own (MTCP_STAT_PRINT), at any level.
+    func always(_ message: @autoclosure () -> String) { emit(0, message) }
 
     private func emit(_ severity: Int, _ message: () -> String) {
         guard severity <= level else { return }

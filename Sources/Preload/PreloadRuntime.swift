@@ -211,7 +211,8 @@ final class PreloadRuntime {
         )
         let log = self.log
         let observation = StackObservation(
-            options: options, host: "preload", instances: activeInstances, exclusiveCapture: true
+            options: options, host: "preload", instances: activeInstances, exclusiveCapture: true,
+            statLine: { log.always($0) }
         ) { log.info($0) }
         for instance in instances.prefix(activeInstances) {
             if let stack = instance.stack { observation.attach(stack, instance: instance.index) }

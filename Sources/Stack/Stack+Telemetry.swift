@@ -48,11 +48,27 @@ extension NetworkStack {
     static var countersInterval: Interval { .milliseconds(20) }
     static var socketsInterval: Interval { .milliseconds(200) }
 
+    /// Writes the counters (and with `sockets` the socket table) into the region at once,
+    /// whatever changed: for a final state before an exit, and for measuring the cost.
+    public func publishStatisticsNow(sockets: Bool) {
+        guard let slot = statisticsSlot else { return }
+        nextCountersPublication = .zero
+        if sockets { nextSocketsPublication = .zero }
+        publishedActivity = -1
+        publishStatistics(slot)
+    }
+
     func publishStatistics(_ slot: StatsInstanceSlot) {
         let current = activity
         guard current != publishedActivity else { return }
         let published = captureTimeForPublication
-        if now >= nextCountersPublication {
+        let socketsDue = now >= nextSocketsPublication
+        if socketsDue {
+            var totals = endpoint.releasedConnectionTotals
+            endpoint.forEachConnectionStatistics { totals.add($0) }
+            connectionTotals = totals
+        }
+        if socketsDue || now >= nextCountersPublication {
             nextCountersPublication = now + Self.countersInterval
             slot.publishCounters(published: published) { values in
                 var i = 0
@@ -62,7 +78,7 @@ extension NetworkStack {
                 }
             }
         }
-        guard now >= nextSocketsPublication else { return }
+        guard socketsDue else { return }
         nextSocketsPublication = now + Self.socketsInterval
         publishedActivity = current
         slot.publishSockets(published: published) { rows in writeSocketRows(into: &rows, instance: slot.index) }
@@ -147,9 +163,9 @@ extension NetworkStack {
         body("resets_left_to_primary", t.unknownSegmentsLeftToOthers)
         body("handovers_given", t.handoversGiven)
         body("handovers_taken", t.handoversTaken)
-        // Per-connection counters: of released connections plus the live ones.
-        var c = endpoint.releasedConnectionTotals
-        endpoint.forEachConnectionStatistics { c.add($0) }
+        // Per-connection counters of released and live connections (as of the last socket
+        // table publication).
+        let c = connectionTotals
         body("bytes_in", c.bytesReceived)
         body("bytes_out", c.bytesSent)
         body("retransmits", c.retransmittedSegments)

@@ -64,6 +64,9 @@ public final class NetworkStack<IO: PacketIO> {
     /// What the region last saw (`publishStatistics`).
     var publishedActivity = -1
     var nextCountersPublication = Instant.zero
+    /// Per-connection counters of released and live connections, added up with each socket
+    /// table publication (one pass over the connections, not one per counter publication).
+    var connectionTotals = TCPConnectionStatistics()
     var nextSocketsPublication = Instant.zero
 
     /// A stack on `io` with `configuration`; `secret` keys ISNs and SYN cookies (random when nil).

@@ -17,6 +17,8 @@ public final class StackObservation: @unchecked Sendable {
     /// Capture files are taken only when free (forking programs: several processes capture).
     let exclusiveCapture: Bool
     let log: @Sendable (String) -> Void
+    /// Where MTCP_STAT_PRINT's lines go (shown whatever the log level).
+    let statLine: @Sendable (String) -> Void
 
     struct Stream {
         var ring: CaptureRing
@@ -37,8 +39,9 @@ public final class StackObservation: @unchecked Sendable {
 
     public init(
         options: StackOptions, host: String, instances: Int, exclusiveCapture: Bool = false,
-        log: @escaping @Sendable (String) -> Void
+        statLine: (@Sendable (String) -> Void)? = nil, log: @escaping @Sendable (String) -> Void
     ) {
+        self.statLine = statLine ?? log
         self.options = options
         self.host = host
         pid = getpid()
