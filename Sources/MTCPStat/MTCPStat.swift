@@ -67,7 +67,7 @@ struct MTCPStat: ParsableCommand {
         }
         let readers = try openReaders()
         if reset {
-            for reader in readers { try reader.reset() }
+            for reader in readers { try reader.reset(except: levelCounters) }
             print("counters of \(readers.count) process\(readers.count == 1 ? "" : "es") shown from zero from now on")
             return
         }

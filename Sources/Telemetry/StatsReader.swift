@@ -184,10 +184,12 @@ public final class StatsReader {
     }
 
     /// Makes the current counters the zero from which they are shown (`mtcp-stat --reset`);
-    /// the process's own counters go on unchanged.
-    public func reset() throws(StatsRegionError) {
+    /// the process's own counters go on unchanged. `levels` (sockets, connections: not running
+    /// totals) keep a zero baseline.
+    public func reset(except levels: Set<String> = []) throws(StatsRegionError) {
         guard writable else { throw StatsRegionError(description: "\(path) is read-only for this user") }
         let g = geometry
+        let names = snapshot(sockets: false).counterNames
         for k in 0..<g.instanceCount {
             let block = base + g.instanceBlocks + k * g.instanceBlockLength
             var counters: [UInt64] = []
@@ -196,7 +198,7 @@ public final class StatsReader {
                 counters = Array(UnsafeBufferPointer(start: values, count: g.counterCount))
             }
             let baseline = (block + g.baselineOffset).assumingMemoryBound(to: UInt64.self)
-            for i in 0..<g.counterCount { baseline[i] = counters[i] }
+            for i in 0..<g.counterCount { baseline[i] = levels.contains(names[i]) ? 0 : counters[i] }
         }
     }
 

@@ -68,14 +68,21 @@ final class TemporaryDirectory {
     @Test func resetShowsCountersFromZeroWithoutTouchingTheWriter() throws {
         let dir = TemporaryDirectory()
         let region = try StatsRegion(
-            directory: dir.path, pid: getpid(), description: description, counterNames: ["tcp_in"], instances: 1)
-        region.instance(0).publishCounters(published: 1) { $0[0] = 100 }
+            directory: dir.path, pid: getpid(), description: description, counterNames: ["tcp_in", "sockets"],
+            instances: 1)
+        region.instance(0).publishCounters(published: 1) {
+            $0[0] = 100; $0[1] = 20
+        }
         let reader = try StatsReader(path: region.path)
-        try reader.reset()
-        region.instance(0).publishCounters(published: 2) { $0[0] = 130 }
+        try reader.reset(except: ["sockets"])
+        // A level that falls below its value at the reset must not wrap around.
+        region.instance(0).publishCounters(published: 2) {
+            $0[0] = 130; $0[1] = 5
+        }
         let snapshot = reader.snapshot()
-        #expect(snapshot.instances[0].counters == [130])
+        #expect(snapshot.instances[0].counters == [130, 5])
         #expect(snapshot.total("tcp_in") == 30)
+        #expect(snapshot.total("sockets") == 5)
     }
 
     @Test func kernelSocketsAreListedAndForgotten() throws {
