@@ -7,7 +7,8 @@
 #   server-load    epserver serves the project's load generator (mtcp-load) with zero errors
 #   server-cores   epserver with two contexts (num_cores = 2, one AF_PACKET fanout group) serves
 #                  mtcp-load with zero errors, and both contexts accept connections; mtcp-stat
-#                  sees it (its statistics region), and stat_print logs rates every second
+#                  sees it (its statistics region), stat_print logs rates every second, and
+#                  each context's capture (MTCP_PCAP with %i) reads in tshark
 #   api            tests/capi/api.c: one call at a time (pipes with epoll in every mode, socket
 #                  options, ioctls, blocking calls and their timeouts, errors) against a kernel echo
 #   client-nginx   epwget on the stack fetches from a kernel nginx (python http.server when nginx
@@ -185,7 +186,8 @@ while True:
 
 case_server_cores() {
     sed -e 's/^num_cores = .*/num_cores = 2/' "$WORK/mtcp.conf" >"$WORK/cores.conf"
-    start_epserver "$WORK/cores.conf" 2
+    # Each context captures to its own file (MTCP_PCAP, %i the context).
+    MTCP_PCAP="$WORK/epserver-%i.pcapng" start_epserver "$WORK/cores.conf" 2
     local load_addr="${PREFIX}.3" count=2000
     ip netns exec "$PEER_NS" timeout 300 "$BIN/mtcp-load" --iface "$PEER_IF" --addr "$load_addr/24" \
         --server "$STACK_ADDR" --port 80 --path /64.bin --connections "$count" --concurrency 50 \
@@ -203,6 +205,15 @@ case_server_cores() {
     stop_epserver
     grep -q "^mtcp\[$SERVER_PID\]: \[all\] rx [0-9]* pps" "$WORK/epserver.log"
     grep -q "^mtcp\[$SERVER_PID\]: \[instance 1\] rx" "$WORK/epserver.log"
+    if command -v tshark >/dev/null; then
+        local context frames syns
+        for context in 0 1; do
+            frames="$(tshark -r "$WORK/epserver-$context.pcapng" 2>/dev/null | wc -l)"
+            syns="$(tshark -r "$WORK/epserver-$context.pcapng" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' 2>/dev/null | wc -l)"
+            log "context $context captured $frames frames, $syns SYNs"
+            ((frames > 100 && syns > 0))
+        done
+    fi
     local a b
     a="$(sed -n 's/^epserver\[0\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
     b="$(sed -n 's/^epserver\[1\]: accepted=\([0-9]*\) .*/\1/p' "$WORK/epserver.log")"
