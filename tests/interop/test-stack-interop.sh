@@ -7,7 +7,8 @@
 #               kernel's SACK, timestamps and window scaling each switched off
 #   concurrent  2,000 connections at once from the kernel to our echo server
 #   sequential  20,000 short connections in a row, none lost
-#   httpd       kernel curl fetches small and 10 MiB files from mtcp-httpd, byte-exact
+#   httpd       kernel curl fetches small and 10 MiB files from mtcp-httpd, byte-exact; mtcp-stat
+#               sees it, and its capture (--pcap) reads in tshark
 #   load        our load generator fetches from a kernel nginx
 #   cores       two per-core instances on one interface share the connections
 #   garbage     malformed frames at the stack are counted and dropped during a transfer
@@ -145,7 +146,7 @@ test_httpd() {
     head -c $((10 << 20)) /dev/urandom >"$WORK/www/big.bin"
     link_args 1
     start_stack httpd "$BIN/mtcp-httpd" "${LINK[@]}" --addr "$STACK_ADDR/24" --root "$WORK/www" \
-        --port 80 --duration 600
+        --port 80 --duration 600 --pcap "$WORK/httpd.pcapng" --stats-dir "$WORK"
     local file
     for file in index.html small.bin big.bin; do
         peer curl -sS --fail --max-time 60 -o "$WORK/got-$file" "http://$STACK_ADDR/$file"
@@ -156,7 +157,27 @@ test_httpd() {
     peer curl -sS --fail --max-time 60 -o /dev/null -o /dev/null -o /dev/null \
         "http://$STACK_ADDR/small.bin" "http://$STACK_ADDR/index.html" "http://$STACK_ADDR/big.bin"
     if peer curl -sS --fail --max-time 10 -o /dev/null "http://$STACK_ADDR/missing"; then return 1; fi
+    # mtcp-stat sees the example program (its statistics region), and its capture reads.
+    if [[ -x "$BIN/mtcp-stat" ]]; then
+        # The region is written at most 200 ms after the last change.
+        local tries
+        for ((tries = 0; tries < 20; tries++)); do
+            "$BIN/mtcp-stat" --dir "$WORK" -p "$SERVER_PID" >"$WORK/httpd-stat.txt"
+            grep -q " passive_opens=5 " "$WORK/httpd-stat.txt" && break
+            sleep 0.1
+        done
+        cat "$WORK/httpd-stat.txt"
+        grep -q "^pid $SERVER_PID mtcp-httpd (running) example" "$WORK/httpd-stat.txt"
+        grep -q " passive_opens=5 " "$WORK/httpd-stat.txt"
+    fi
     stop_stack httpd
+    [[ ! -e "$WORK/mtcp-stats.$SERVER_PID" ]]
+    if command -v tshark >/dev/null; then
+        local frames
+        frames="$(tshark -r "$WORK/httpd.pcapng" -Y 'tcp.port == 80' 2>/dev/null | wc -l)"
+        log "the capture holds $frames frames of port 80"
+        ((frames > 7000))
+    fi
 }
 
 test_load() {
