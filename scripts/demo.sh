@@ -152,6 +152,12 @@ CONF
     echo "\$ curl http://127.0.0.1/        (inside $STACK_NS: loopback is the kernel's; MTCP_KERNEL_LISTEN=1)"
     netns_stack_exec curl -sS --max-time 20 -o "$tmp/got-loopback.html" "http://127.0.0.1/"
     same_sha256 "$tmp/www/index.html" "$tmp/got-loopback.html"
+    if [[ -x "$BIN/mtcp-stat" ]]; then
+        echo
+        echo "\$ mtcp-stat --sockets -p $(children_of "$master" | awk '{print $1}')     (the worker, seen from outside: ss cannot see the stack's sockets)"
+        sleep 0.3  # the worker writes its table at most 200 ms after the last change
+        "$BIN/mtcp-stat" --sockets -p "$(children_of "$master" | awk '{print $1}')" || true
+    fi
     echo
     echo "\$ kill -QUIT $master                (graceful stop: the workers finish and write their counters)"
     kill -QUIT "$master"

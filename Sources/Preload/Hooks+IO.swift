@@ -166,12 +166,15 @@ extension PreloadRuntime {
     ) {
         guard address != nil, length != nil else { return }
         let peer = withRecord(
-            entry, { instance, stack, r in try? stack.getpeername(instance.records[r]!.stackID) }, otherwise: { nil })
-        guard let peer else {
+            entry,
+            { instance, stack, r in
+                (try? stack.getpeername(instance.records[r]!.stackID)).map { ($0, instance.records[r]!.inet6) }
+            }, otherwise: { nil })
+        guard let (name, inet6) = peer else {
             length?.pointee = 0
             return
         }
-        writeAddress(peer, address, length)
+        writeAddress(name, address, length, inet6: inet6)
     }
 }
 

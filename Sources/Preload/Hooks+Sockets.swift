@@ -25,13 +25,58 @@ func readAddress(_ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> (I
     try? InetSocketAddress.read(address, length)
 }
 
-/// Writes an IPv4 address the way the kernel does: truncated to the caller's length, which
-/// then says the full size.
+/// What an address given to bind or connect means for a socket of the stack.
+enum AddressMeaning {
+    /// IPv4 (an AF_INET socket's, or an AF_INET6 socket's v4-mapped or unspecified address).
+    case ipv4(IPv4Address, UInt16)
+    /// An address only the kernel can serve: IPv6, or `::` on an IPV6_V6ONLY socket.
+    case kernel(reason: String)
+    case failure(Errno)
+}
+
+/// Reads the address of bind (`connecting` false) or connect as Linux does for the record's
+/// family: AF_INET6 sockets take `::` and `::ffff:a.b.c.d` as IPv4 unless IPV6_V6ONLY (then a
+/// mapped address is EINVAL to bind, ENETUNREACH to connect), and leave IPv6 to the kernel;
+/// connecting to `::` is connecting to `::1`.
+func readAddress(
+    _ address: UnsafePointer<sockaddr>?, _ length: socklen_t, of record: SocketRecord, connecting: Bool
+) -> AddressMeaning {
+    guard record.inet6 else {
+        guard let (ip, port) = readAddress(address, length) else { return .failure(.EINVAL) }
+        return .ipv4(ip, port)
+    }
+    let target: Inet6Target
+    let port: UInt16
+    do throws(Errno) {
+        (target, port) = try Inet6SocketAddress.read(address, length)
+    } catch {
+        return .failure(error)
+    }
+    switch target {
+    case .mapped(let ip):
+        if record.v6Only { return .failure(connecting ? .ENETUNREACH : .EINVAL) }
+        return .ipv4(ip, port)
+    case .unspecified:
+        if connecting { return .kernel(reason: "AF_INET6 connecting to IPv6 addresses") }
+        if record.v6Only { return .kernel(reason: "AF_INET6 with IPV6_V6ONLY (the stack serves IPv4)") }
+        return .ipv4(.any, port)
+    case .ipv6:
+        return .kernel(
+            reason: connecting ? "AF_INET6 connecting to IPv6 addresses" : "AF_INET6 bound to IPv6 addresses")
+    }
+}
+
+/// Writes an address the way the kernel does for the socket's family (an AF_INET6 socket's
+/// IPv4 addresses v4-mapped): truncated to the caller's length, which then says the full size.
 func writeAddress(
     _ value: (IPv4Address, UInt16), _ address: UnsafeMutablePointer<sockaddr>?,
-    _ length: UnsafeMutablePointer<socklen_t>?
+    _ length: UnsafeMutablePointer<socklen_t>?, inet6: Bool = false
 ) {
-    try? InetSocketAddress.write(value.0, value.1, address, length)
+    if inet6 {
+        try? Inet6SocketAddress.write(value.0, value.1, address, length)
+    } else {
+        try? InetSocketAddress.write(value.0, value.1, address, length)
+    }
 }
 
 extension PreloadRuntime {
@@ -185,8 +230,14 @@ extension PreloadRuntime {
     func fallBack(_ instance: StackInstance, _ fd: Int32, _ r: Int, reason: String) -> Bool {
         let record = instance.records[r]!
         let flags = (record.nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
-        let kernel = mtcp_real_socket(AF_INET, Int32(SOCK_STREAM.rawValue) | flags, record.proto)
+        let family = record.inet6 ? AF_INET6 : AF_INET
+        let kernel = mtcp_real_socket(family, Int32(SOCK_STREAM.rawValue) | flags, record.proto)
         guard kernel >= 0 else { return false }
+        if record.inet6 {
+            // The kernel's own default may differ from what the application was told.
+            var only: Int32 = record.v6Only ? 1 : 0
+            _ = mtcp_real_setsockopt(kernel, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &only, 4)
+        }
         for option in record.replay {
             _ = option.value.withUnsafeBytes { bytes in
                 mtcp_real_setsockopt(kernel, option.level, option.name, bytes.baseAddress, socklen_t(bytes.count))
@@ -199,7 +250,9 @@ extension PreloadRuntime {
         }
         _ = mtcp_real_close(kernel)
         _ = forget(instance, fd, r)
-        listKernelSocket(fd, family: AF_INET, type: Int32(SOCK_STREAM.rawValue), reason: "IPv4 TCP \(reason)")
+        listKernelSocket(
+            fd, family: family, type: Int32(SOCK_STREAM.rawValue),
+            reason: record.inet6 ? reason : "IPv4 TCP \(reason)")
         logOnce("fallback:\(reason)", "sockets \(reason) use the kernel (first: fd \(fd))")
         return true
     }
@@ -264,7 +317,7 @@ extension PreloadRuntime {
     /// when none is free.
     func newDescriptor(
         in instance: StackInstance, for id: Int32, nonBlocking: Bool, closeOnExec: Bool, keepsOptions: Bool = true,
-        proto: Int32 = 0
+        proto: Int32 = 0, inet6: Bool = false, v6Only: Bool = false
     ) -> Int32 {
         let fd = placeholder(closeOnExec: closeOnExec)
         guard fd >= 0 else {
@@ -274,6 +327,8 @@ extension PreloadRuntime {
             return -1
         }
         var record = SocketRecord(stackID: id, proto: proto)
+        record.inet6 = inet6
+        record.v6Only = v6Only
         record.nonBlocking = nonBlocking
         record.keepsOptions = keepsOptions
         let index = instance.records.add(record)
@@ -293,23 +348,20 @@ extension PreloadRuntime {
     func addKernelListener(_ instance: StackInstance, _ fd: Int32, _ r: Int) {
         let record = instance.records[r]!
         let kernel = mtcp_real_socket(
-            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            record.inet6 ? AF_INET6 : AF_INET,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard kernel >= 0 else { return }
         var one: Int32 = 1
         _ = mtcp_real_setsockopt(kernel, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        // An AF_INET6 listener on `::` is dual-stack in the kernel too (127.0.0.1 and ::1).
+        var zero: Int32 = 0
+        if record.inet6 { _ = mtcp_real_setsockopt(kernel, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, 4) }
         for option in record.replay where option.level == SOL_SOCKET && option.name == SO_REUSEPORT {
             _ = option.value.withUnsafeBytes { bytes in
                 mtcp_real_setsockopt(kernel, option.level, option.name, bytes.baseAddress, socklen_t(bytes.count))
             }
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = record.localPort.bigEndian
-        let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                mtcp_real_bind(kernel, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let bound = withAnyAddress(port: record.localPort, inet6: record.inet6) { mtcp_real_bind(kernel, $0, $1) }
         let closeOnExec = mtcp_real_fcntl(fd, F_GETFD, 0) & FD_CLOEXEC != 0
         if bound == 0, mtcp_real_listen(kernel, record.backlog) == 0,
             mtcp_real_dup3(kernel, fd, closeOnExec ? O_CLOEXEC : 0) >= 0
@@ -327,17 +379,40 @@ extension PreloadRuntime {
     }
 }
 
+/// Runs `body` with the unspecified address (0.0.0.0, or `::` for AF_INET6) and `port`.
+func withAnyAddress<R>(port: UInt16, inet6: Bool, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    if inet6 {
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            }
+        }
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+}
+
 // MARK: - Exports
 
 @_cdecl("socket")
 public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
     let base = type & 0xF
-    guard mtcp_enabled != 0, domain == AF_INET, base == Int32(SOCK_STREAM.rawValue),
+    guard mtcp_enabled != 0, domain == AF_INET || domain == AF_INET6, base == Int32(SOCK_STREAM.rawValue),
         proto == 0 || proto == Int32(IPPROTO_TCP)
     else {
         if mtcp_enabled != 0 && (domain == AF_INET || domain == AF_INET6) {
             // Say once which kinds of sockets stay with the kernel (AF_UNIX is expected).
-            let kind = domain == AF_INET6 ? "AF_INET6" : base == Int32(SOCK_DGRAM.rawValue) ? "UDP" : "raw/other IPv4"
+            let family = domain == AF_INET6 ? "IPv6" : "IPv4"
+            let kind = base == Int32(SOCK_DGRAM.rawValue) ? "\(family) UDP" : "\(family) raw/other"
             let fd = mtcp_real_socket(domain, type, proto)
             let runtime = mtcp_withProcessLock {
                 let runtime = PreloadRuntime.obtain()
@@ -347,11 +422,11 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
                 let stream = base == Int32(SOCK_STREAM.rawValue)
                 if fd >= 0 && (stream ? runtime.activate() : runtime.stack != nil) {
                     runtime.listKernelSocket(
-                        fd, family: domain, type: type, reason: "\(kind): the stack serves IPv4 TCP")
+                        fd, family: domain, type: type, reason: "\(kind): the stack serves TCP")
                 }
                 return runtime
             }
-            runtime.logOnce("family:\(kind)", "\(kind) sockets use the kernel (the stack serves IPv4 TCP)")
+            runtime.logOnce("family:\(kind)", "\(kind) sockets use the kernel (the stack serves TCP)")
             return fd
         }
         return mtcp_real_socket(domain, type, proto)
@@ -373,7 +448,8 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
         }
         return runtime.newDescriptor(
             in: instance, for: id, nonBlocking: type & Int32(SOCK_NONBLOCK.rawValue) != 0,
-            closeOnExec: type & Int32(SOCK_CLOEXEC.rawValue) != 0, proto: proto)
+            closeOnExec: type & Int32(SOCK_CLOEXEC.rawValue) != 0, proto: proto, inet6: domain == AF_INET6,
+            v6Only: domain == AF_INET6 && runtime.bindV6Only)
     }
 }
 
@@ -397,7 +473,14 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
     let outcome: Outcome = runtime.withRecord(
         entry,
         { instance, stack, r in
-            guard let (ip, port) = readAddress(address, length) else { return .done(fail(.EINVAL)) }
+            let ip: IPv4Address
+            let port: UInt16
+            switch readAddress(address, length, of: instance.records[r]!, connecting: false) {
+            case .ipv4(let a, let p): (ip, port) = (a, p)
+            case .failure(let error): return .done(fail(error))
+            case .kernel(let reason):
+                return runtime.fallBack(instance, fd, r, reason: reason) ? .movedToKernel : .done(fail(.EADDRNOTAVAIL))
+            }
             if ip != .any && ip != stack.configuration.address {
                 // An address the kernel owns (loopback, another interface).
                 let moved = runtime.fallBack(instance, fd, r, reason: "bound to kernel addresses")
@@ -478,13 +561,15 @@ struct ListenerView {
     var kernelHalfMayBeReady: Bool
     var kernelHalfLastTry: UInt64
     var receiveTimeout: Int64
+    /// An AF_INET6 listener: accepted sockets are AF_INET6, their peers shown v4-mapped.
+    var inet6: Bool
 }
 
 extension PreloadRuntime {
     /// One non-blocking accept from the listener's copy in `instance` (takes its lock): the
     /// new descriptor, -1 with errno, or nil when it has no connection.
     func acceptOnce(
-        _ instance: StackInstance, _ id: Int32, nonBlocking: Bool, flags: Int32,
+        _ instance: StackInstance, _ id: Int32, nonBlocking: Bool, flags: Int32, inet6: Bool,
         _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
     ) -> Int32? {
         var peer: (IPv4Address, UInt16)?
@@ -508,9 +593,9 @@ extension PreloadRuntime {
             peer = (accepted.address, accepted.port)
             return newDescriptor(
                 in: instance, for: accepted.socket, nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
-                closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false)
+                closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false, inet6: inet6)
         }
-        if let result, result >= 0, let peer { writeAddress(peer, address, length) }
+        if let result, result >= 0, let peer { writeAddress(peer, address, length, inet6: inet6) }
         return result
     }
 }
@@ -539,7 +624,8 @@ public func hook_accept4(
                         nonBlocking: record.nonBlocking, kernelListener: record.kernelListener,
                         kernelFirst: record.kernelListener && record.preferKernel,
                         kernelHalfMayBeReady: record.kernelHalfMayBeReady,
-                        kernelHalfLastTry: record.kernelHalfLastTry, receiveTimeout: record.receiveTimeout))
+                        kernelHalfLastTry: record.kernelHalfLastTry, receiveTimeout: record.receiveTimeout,
+                        inet6: record.inet6))
             }, otherwise: { .failure(.EBADF) })
         let view: ListenerView
         switch seen {
@@ -550,7 +636,7 @@ public func hook_accept4(
         if !view.kernelFirst {
             if view.copies.isEmpty {
                 if let new = runtime.acceptOnce(
-                    home, view.stackID, nonBlocking: view.nonBlocking, flags: flags, address, length)
+                    home, view.stackID, nonBlocking: view.nonBlocking, flags: flags, inet6: view.inet6, address, length)
                 {
                     return new
                 }
@@ -561,8 +647,8 @@ public func hook_accept4(
                     let k = (view.firstInstance + step) % count
                     guard view.copies[k] >= 0 else { continue }
                     if let new = runtime.acceptOnce(
-                        runtime.instances[k], view.copies[k], nonBlocking: view.nonBlocking, flags: flags, address,
-                        length)
+                        runtime.instances[k], view.copies[k], nonBlocking: view.nonBlocking, flags: flags,
+                        inet6: view.inet6, address, length)
                     {
                         return new
                     }
@@ -595,7 +681,7 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     enum Outcome {
         case done(Int32)
-        case movedToKernel(bound: UInt16?)
+        case movedToKernel(bound: UInt16?, inet6: Bool)
         case inProgress(nonBlocking: Bool, timeout: Int64, id: Int32, ip: IPv4Address, port: UInt16)
     }
     let home = runtime.instance(of: entry)
@@ -603,16 +689,24 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
         guard case .usable(let r) = runtime.usability(home, entry), let stack = home.stack else {
             return .done(fail(.EBADF))
         }
-        guard let (ip, port) = readAddress(address, length) else {
-            // AF_UNSPEC (dissolve) and other families: the kernel decides on a kernel socket.
-            return .done(fail(.EAFNOSUPPORT))
-        }
         let record = home.records[r]!
+        let ip: IPv4Address
+        let port: UInt16
+        switch readAddress(address, length, of: record, connecting: true) {
+        case .ipv4(let a, let p): (ip, port) = (a, p)
+        case .failure(let error):
+            // AF_UNSPEC (dissolve) and other families: the kernel decides on a kernel socket.
+            return .done(fail(record.inet6 ? error : .EAFNOSUPPORT))
+        case .kernel(let reason):
+            guard runtime.fallBack(home, fd, r, reason: reason) else { return .done(fail(.ENOBUFS)) }
+            return .movedToKernel(bound: record.bound && record.localPort != 0 ? record.localPort : nil, inet6: true)
+        }
         if runtime.kernelCarries(ip, stack) {
             guard runtime.fallBack(home, fd, r, reason: "connecting to loopback or unrouted addresses") else {
                 return .done(fail(.ENOBUFS))
             }
-            return .movedToKernel(bound: record.bound && record.localPort != 0 ? record.localPort : nil)
+            return .movedToKernel(
+                bound: record.bound && record.localPort != 0 ? record.localPort : nil, inet6: record.inet6)
         }
         do throws(Errno) {
             try stack.connect(record.stackID, address: ip, port: port)
@@ -631,17 +725,8 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
     switch outcome {
     case .done(let result):
         return result
-    case .movedToKernel(let bound):
-        if let bound {
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_port = bound.bigEndian
-            _ = withUnsafePointer(to: &local) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    mtcp_real_bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
+    case .movedToKernel(let bound, let inet6):
+        if let bound { _ = withAnyAddress(port: bound, inet6: inet6) { mtcp_real_bind(fd, $0, $1) } }
         return mtcp_real_connect(fd, address, length)
     case .inProgress(let nonBlocking, let timeout, let id, let ip, let port):
         if nonBlocking { return fail(.EINPROGRESS) }
@@ -693,7 +778,7 @@ public func hook_getsockname(
         do throws(Errno) {
             let name = try stack.getsockname(instance.records[r]!.stackID)
             let shown = name.address == .any && instance.records[r]!.listening ? IPv4Address.any : name.address
-            writeAddress((shown, name.port), address, length)
+            writeAddress((shown, name.port), address, length, inet6: instance.records[r]!.inet6)
             return 0
         } catch {
             return fail(error)
@@ -710,7 +795,8 @@ public func hook_getpeername(
     return withStackSocket(entry) { instance, stack, r in
         guard address != nil, length != nil else { return fail(.EFAULT) }
         do throws(Errno) {
-            writeAddress(try stack.getpeername(instance.records[r]!.stackID), address, length)
+            writeAddress(
+                try stack.getpeername(instance.records[r]!.stackID), address, length, inet6: instance.records[r]!.inet6)
             return 0
         } catch {
             return fail(error)
@@ -732,6 +818,9 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
     // Inherited records keep options too (for the listener this process may adopt).
     let result: Int32 = home.withLock {
         guard let r = home.record(forEntry: entry) else { return fail(.EBADF) }
+        if level == Int32(IPPROTO_IPV6) {
+            return runtime.setIPv6Option(home, r, name: name, bytes)
+        }
         if !home.records[r]!.inherited {
             guard let stack = home.stack else { return fail(.EBADF) }
             do throws(Errno) {
@@ -773,6 +862,16 @@ public func hook_getsockopt(
     guard entry != 0 else { return mtcp_real_getsockopt(fd, level, name, value, length) }
     return withStackSocket(entry) { instance, stack, r in
         guard let value, let length else { return fail(.EFAULT) }
+        if let answer = PreloadRuntime.familyOption(instance.records[r]!, level: level, name: name) {
+            guard Int32(length.pointee) >= 0 else { return fail(.EINVAL) }
+            return withUnsafeBytes(of: answer) { bytes in
+                let copied = min(4, Int(length.pointee))
+                value.copyMemory(from: bytes.baseAddress!, byteCount: copied)
+                length.pointee = socklen_t(copied)
+                return 0
+            }
+        }
+        if level == Int32(IPPROTO_IPV6) { return fail(.EOPNOTSUPP) }
         // Options with a wider C form than the caller gave are cut, as the kernel does for ints.
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { scratch in
             do throws(Errno) {

@@ -31,6 +31,14 @@ public struct SocketRecord {
     public var kernelListener = false
     /// socket(2)'s protocol, for a fall-back to the kernel.
     public var proto: Int32
+    /// An AF_INET6 socket (dual-stack: its IPv4 traffic is the stack's, its addresses are
+    /// shown v4-mapped), and its IPV6_V6ONLY.
+    public var inet6 = false
+    public var v6Only = false
+    /// Other IPPROTO_IPV6 options an AF_INET6 socket set (IPV6_TCLASS ...), by name: what
+    /// getsockopt answers. Its IPv4 traffic does not use them, as on Linux, where a v4-mapped
+    /// flow takes the IPv4 options (IP_TOS) instead.
+    public var ipv6Options: [Int32: Int32] = [:]
     public var backlog: Int32 = 128
     public var localPort: UInt16 = 0
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
