@@ -189,7 +189,14 @@ int mtcp_start_thread(void *(*body)(void *), void *context) {
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    // Born with every signal blocked (the mask is inherited): a signal the application expects
+    // in its own blocked call (EINTR) must never land on the library's thread, not even
+    // before that thread first runs.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
     int result = pthread_create(&thread, &attributes, body, context);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     pthread_attr_destroy(&attributes);
     return result;
 }

@@ -212,78 +212,84 @@ extension PreloadRuntime {
         // again (yielding the CPU between looks) instead of sleeping.
         var spinUntil: UInt64 = 0
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
-            while true {
-                // When both sides have events, they take turns filling the array first.
-                let kernelFirst = shadow.preferKernel.load(ordering: .relaxed)
-                shadow.preferKernel.store(!kernelFirst, ordering: .relaxed)
-                let stackShare = kernelFirst ? capacity / 2 : capacity
-                var n = 0
-                var usedParts = 0
-                for part in parts where part.used {
-                    usedParts += 1
-                    let start = n
-                    let room = UnsafeMutableBufferPointer(rebasing: collected[n..<stackShare])
-                    n += collect(part, into: room, timeout: timeout, deadline: &deadline)
-                    // A listener has a copy in each instance: one event for it, as the kernel gives.
-                    if usedParts > 1 && n > start { n = fold(collected, existing: start, total: n) }
-                }
-                if timeout > 0 && deadline == UInt64.max {
-                    deadline = mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
-                }
-                for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
-                // Stack events in hand: the kernel set is asked only when it may hold the
-                // application's descriptors (a system call saved per wait otherwise).
-                if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n), shadow) }
-                var total = n
-                var spinning = false
-                // Only where there is a stack part to look at: a set of kernel descriptors alone
-                // sleeps at once.
-                if n == 0 && timeout != 0 && busyPollNanoseconds > 0 && usedParts > 0 {
-                    let now = mtcp_shim_monotonic_ns()
-                    if spinUntil == 0 { spinUntil = now &+ busyPollNanoseconds }
-                    spinning = now < spinUntil && now < deadline
-                    if spinning && shadow.kernelMembers == 0 {
-                        sched_yield()
-                        continue
+            SignalGate.around { gate in
+                while true {
+                    // When both sides have events, they take turns filling the array first.
+                    let kernelFirst = shadow.preferKernel.load(ordering: .relaxed)
+                    shadow.preferKernel.store(!kernelFirst, ordering: .relaxed)
+                    let stackShare = kernelFirst ? capacity / 2 : capacity
+                    var n = 0
+                    var usedParts = 0
+                    for part in parts where part.used {
+                        usedParts += 1
+                        let start = n
+                        let room = UnsafeMutableBufferPointer(rebasing: collected[n..<stackShare])
+                        n += collect(part, into: room, timeout: timeout, deadline: &deadline)
+                        // A listener has a copy in each instance: one event for it, as the kernel gives.
+                        if usedParts > 1 && n > start { n = fold(collected, existing: start, total: n) }
                     }
-                }
-                if n < max {
-                    var sleep: Int32 = 0
-                    let driving = parts.lazy.filter(\.used).map { self.instances[$0.instance] }
-                    if n == 0 && timeout != 0 && !spinning {
-                        let now = timeout > 0 ? mtcp_shim_monotonic_ns() : 0
-                        if now < deadline {
-                            let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
-                            let ns = nanosecondsToSleep(remaining: remaining, driving: driving)
-                            sleep = WaitTimeout.milliseconds(nanoseconds: ns)
+                    if timeout > 0 && deadline == UInt64.max {
+                        deadline = mtcp_shim_monotonic_ns() &+ UInt64(timeout) * 1_000_000
+                    }
+                    for k in 0..<n { mtcp_epoll_event_set(events + k, collected[k].events, collected[k].data) }
+                    // Stack events in hand: the kernel set is asked only when it may hold the
+                    // application's descriptors (a system call saved per wait otherwise).
+                    if n > 0 && shadow.kernelMembers == 0 { return beginBatch(Int32(n), shadow) }
+                    var total = n
+                    var spinning = false
+                    // Only where there is a stack part to look at: a set of kernel descriptors alone
+                    // sleeps at once.
+                    if n == 0 && timeout != 0 && busyPollNanoseconds > 0 && usedParts > 0 {
+                        let now = mtcp_shim_monotonic_ns()
+                        if spinUntil == 0 { spinUntil = now &+ busyPollNanoseconds }
+                        spinning = now < spinUntil && now < deadline
+                        if spinning && shadow.kernelMembers == 0 {
+                            sched_yield()
+                            continue
                         }
                     }
-                    // Our own descriptors may take slots; they go to the back of the kernel's
-                    // ready list once reported, so asking again (without sleeping) fills them.
-                    for attempt in 0..<3 {
-                        let sleeping = attempt == 0 && sleep != 0 && !shadow.inherited
-                        if sleeping { for instance in driving { instance.linkWatchers.add(1, ordering: .relaxed) } }
-                        let room = max - total
-                        let k = mtcp_real_epoll_pwait(epfd, events + total, Int32(room), attempt == 0 ? sleep : 0, mask)
-                        if sleeping {
-                            for instance in driving { instance.linkWatchers.subtract(1, ordering: .relaxed) }
+                    if n < max {
+                        var sleep: Int32 = 0
+                        let driving = parts.lazy.filter(\.used).map { self.instances[$0.instance] }
+                        if n == 0 && timeout != 0 && !spinning {
+                            let now = timeout > 0 ? mtcp_shim_monotonic_ns() : 0
+                            if now < deadline {
+                                let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
+                                let ns = nanosecondsToSleep(remaining: remaining, driving: driving)
+                                sleep = WaitTimeout.milliseconds(nanoseconds: ns)
+                            }
                         }
-                        if k < 0 {
-                            if total > 0 { return beginBatch(Int32(total), shadow) }
-                            return -1
+                        // Our own descriptors may take slots; they go to the back of the kernel's
+                        // ready list once reported, so asking again (without sleeping) fills them.
+                        for attempt in 0..<3 {
+                            let sleeping = attempt == 0 && sleep != 0 && !shadow.inherited
+                            if sleeping { for instance in driving { instance.linkWatchers.add(1, ordering: .relaxed) } }
+                            let room = max - total
+                            // Sleeping: from here on a signal waits for the sleep (`SignalGate`).
+                            let sleepMask = attempt == 0 && sleep != 0 ? gate.closeForSleep(mask) : mask
+                            let k = mtcp_real_epoll_pwait(
+                                epfd, events + total, Int32(room), attempt == 0 ? sleep : 0, sleepMask)
+                            if sleeping {
+                                for instance in driving { instance.linkWatchers.subtract(1, ordering: .relaxed) }
+                            }
+                            if k < 0 {
+                                if total > 0 { return beginBatch(Int32(total), shadow) }
+                                return -1
+                            }
+                            // A second look sees level-triggered kernel events again: fold those too.
+                            let (kept, sawOwn) = keepApplicationEvents(
+                                events, foldAgainst: attempt == 0 ? n : total, from: total, count: Int(k),
+                                shadow: shadow)
+                            total = kept
+                            // Asking again helps only when the kernel filled every slot given: then
+                            // our descriptors may have pushed the application's out.
+                            if !sawOwn || total >= max || Int(k) < room { break }
                         }
-                        // A second look sees level-triggered kernel events again: fold those too.
-                        let (kept, sawOwn) = keepApplicationEvents(
-                            events, foldAgainst: attempt == 0 ? n : total, from: total, count: Int(k), shadow: shadow)
-                        total = kept
-                        // Asking again helps only when the kernel filled every slot given: then
-                        // our descriptors may have pushed the application's out.
-                        if !sawOwn || total >= max || Int(k) < room { break }
                     }
+                    if total > 0 { return beginBatch(Int32(total), shadow) }
+                    // Woken by our own descriptors or for a timer: run a round and look again.
+                    if timeout == 0 || (timeout > 0 && mtcp_shim_monotonic_ns() >= deadline) { return 0 }
                 }
-                if total > 0 { return beginBatch(Int32(total), shadow) }
-                // Woken by our own descriptors or for a timer: run a round and look again.
-                if timeout == 0 || (timeout > 0 && mtcp_shim_monotonic_ns() >= deadline) { return 0 }
             }
         }
     }

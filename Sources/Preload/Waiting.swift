@@ -31,7 +31,9 @@ extension PreloadRuntime {
                             let scratch = PollScratch(
                                 ids: ids.baseAddress!, items: items.baseAddress!, kernel: kernel.baseAddress!,
                                 origin: origin.baseAddress!, sets: sets.baseAddress!)
-                            return pollTurns(fds, count, deadline: deadline, mask: mask, scratch)
+                            return SignalGate.around { gate in
+                                pollTurns(fds, count, deadline: deadline, mask: mask, scratch, &gate)
+                            }
                         }
                     }
                 }
@@ -82,7 +84,7 @@ extension PreloadRuntime {
 
     private func pollTurns(
         _ fds: UnsafeMutablePointer<pollfd>, _ count: Int, deadline: UInt64, mask: UnsafePointer<sigset_t>?,
-        _ scratch: PollScratch
+        _ scratch: PollScratch, _ gate: inout SignalGate
     ) -> Int32 {
         let width = instances.count
         let ids = scratch.ids
@@ -155,11 +157,13 @@ extension PreloadRuntime {
                     sleep = waiting ? nanosecondsToSleep(remaining: remaining, driving: driving) : remaining
                 }
                 for instance in driving { instance.linkWatchers.add(1, ordering: .relaxed) }
+                // Sleeping: from here on a signal waits for the sleep (`SignalGate`).
+                let sleepMask = sleep != 0 ? gate.closeForSleep(mask) : mask
                 if sleep < 0 {
-                    result = mtcp_real_ppoll(kernel, nfds_t(n), nil, mask)
+                    result = mtcp_real_ppoll(kernel, nfds_t(n), nil, sleepMask)
                 } else {
                     var spec = timespec(tv_sec: Int(sleep / 1_000_000_000), tv_nsec: Int(sleep % 1_000_000_000))
-                    result = mtcp_real_ppoll(kernel, nfds_t(n), &spec, mask)
+                    result = mtcp_real_ppoll(kernel, nfds_t(n), &spec, sleepMask)
                 }
                 for instance in driving { instance.linkWatchers.subtract(1, ordering: .relaxed) }
                 savedErrno = mtcp_errno()

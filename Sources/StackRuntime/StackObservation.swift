@@ -112,8 +112,15 @@ public final class StackObservation: @unchecked Sendable {
         return String(decoding: bytes[..<n].prefix { $0 != 10 }, as: UTF8.self)
     }
 
+    /// The thread starts with every signal blocked (it inherits the mask): the program's signals
+    /// (an alarm meant to interrupt its own call) must not land on it.
     func startThread() {
+        var all = sigset_t()
+        var saved = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &saved)
         let thread = spawnThread { [self] in run() }
+        pthread_sigmask(SIG_SETMASK, &saved, nil)
         state.withLock { $0.thread = thread }
     }
 
