@@ -6,7 +6,7 @@
 #   COMPAT_MODE=kernel bash compat-tests/run.sh   # the same scripts with no library (checks them)
 #   COMPAT_BACKEND=dpdk bash compat-tests/run.sh  # the library on DPDK (net_af_packet, --no-huge)
 #
-# Settings: COMPAT_PRELOAD=PATH (the library; default .build/release/libmtcp-preload.so, built
+# Settings: COMPAT_SKIP="NAME..." (tests to leave out), COMPAT_PRELOAD=PATH (the library; default .build/release/libmtcp-preload.so, built
 # when missing), COMPAT_LOG=debug (passed on as MTCP_LOG), COMPAT_KEEP=1 (keep work directories
 # and detail logs), COMPAT_VERBOSE=1 (print every test's detail log, not only a failing one's).
 # Needs root. Each test prints what it runs and PASS/FAIL per check; the last line is
@@ -71,6 +71,11 @@ echo "compat-tests: mode $COMPAT_MODE${COMPAT_PRELOAD:+, backend $COMPAT_BACKEND
 for entry in "${ALL[@]}"; do
     name="${entry%%:*}" limit="${entry##*:}"
     if ((${#selected[@]} > 0)) && [[ " ${selected[*]} " != *" $name "* ]]; then continue; fi
+    if [[ " ${COMPAT_SKIP:-} " == *" $name "* ]]; then
+        echo
+        echo "==> compat-tests/test-$name.sh: skipped (COMPAT_SKIP)"
+        continue
+    fi
     echo
     echo "==> compat-tests/test-$name.sh (at most $limit s)"
     out="$LOGS/$name.out" detail="$LOGS/$name.log"
