@@ -385,18 +385,19 @@ func withAnyAddress<R>(port: UInt16, inet6: Bool, _ body: (UnsafePointer<sockadd
         var address = sockaddr_in6()
         address.sin6_family = sa_family_t(AF_INET6)
         address.sin6_port = port.bigEndian
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-            }
-        }
+        return passing(&address, body)
     }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = port.bigEndian
-    return withUnsafePointer(to: &address) { pointer in
+    return passing(&address, body)
+}
+
+/// Runs `body` with `address` (a sockaddr_in or sockaddr_in6) as a `sockaddr` of its size.
+func passing<Address, R>(_ address: inout Address, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    withUnsafePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            body($0, socklen_t(MemoryLayout<Address>.size))
         }
     }
 }

@@ -41,21 +41,28 @@ static int int_option(int fd, int level, int name) {
     return value;
 }
 
+/// Binds l to [::]:0, listens, and returns the port getsockname shows (checked as [::]:port).
+static int listen_unspecified(int l, const char *what) {
+    struct sockaddr_in6 any = unspecified(0);
+    CHECK(bind(l, (struct sockaddr *)&any, sizeof any) == 0, "bind [::]:0 (%s)", what);
+    CHECK(listen(l, 16) == 0, "listen (%s)", what);
+    struct sockaddr_in6 name;
+    socklen_t length = sizeof name;
+    CHECK(getsockname(l, (struct sockaddr *)&name, &length) == 0, "getsockname of the listener (%s)", what);
+    CHECK(length == sizeof name && name.sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&name.sin6_addr) &&
+              name.sin6_port != 0,
+          "the listener is [::]:port (%s)", what);
+    return ntohs(name.sin6_port);
+}
+
 static void accepts_ipv4(void) {
     int l = socket(AF_INET6, SOCK_STREAM, 0);
     CHECK(l >= 0, "socket(AF_INET6, SOCK_STREAM)");
     CHECK(int_option(l, SOL_SOCKET, SO_DOMAIN) == AF_INET6, "SO_DOMAIN is AF_INET6");
     CHECK(int_option(l, IPPROTO_IPV6, IPV6_V6ONLY) == 0, "IPV6_V6ONLY is off by default (bindv6only 0)");
-    struct sockaddr_in6 any = unspecified(0);
-    CHECK(bind(l, (struct sockaddr *)&any, sizeof any) == 0, "bind [::]:0");
-    CHECK(listen(l, 16) == 0, "listen");
+    int port = listen_unspecified(l, "dual-stack");
     struct sockaddr_in6 name;
-    socklen_t length = sizeof name;
-    CHECK(getsockname(l, (struct sockaddr *)&name, &length) == 0, "getsockname of the listener");
-    CHECK(length == sizeof name && name.sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&name.sin6_addr) &&
-              name.sin6_port != 0,
-          "the listener is [::]:port");
-    int port = ntohs(name.sin6_port);
+    socklen_t length;
     // Accepting first: the library answers a SYN once a process waits on the listener.
     int control = command("CONNECT %d echo", port);
     CHECK(wait_for(l, POLLIN, 5000) & POLLIN, "a connection to accept");
@@ -127,15 +134,10 @@ static void v6_only(void) {
     struct sockaddr_in6 own = mapped(env("STACK_ADDR"), 0);
     CHECK(bind(l, (struct sockaddr *)&own, sizeof own) < 0 && errno == EINVAL,
           "a v6-only socket cannot bind ::ffff:%s (EINVAL)", env("STACK_ADDR"));
-    struct sockaddr_in6 any = unspecified(0);
-    CHECK(bind(l, (struct sockaddr *)&any, sizeof any) == 0, "bind [::]:0 v6-only");
-    CHECK(listen(l, 16) == 0, "listen v6-only");
-    struct sockaddr_in6 name;
-    socklen_t length = sizeof name;
-    CHECK(getsockname(l, (struct sockaddr *)&name, &length) == 0, "getsockname");
+    int port = listen_unspecified(l, "v6-only");
     CHECK(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0 && errno == EINVAL,
           "IPV6_V6ONLY after bind: EINVAL");
-    int control = command("CONNECT %d echo", ntohs(name.sin6_port));
+    int control = command("CONNECT %d echo", port);
     char line[64];
     reply_line(control, line, sizeof line, 5000);
     CHECK(strcmp(line, "ERR 111") == 0, "the v6-only listener refuses the peer's IPv4 connection (got '%s')", line);
