@@ -11,8 +11,8 @@ struct MTCPStat: ParsableCommand {
         commandName: "mtcp-stat",
         abstract: "Processes on the user-level stack: their counters and sockets.",
         discussion: """
-            With no options, every process that runs (or ran) on the stack on this machine and its
-            counters summed over its instances. Processes that died without exiting keep their last
+            With no options, every process that runs (or ran) on the stack on this machine and its \
+            counters summed over its instances. Processes that died without exiting keep their last \
             figures (state "dead") until --clean removes them.
             """)
 
