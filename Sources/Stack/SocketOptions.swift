@@ -20,6 +20,8 @@ public enum SocketConstant {
     public static let SO_ACCEPTCONN: Int32 = 30
     public static let SO_PROTOCOL: Int32 = 38
     public static let SO_DOMAIN: Int32 = 39
+    /// The NAPI id of the queue the last segment came in on (read only; Java probes it).
+    public static let SO_INCOMING_NAPI_ID: Int32 = 56
     public static let AF_INET: Int32 = 2
     public static let TCP_NODELAY: Int32 = 1
     public static let TCP_CORK: Int32 = 3
@@ -173,6 +175,8 @@ extension NetworkStack {
         case (C.SOL_SOCKET, C.SO_DOMAIN): return try put(C.AF_INET)
         case (C.SOL_SOCKET, C.SO_PROTOCOL): return try put(C.IPPROTO_TCP)
         case (C.SOL_SOCKET, C.SO_ACCEPTCONN): return try put(sockets.slots[i]!.phase == .listening ? 1 : 0)
+        // No kernel NAPI instance received the stack's frames: 0, what Linux says then.
+        case (C.SOL_SOCKET, C.SO_INCOMING_NAPI_ID): return try put(0)
         case (C.IPPROTO_TCP, C.TCP_INFO): return tcpInfo(i, into: value)
         case (C.SOL_SOCKET, C.SO_ERROR):
             let error = sockets.slots[i]!.pendingError

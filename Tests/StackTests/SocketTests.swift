@@ -317,6 +317,7 @@ import Wire
         #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_DOMAIN) == C.AF_INET)
         #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_PROTOCOL) == C.IPPROTO_TCP)
         #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_ACCEPTCONN) == 0)
+        #expect(try a.getsockopt(client, level: C.SOL_SOCKET, name: C.SO_INCOMING_NAPI_ID) == 0)
         #expect(try hosts.b.getsockopt(listener, level: C.SOL_SOCKET, name: C.SO_ACCEPTCONN) == 1)
         // Some traffic for an RTT sample.
         _ = try pattern(3000, seed: 1).withUnsafeBytes { try a.write(client, $0) }
