@@ -137,7 +137,7 @@ public final class StackObservation: @unchecked Sendable {
                 nextPrint += Double(options.statPrintSeconds)
                 if let reader = try? StatsReader(path: region.path) {
                     for line in printer.lines(reader.snapshot(sockets: false), now: Self.monotonicSeconds()) {
-                        log(line)
+                        statLine(line)
                     }
                 }
             }
