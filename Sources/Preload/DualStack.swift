@@ -17,8 +17,6 @@ extension PreloadRuntime {
         return read(fd, &byte, 1) == 1 && byte == UInt8(ascii: "1")
     }()
 
-    var bindV6Only: Bool { Self.bindV6OnlyDefault }
-
     /// The IPPROTO_IPV6 options a stack socket keeps, with Linux's ranges and defaults.
     static let ipv6Options: [Int32: (range: ClosedRange<Int32>, initial: Int32)] = [
         IPV6_TCLASS: (-1...255, 0),

@@ -450,7 +450,7 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
         return runtime.newDescriptor(
             in: instance, for: id, nonBlocking: type & Int32(SOCK_NONBLOCK.rawValue) != 0,
             closeOnExec: type & Int32(SOCK_CLOEXEC.rawValue) != 0, proto: proto, inet6: domain == AF_INET6,
-            v6Only: domain == AF_INET6 && runtime.bindV6Only)
+            v6Only: domain == AF_INET6 && PreloadRuntime.bindV6OnlyDefault)
     }
 }
 

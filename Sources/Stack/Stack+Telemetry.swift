@@ -1,4 +1,3 @@
-import Glibc
 import PacketIO
 import TCP
 import Telemetry
@@ -10,19 +9,23 @@ import Wire
 extension NetworkStack {
     /// Copies every frame received and sent from now on into `ring`.
     public func startCapture(_ ring: CaptureRing) {
-        var t = timespec()
-        clock_gettime(CLOCK_REALTIME, &t)
-        let realtime = UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-        realtimeOffset = realtime &- clock().nanoseconds
+        adoptWallClock()
         capture = ring
     }
 
     /// Publishes this instance's counters and sockets into `slot` from the next round on.
     public func publishStatistics(into slot: StatsInstanceSlot) {
+        adoptWallClock()
         statisticsSlot = slot
         publishedActivity = -1
         nextCountersPublication = .zero
         nextSocketsPublication = .zero
+    }
+
+    /// Reads CLOCK_REALTIME once against the injected clock: from then on a round's wall-clock
+    /// time (`captureTime`) costs an addition.
+    func adoptWallClock() {
+        realtimeOffset = StatsRegion.realtimeNanoseconds() &- clock().nanoseconds
     }
 
     /// The current round's time on CLOCK_REALTIME.
@@ -61,7 +64,7 @@ extension NetworkStack {
     func publishStatistics(_ slot: StatsInstanceSlot) {
         let current = activity
         guard current != publishedActivity else { return }
-        let published = captureTimeForPublication
+        let published = captureTime
         let socketsDue = now >= nextSocketsPublication
         if socketsDue {
             var totals = endpoint.releasedConnectionTotals
@@ -82,16 +85,6 @@ extension NetworkStack {
         nextSocketsPublication = now + Self.socketsInterval
         publishedActivity = current
         slot.publishSockets(published: published) { rows in writeSocketRows(into: &rows, instance: slot.index) }
-    }
-
-    /// Wall-clock time of this round for the region (the capture offset, set on first use).
-    var captureTimeForPublication: UInt64 {
-        if realtimeOffset == 0 {
-            var t = timespec()
-            clock_gettime(CLOCK_REALTIME, &t)
-            realtimeOffset = (UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)) &- clock().nanoseconds
-        }
-        return captureTime
     }
 
     /// The counter names in region order (what `forEachCounter` reports).

@@ -129,14 +129,14 @@ public final class StackObservation: @unchecked Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
         var printer = StatPrinter()
-        var nextPrint = Self.monotonicSeconds() + Double(options.statPrintSeconds)
+        var nextPrint = Self.seconds() + Double(options.statPrintSeconds)
         while true {
             let stopping = stopRequested.load(ordering: .acquiring)
             drainCaptures(into: &buffer)
-            if options.statPrintSeconds > 0, Self.monotonicSeconds() >= nextPrint, let region {
+            if options.statPrintSeconds > 0, Self.seconds() >= nextPrint, let region {
                 nextPrint += Double(options.statPrintSeconds)
                 if let reader = try? StatsReader(path: region.path) {
-                    for line in printer.lines(reader.snapshot(sockets: false), now: Self.monotonicSeconds()) {
+                    for line in printer.lines(reader.snapshot(sockets: false), now: Self.seconds()) {
                         statLine(line)
                     }
                 }
@@ -194,11 +194,8 @@ public final class StackObservation: @unchecked Sendable {
         if normal && !options.statsKeep { region.remove() }
     }
 
-    static func monotonicSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
+    /// The stack's monotonic clock in seconds (print intervals and rates).
+    static func seconds() -> Double { Double(MonotonicClock.now().nanoseconds) / 1e9 }
 }
 
 /// mTCP's periodic statistics lines: per instance and in all, what changed since the last
