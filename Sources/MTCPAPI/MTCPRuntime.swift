@@ -170,6 +170,8 @@ enum MTCPRuntime {
             if open == 0 { break }
             _ = try? context.wait(until: min(limit, stack.clock() + .milliseconds(5))) { false }
         }
+        // The region's last word is the final state, not the last periodic one.
+        stack.publishStatisticsNow(sockets: true)
         if printCounters {
             let tcp = stack.endpoint.statistics
             report(

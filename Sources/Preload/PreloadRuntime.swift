@@ -435,6 +435,10 @@ extension PreloadRuntime {
         atexit {
             guard let runtime = PreloadRuntime.current else { return }
             runtime.withProcessLock { runtime.closeEverythingAtExit() }
+            // The region's last word is the final state, not the last periodic one.
+            for instance in runtime.runningInstances {
+                instance.withLock { instance.stack?.publishStatisticsNow(sockets: true) }
+            }
             runtime.writeStatistics()
             runtime.observation?.finish()
         }

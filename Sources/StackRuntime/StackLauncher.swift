@@ -88,6 +88,8 @@ public enum StackLauncher {
                 observation.attach(stack, instance: index)
                 stack.announce()
                 application.run(stack: stack, instance: index, count: count)
+                // The region's last word is the final state, not the last periodic one.
+                stack.publishStatisticsNow(sockets: true)
             }
             if count == 1 {
                 body()
