@@ -7,7 +7,7 @@ enum JSONReport {
     {
         let processes = snapshots.enumerated().map { i, s -> String in
             let d = s.description
-            let now = totals(s)
+            let now = s.totals
             var fields = [
                 "\"pid\":\(s.pid)", "\"command\":\(quote(d.command))", "\"state\":\(quote(stateName(s)))",
                 "\"host\":\(quote(d.host))", "\"interface\":\(quote(d.interface))", "\"backend\":\(quote(d.backend))",
@@ -16,7 +16,7 @@ enum JSONReport {
             let counters = s.counterNames.enumerated().map { "\(quote($1)):\(now[$0])" }
             fields.append("\"counters\":{\(counters.joined(separator: ","))}")
             if let previous, previous.indices.contains(i), seconds > 0 {
-                let before = totals(previous[i])
+                let before = previous[i].totals
                 let rates = s.counterNames.enumerated().compactMap { j, name -> String? in
                     guard !levelCounters.contains(name) else { return nil }
                     return "\(quote(name)):\(Double(now[j] &- before[j]) / seconds)"

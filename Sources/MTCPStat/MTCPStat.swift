@@ -131,17 +131,6 @@ func stateName(_ snapshot: StatsSnapshot) -> String {
     return snapshot.alive ? "running" : "dead"
 }
 
-/// Counters of a snapshot summed over instances, less the baseline, per name.
-func totals(_ snapshot: StatsSnapshot) -> [UInt64] {
-    var sums = [UInt64](repeating: 0, count: snapshot.counterNames.count)
-    for instance in snapshot.instances {
-        for i in sums.indices where i < instance.counters.count {
-            sums[i] &+= instance.counters[i] &- instance.baseline[i]
-        }
-    }
-    return sums
-}
-
 /// Counters that are levels, not running totals: shown as they are, never as rates.
 let levelCounters: Set<String> = ["sockets", "connections", "pool_chunks_in_use", "pool_chunks_free", "pool_bytes"]
 

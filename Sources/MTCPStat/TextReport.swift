@@ -7,8 +7,8 @@ enum TextReport {
         print(
             "pid \(s.pid) \(d.command) (\(stateName(s))) \(d.host) on \(d.interface) as \(d.address), backend \(d.backend), \(s.instances.count) instance\(s.instances.count == 1 ? "" : "s")"
         )
-        let now = totals(s)
-        let before = previous.map(totals)
+        let now = s.totals
+        let before = previous?.totals
         var cells: [String] = []
         for (i, name) in s.counterNames.enumerated() {
             if let before, !levelCounters.contains(name), seconds > 0 {

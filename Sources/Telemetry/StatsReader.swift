@@ -36,10 +36,20 @@ public struct StatsSnapshot: Sendable {
     public var instances: [StatsInstanceSnapshot]
     public var fallbacks: [StatsFallback]
 
+    /// Every counter summed over the instances, less the baseline, in `counterNames` order.
+    public var totals: [UInt64] {
+        var sums = [UInt64](repeating: 0, count: counterNames.count)
+        for instance in instances {
+            for i in sums.indices where i < instance.counters.count {
+                sums[i] &+= instance.counters[i] &- instance.baseline[i]
+            }
+        }
+        return sums
+    }
+
     /// Counter `name` over every instance, less the baseline; nil when the region has none.
     public func total(_ name: String) -> UInt64? {
-        guard let i = counterNames.firstIndex(of: name) else { return nil }
-        return instances.reduce(0) { $0 &+ ($1.counters[i] &- $1.baseline[i]) }
+        counterNames.firstIndex(of: name).map { totals[$0] }
     }
 }
 
