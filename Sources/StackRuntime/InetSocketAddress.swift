@@ -28,13 +28,20 @@ public enum InetSocketAddress {
         inet.sin_family = sa_family_t(AF_INET)
         inet.sin_port = port.bigEndian
         inet.sin_addr.s_addr = address.rawValue.bigEndian
-        let size = MemoryLayout<sockaddr_in>.size
+        if let error = withUnsafeBytes(of: &inet, { copyOut($0, out, length) }) { throw error }
+    }
+
+    /// Copies a socket address out as the kernel does: cut to `*length`, then `*length` says
+    /// the whole size; the error when the length is unusable.
+    static func copyOut(
+        _ bytes: UnsafeRawBufferPointer, _ out: UnsafeMutablePointer<sockaddr>,
+        _ length: UnsafeMutablePointer<socklen_t>
+    ) -> Errno? {
         let room = Int(length.pointee)
-        guard room >= 0 else { throw .EINVAL }
-        withUnsafeBytes(of: &inet) { bytes in
-            UnsafeMutableRawPointer(out).copyMemory(from: bytes.baseAddress!, byteCount: min(room, size))
-        }
-        length.pointee = socklen_t(size)
+        guard room >= 0 else { return .EINVAL }
+        UnsafeMutableRawPointer(out).copyMemory(from: bytes.baseAddress!, byteCount: min(room, bytes.count))
+        length.pointee = socklen_t(bytes.count)
+        return nil
     }
 }
 
@@ -97,11 +104,6 @@ public enum Inet6SocketAddress {
             bytes[22] = UInt8((v >> 8) & 0xFF)
             bytes[23] = UInt8(v & 0xFF)
         }
-        let room = Int(length.pointee)
-        guard room >= 0 else { throw .EINVAL }
-        bytes.withUnsafeBytes {
-            UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(room, 28))
-        }
-        length.pointee = 28
+        if let error = bytes.withUnsafeBytes({ InetSocketAddress.copyOut($0, out, length) }) { throw error }
     }
 }
