@@ -129,29 +129,35 @@ int mtcp_shim_packet_tx_ring_v2(int fd, unsigned block_size, unsigned block_coun
 }
 
 int mtcp_shim_packet_fanout_port_sum(int fd, uint16_t group) {
-    // Classic BPF choosing the group member for IPv4 TCP: ((source port ^ destination port) *
-    // multiplier) >> 16, which the kernel takes modulo the member count; anything else goes
-    // to member 0. It is the same in both directions, the multiply mixes every port bit into
-    // the result (Linux's connect() steps ports by 2, so a plain sum would not spread), and a
-    // program can pick a local port that lands its replies on the member of its choice, which
-    // no kernel flow hash allows (mtcp_shim_port_mix computes the same value).
+    // Classic BPF choosing the group member for TCP over IPv4 or IPv6: ((source port ^
+    // destination port) * multiplier) >> 16, which the kernel takes modulo the member count;
+    // anything else (IPv6 with extension headers before TCP included) goes to member 0. It
+    // is the same in both directions, the multiply mixes every port bit into the result
+    // (Linux's connect() steps ports by 2, so a plain sum would not spread), and a program
+    // can pick a local port that lands its replies on the member of its choice, which no
+    // kernel flow hash allows (mtcp_shim_port_mix computes the same value).
     // Fanout runs the program on the packet as the stack receives it: loads are relative to
     // the network header, and the EtherType comes from the ancillary protocol field.
     struct sock_filter code[] = {
-        {0x28, 0, 0, SKF_AD_OFF + SKF_AD_PROTOCOL}, // ldh proto           EtherType
-        {0x15, 0, 11, 0x0800},                      // jeq #IPv4, else -> ret #0
-        {0x30, 0, 0, 9},                            // ldb [9]             IP protocol
-        {0x15, 0, 9, 6},                            // jeq #TCP, else -> ret #0
-        {0xb1, 0, 0, 0},                            // ldxb 4*([0]&0xf)    X = IP header length
-        {0x48, 0, 0, 0},                            // ldh [x+0]           source port
-        {0x02, 0, 0, 0},                            // st M[0]
-        {0x48, 0, 0, 2},                            // ldh [x+2]           destination port
-        {0x61, 0, 0, 0},                            // ldx M[0]
-        {0xac, 0, 0, 0},                            // xor x
-        {0x24, 0, 0, MTCP_PORT_MIX_MULTIPLIER},     // mul #multiplier
-        {0x74, 0, 0, 16},                           // rsh #16
-        {0x16, 0, 0, 0},                            // ret a
-        {0x06, 0, 0, 0},                            // ret #0
+        {0x28, 0, 0, SKF_AD_OFF + SKF_AD_PROTOCOL}, // 0  ldh proto           EtherType
+        {0x15, 0, 4, 0x0800},                       // 1  jeq #IPv4, else -> 6
+        {0x30, 0, 0, 9},                            // 2  ldb [9]             IP protocol
+        {0x15, 0, 14, 6},                           // 3  jeq #TCP, else -> ret #0
+        {0xb1, 0, 0, 0},                            // 4  ldxb 4*([0]&0xf)    X = IP header length
+        {0x05, 0, 0, 4},                            // 5  ja 10
+        {0x15, 0, 11, 0x86DD},                      // 6  jeq #IPv6, else -> ret #0
+        {0x30, 0, 0, 6},                            // 7  ldb [6]             next header
+        {0x15, 0, 9, 6},                            // 8  jeq #TCP, else -> ret #0
+        {0x01, 0, 0, 40},                           // 9  ldx #40             X = IPv6 header length
+        {0x48, 0, 0, 0},                            // 10 ldh [x+0]           source port
+        {0x02, 0, 0, 0},                            // 11 st M[0]
+        {0x48, 0, 0, 2},                            // 12 ldh [x+2]           destination port
+        {0x61, 0, 0, 0},                            // 13 ldx M[0]
+        {0xac, 0, 0, 0},                            // 14 xor x
+        {0x24, 0, 0, MTCP_PORT_MIX_MULTIPLIER},     // 15 mul #multiplier
+        {0x74, 0, 0, 16},                           // 16 rsh #16
+        {0x16, 0, 0, 0},                            // 17 ret a
+        {0x06, 0, 0, 0},                            // 18 ret #0
     };
     struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
     if (mtcp_shim_setsockopt_int(fd, SOL_PACKET, PACKET_FANOUT, (int)((uint32_t)group | ((uint32_t)PACKET_FANOUT_CBPF << 16))) < 0)

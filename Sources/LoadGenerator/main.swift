@@ -22,7 +22,7 @@ struct Totals {
 }
 
 final class LoadGenerator: StackApplication {
-    let server: IPv4Address
+    let server: IPAddress
     let port: UInt16
     let path: String
     let connections: Int
@@ -32,7 +32,7 @@ final class LoadGenerator: StackApplication {
     let totals = Mutex(Totals())
 
     init(
-        server: IPv4Address, port: UInt16, path: String, connections: Int, concurrency: Int,
+        server: IPAddress, port: UInt16, path: String, connections: Int, concurrency: Int,
         requestsPerConnection: Int, duration: Int
     ) {
         self.server = server
@@ -94,7 +94,7 @@ final class LoadGenerator: StackApplication {
         func open() {
             started += 1
             do {
-                let socket = try stack.socket()
+                let socket = try stack.socket(inet6: !server.isIPv4)
                 try stack.setNonBlocking(socket)
                 do {
                     try stack.connect(socket, address: server, port: port)
@@ -242,7 +242,7 @@ do {
             "--server", "--port", "--path", "--connections", "--concurrency", "--requests-per-connection", "--duration",
         ],
         usage: usage)
-    guard let server = IPv4Address(flags.string("--server", default: "")) else {
+    guard let server = IPAddress(flags.string("--server", default: "")) else {
         throw OptionsError("--server ADDR is required")
     }
     let port = try flags.int("--port", default: 80)

@@ -100,7 +100,7 @@ public func mtcp_getsockname(
     call(mctx) { (c) throws(Errno) in
         guard address != nil, length != nil else { throw .EFAULT }
         let name = try c.stack.getsockname(try c.socket(id))
-        try InetSocketAddress.write(name.address, name.port, address, length)
+        try InetSocketAddress.write(name.address.ipv4 ?? .any, name.port, address, length)
         return 0
     }
 }
@@ -113,7 +113,7 @@ public func mtcp_getpeername(
     call(mctx) { (c) throws(Errno) in
         guard address != nil, length != nil else { throw .EFAULT }
         let name = try c.stack.getpeername(try c.socket(id))
-        try InetSocketAddress.write(name.address, name.port, address, length)
+        try InetSocketAddress.write(name.address.ipv4 ?? .any, name.port, address, length)
         return 0
     }
 }

@@ -23,7 +23,7 @@ extension MTCPContext {
     }
 
     func bind(_ id: Int32, _ address: (IPv4Address, UInt16)) throws(Errno) {
-        try stack.bind(try socket(id), address: address.0, port: address.1)
+        try stack.bind(try socket(id), address: IPAddress(address.0), port: address.1)
     }
 
     func listen(_ id: Int32, backlog: Int32) throws(Errno) {
@@ -52,7 +52,8 @@ extension MTCPContext {
         let accepted = try stack.accept(s)
         try? stack.setNonBlocking(accepted.socket, true)
         do {
-            return (try allocate(.socket(accepted.socket)), accepted.address, accepted.port)
+            // mTCP's API is IPv4's: its sockets are AF_INET, so their peers are IPv4.
+            return (try allocate(.socket(accepted.socket)), accepted.address.ipv4 ?? .any, accepted.port)
         } catch {
             try? stack.close(accepted.socket)
             throw error
@@ -62,7 +63,7 @@ extension MTCPContext {
     func connect(_ id: Int32, _ address: (IPv4Address, UInt16)) throws(Errno) {
         let s = try socket(id)
         do {
-            try stack.connect(s, address: address.0, port: address.1)
+            try stack.connect(s, address: IPAddress(address.0), port: address.1)
             return
         } catch .EINPROGRESS {
             if try entry(id).nonBlocking { throw .EINPROGRESS }

@@ -72,7 +72,7 @@ extension AFPacketRing {
         }
         let data = frame + Int(macOffset)
         if completeChecksums && status & UInt32(TP_STATUS_CSUMNOTREADY) != 0 {
-            if OffloadChecksum.completeIPv4(frame: UnsafeMutableRawBufferPointer(start: data, count: captured)) {
+            if OffloadChecksum.complete(frame: UnsafeMutableRawBufferPointer(start: data, count: captured)) {
                 checksumsCompleted += 1
             }
         }

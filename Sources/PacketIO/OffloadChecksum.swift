@@ -40,6 +40,43 @@ public enum OffloadChecksum {
         return true
     }
 
+    /// The same for an untagged Ethernet IPv6 frame whose TCP or UDP header follows the fixed
+    /// header directly (the kernel puts no extension headers on the segments it offloads).
+    @discardableResult
+    public static func completeIPv6(frame: UnsafeMutableRawBufferPointer) -> Bool {
+        guard frame.count >= 54, let base = frame.baseAddress else { return false }
+        guard load16(base, 12) == EtherType.ipv6, base.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 6 else {
+            return false
+        }
+        let l4Length = Int(load16(base, 18))
+        let proto = base.load(fromByteOffset: 20, as: UInt8.self)
+        let checksumOffset: Int
+        switch proto {
+        case 6: checksumOffset = 16
+        case 17: checksumOffset = 6
+        default: return false
+        }
+        let l4Start = 54
+        guard l4Length >= checksumOffset + 2, l4Start + l4Length <= frame.count else { return false }
+        let view = UnsafeRawBufferPointer(frame)
+        let source = IPAddress.load(from: view, at: 22)
+        let destination = IPAddress.load(from: view, at: 38)
+        store16(base, l4Start + checksumOffset, 0)
+        var sum = InternetChecksum.pseudoHeader(
+            source: source, destination: destination, protocol: proto, length: l4Length)
+        sum.add(UnsafeRawBufferPointer(start: base + l4Start, count: l4Length))
+        var value = sum.value
+        if proto == 17 && value == 0 { value = 0xFFFF }
+        store16(base, l4Start + checksumOffset, value)
+        return true
+    }
+
+    /// `completeIPv4` or `completeIPv6`, by the frame's EtherType.
+    @discardableResult
+    public static func complete(frame: UnsafeMutableRawBufferPointer) -> Bool {
+        completeIPv4(frame: frame) || completeIPv6(frame: frame)
+    }
+
     @inline(__always)
     static func load16(_ base: UnsafeMutableRawPointer, _ offset: Int) -> UInt16 {
         UInt16(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))

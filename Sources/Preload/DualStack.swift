@@ -3,10 +3,11 @@ import Glibc
 import PreloadState
 import Stack
 
-/// AF_INET6 sockets on the stack (dual-stack): their IPv4 traffic is the stack's, their
-/// addresses are shown v4-mapped, and what only IPv6 can do (an IPv6 address, IPV6_V6ONLY
-/// on `::`) moves the socket to the kernel (`readAddress(_:_:of:connecting:)`). Here: the
-/// IPPROTO_IPV6 options, answered as Linux answers them.
+/// AF_INET6 sockets on the stack: their IPv4 traffic is the stack's, their IPv4 addresses
+/// are shown v4-mapped, and their IPv6 traffic is the stack's when it has an IPv6 address;
+/// loopback and addresses the stack does not own or reach move the socket to the kernel
+/// (`readAddress(_:_:of:connecting:ipv6:)`). Here: the IPPROTO_IPV6 options, answered as
+/// Linux answers them.
 extension PreloadRuntime {
     /// net.ipv6.bindv6only: IPV6_V6ONLY of new AF_INET6 sockets (0 on most systems).
     static let bindV6OnlyDefault: Bool = {
@@ -35,6 +36,7 @@ extension PreloadRuntime {
         if name == IPV6_V6ONLY {
             guard !instance.records[r]!.bound, instance.records[r]!.localPort == 0 else { return fail(.EINVAL) }
             instance.records[r]!.v6Only = value != 0
+            try? instance.stack?.setV6Only(instance.records[r]!.stackID, value != 0)
             instance.records[r]!.keep(level: Int32(IPPROTO_IPV6), name: name, value: Array(bytes))
             return 0
         }

@@ -20,62 +20,62 @@ func failSize(_ error: Errno) -> Int {
     return -1
 }
 
-/// An IPv4 socket address the application passed, or nil when it is not a valid AF_INET one.
-func readAddress(_ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> (IPv4Address, UInt16)? {
-    try? InetSocketAddress.read(address, length)
-}
-
 /// What an address given to bind or connect means for a socket of the stack.
 enum AddressMeaning {
-    /// IPv4 (an AF_INET socket's, or an AF_INET6 socket's v4-mapped or unspecified address).
-    case ipv4(IPv4Address, UInt16)
-    /// An address only the kernel can serve: IPv6, or `::` on an IPV6_V6ONLY socket.
+    /// An address the stack serves (IPv4 ones v4-mapped, wildcards included).
+    case stack(IPAddress, UInt16)
+    /// An address only the kernel can serve: loopback, an IPv6 address the stack does not
+    /// own or reach, or any IPv6 when the stack has no IPv6 address.
     case kernel(reason: String)
     case failure(Errno)
 }
 
 /// Reads the address of bind (`connecting` false) or connect as Linux does for the record's
-/// family: AF_INET6 sockets take `::` and `::ffff:a.b.c.d` as IPv4 unless IPV6_V6ONLY (then a
-/// mapped address is EINVAL to bind, ENETUNREACH to connect), and leave IPv6 to the kernel;
-/// connecting to `::` is connecting to `::1`.
+/// family: an AF_INET6 socket takes `::ffff:a.b.c.d` as IPv4 unless IPV6_V6ONLY (then a mapped
+/// address is EINVAL to bind, ENETUNREACH to connect); connecting to `::` is connecting to
+/// `::1`. IPv6 stays with the kernel when the stack has none.
 func readAddress(
-    _ address: UnsafePointer<sockaddr>?, _ length: socklen_t, of record: SocketRecord, connecting: Bool
+    _ address: UnsafePointer<sockaddr>?, _ length: socklen_t, of record: SocketRecord, connecting: Bool,
+    ipv6: Bool
 ) -> AddressMeaning {
     guard record.inet6 else {
-        guard let (ip, port) = readAddress(address, length) else { return .failure(.EINVAL) }
-        return .ipv4(ip, port)
+        guard let (ip, port) = try? InetSocketAddress.read(address, length) else { return .failure(.EINVAL) }
+        return .stack(IPAddress(ip), port)
     }
-    let target: Inet6Target
+    let target: IPAddress
     let port: UInt16
     do throws(Errno) {
         (target, port) = try Inet6SocketAddress.read(address, length)
     } catch {
         return .failure(error)
     }
-    switch target {
-    case .mapped(let ip):
+    if target.isIPv4 {
         if record.v6Only { return .failure(connecting ? .ENETUNREACH : .EINVAL) }
-        return .ipv4(ip, port)
-    case .unspecified:
-        if connecting { return .kernel(reason: "AF_INET6 connecting to IPv6 addresses") }
-        if record.v6Only { return .kernel(reason: "AF_INET6 with IPV6_V6ONLY (the stack serves IPv4)") }
-        return .ipv4(.any, port)
-    case .ipv6:
-        return .kernel(
-            reason: connecting ? "AF_INET6 connecting to IPv6 addresses" : "AF_INET6 bound to IPv6 addresses")
+        return .stack(target, port)
     }
+    if target == .unspecified {
+        if connecting { return .kernel(reason: "AF_INET6 connecting to ::1") }
+        // A v6-only socket on `::` serves IPv6 alone: the stack's when it has IPv6.
+        if record.v6Only && !ipv6 { return .kernel(reason: "AF_INET6 with IPV6_V6ONLY (the stack has no IPv6)") }
+        return .stack(ipv6 ? .unspecified : IPAddress(IPv4Address.any), port)
+    }
+    guard ipv6, !target.isLoopback else {
+        return .kernel(
+            reason: connecting ? "AF_INET6 connecting to kernel IPv6 addresses" : "AF_INET6 bound to kernel IPv6 addresses")
+    }
+    return .stack(target, port)
 }
 
 /// Writes an address the way the kernel does for the socket's family (an AF_INET6 socket's
 /// IPv4 addresses v4-mapped): truncated to the caller's length, which then says the full size.
 func writeAddress(
-    _ value: (IPv4Address, UInt16), _ address: UnsafeMutablePointer<sockaddr>?,
+    _ value: (IPAddress, UInt16), _ address: UnsafeMutablePointer<sockaddr>?,
     _ length: UnsafeMutablePointer<socklen_t>?, inet6: Bool = false
 ) {
     if inet6 {
         try? Inet6SocketAddress.write(value.0, value.1, address, length)
     } else {
-        try? InetSocketAddress.write(value.0, value.1, address, length)
+        try? InetSocketAddress.write(value.0.ipv4 ?? .any, value.1, address, length)
     }
 }
 
@@ -134,7 +134,7 @@ extension PreloadRuntime {
             // Not interested yet: a call that adopts it (nginx's master calling listen() or
             // setsockopt() again on reload) does not make this process one that accepts; the
             // accept, poll and epoll hooks say so when it does.
-            let ids = listenerCopies(of: record, address: .any, home: nil)
+            let ids = listenerCopies(of: record, address: record.inet6 ? .unspecified : IPAddress(IPv4Address.any), home: nil)
             guard ids[home.index] >= 0 else {
                 closeCopies(ids, except: nil)
                 return false
@@ -156,11 +156,11 @@ extension PreloadRuntime {
 
     /// A listener like `record` (its options, port and backlog) in `instance`'s stack: an
     /// inherited one adopted, or a copy in a further instance (takes that instance's lock).
-    func makeListener(in instance: StackInstance, copying record: SocketRecord, address: IPv4Address) -> Int32? {
+    func makeListener(in instance: StackInstance, copying record: SocketRecord, address: IPAddress) -> Int32? {
         instance.withLock {
             guard let stack = instance.stack else { return nil }
             do throws(Errno) {
-                let id = try stack.socket()
+                let id = try stack.socket(inet6: record.inet6, v6Only: record.v6Only)
                 try stack.setNonBlocking(id, true)
                 for option in record.replay {
                     try? option.value.withUnsafeBytes { bytes in
@@ -186,7 +186,7 @@ extension PreloadRuntime {
         guard activeInstances > 1 else { return }
         withProcessLock {
             let home = instance(of: entry)
-            let found: (SocketRecord, IPv4Address)? = home.withLock {
+            let found: (SocketRecord, IPAddress)? = home.withLock {
                 guard let r = home.record(forEntry: entry), let stack = home.stack,
                     let local = try? stack.getsockname(home.records[r]!.stackID)
                 else { return nil }
@@ -208,7 +208,7 @@ extension PreloadRuntime {
 
     /// The stack sockets of a listener like `record` by instance (-1: none there), one made in
     /// each running instance (`home` keeps the record's own socket instead).
-    func listenerCopies(of record: SocketRecord, address: IPv4Address, home: StackInstance?) -> [Int32] {
+    func listenerCopies(of record: SocketRecord, address: IPAddress, home: StackInstance?) -> [Int32] {
         var ids = [Int32](repeating: -1, count: instances.count)
         for instance in runningInstances {
             ids[instance.index] =
@@ -303,8 +303,8 @@ extension PreloadRuntime {
 
     /// Whether the kernel should carry a connection to `destination`: loopback, and places the
     /// stack has no route to.
-    func kernelCarries(_ destination: IPv4Address, _ stack: NetworkStack<SelectedLink>) -> Bool {
-        if destination.rawValue >> 24 == 127 || destination == .any { return true }
+    func kernelCarries(_ destination: IPAddress, _ stack: NetworkStack<SelectedLink>) -> Bool {
+        if destination.isLoopback || destination.isUnspecified { return true }
         do throws(Errno) {
             _ = try stack.route(to: destination)
             return false
@@ -353,9 +353,10 @@ extension PreloadRuntime {
         guard kernel >= 0 else { return }
         var one: Int32 = 1
         _ = mtcp_real_setsockopt(kernel, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        // An AF_INET6 listener on `::` is dual-stack in the kernel too (127.0.0.1 and ::1).
-        var zero: Int32 = 0
-        if record.inet6 { _ = mtcp_real_setsockopt(kernel, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, 4) }
+        // An AF_INET6 listener on `::` is dual-stack in the kernel too (127.0.0.1 and ::1),
+        // unless it is v6-only (beside a 0.0.0.0 listener on the port, as redis opens them).
+        var v6Only: Int32 = record.v6Only ? 1 : 0
+        if record.inet6 { _ = mtcp_real_setsockopt(kernel, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6Only, 4) }
         for option in record.replay where option.level == SOL_SOCKET && option.name == SO_REUSEPORT {
             _ = option.value.withUnsafeBytes { bytes in
                 mtcp_real_setsockopt(kernel, option.level, option.name, bytes.baseAddress, socklen_t(bytes.count))
@@ -442,7 +443,7 @@ public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32
         guard let stack = instance.stack else { return mtcp_real_socket(domain, type, proto) }
         let id: Int32
         do throws(Errno) {
-            id = try stack.socket()
+            id = try stack.socket(inet6: domain == AF_INET6, v6Only: PreloadRuntime.bindV6OnlyDefault)
             try stack.setNonBlocking(id, true)
         } catch {
             return fail(error)
@@ -474,15 +475,15 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
     let outcome: Outcome = runtime.withRecord(
         entry,
         { instance, stack, r in
-            let ip: IPv4Address
+            let ip: IPAddress
             let port: UInt16
-            switch readAddress(address, length, of: instance.records[r]!, connecting: false) {
-            case .ipv4(let a, let p): (ip, port) = (a, p)
+            switch readAddress(address, length, of: instance.records[r]!, connecting: false, ipv6: stack.ipv6Enabled) {
+            case .stack(let a, let p): (ip, port) = (a, p)
             case .failure(let error): return .done(fail(error))
             case .kernel(let reason):
                 return runtime.fallBack(instance, fd, r, reason: reason) ? .movedToKernel : .done(fail(.EADDRNOTAVAIL))
             }
-            if ip != .any && ip != stack.configuration.address {
+            if !ip.isUnspecified && !stack.owns(ip) {
                 // An address the kernel owns (loopback, another interface).
                 let moved = runtime.fallBack(instance, fd, r, reason: "bound to kernel addresses")
                 return moved ? .movedToKernel : .done(fail(.EADDRNOTAVAIL))
@@ -521,7 +522,7 @@ public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
                 instance.records[r]!.backlog = backlog
                 let local = try stack.getsockname(id)
                 instance.records[r]!.localPort = local.port
-                if runtime.kernelListen && wasBound && local.address == .any && !instance.records[r]!.kernelListener {
+                if runtime.kernelListen && wasBound && local.address.isUnspecified && !instance.records[r]!.kernelListener {
                     runtime.addKernelListener(instance, fd, r)
                 }
                 copiesToUpdate = instance.records[r]!.otherCopies(home: instance.index)
@@ -573,11 +574,11 @@ extension PreloadRuntime {
         _ instance: StackInstance, _ id: Int32, nonBlocking: Bool, flags: Int32, inet6: Bool,
         _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
     ) -> Int32? {
-        var peer: (IPv4Address, UInt16)?
+        var peer: (IPAddress, UInt16)?
         let result: Int32? = instance.withLock {
             guard let stack = instance.stack else { return nil }
             stack.markInterested(id)
-            var accepted: (socket: Int32, address: IPv4Address, port: UInt16)?
+            var accepted: (socket: Int32, address: IPAddress, port: UInt16)?
             do throws(Errno) {
                 accepted = try stack.accept(id)
             } catch .EAGAIN {
@@ -683,7 +684,7 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
     enum Outcome {
         case done(Int32)
         case movedToKernel(bound: UInt16?, inet6: Bool)
-        case inProgress(nonBlocking: Bool, timeout: Int64, id: Int32, ip: IPv4Address, port: UInt16)
+        case inProgress(nonBlocking: Bool, timeout: Int64, id: Int32, ip: IPAddress, port: UInt16)
     }
     let home = runtime.instance(of: entry)
     let outcome: Outcome = home.withLock {
@@ -691,10 +692,10 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
             return .done(fail(.EBADF))
         }
         let record = home.records[r]!
-        let ip: IPv4Address
+        let ip: IPAddress
         let port: UInt16
-        switch readAddress(address, length, of: record, connecting: true) {
-        case .ipv4(let a, let p): (ip, port) = (a, p)
+        switch readAddress(address, length, of: record, connecting: true, ipv6: stack.ipv6Enabled) {
+        case .stack(let a, let p): (ip, port) = (a, p)
         case .failure(let error):
             // AF_UNSPEC (dissolve) and other families: the kernel decides on a kernel socket.
             return .done(fail(record.inet6 ? error : .EAFNOSUPPORT))
@@ -778,8 +779,7 @@ public func hook_getsockname(
         guard address != nil, length != nil else { return fail(.EFAULT) }
         do throws(Errno) {
             let name = try stack.getsockname(instance.records[r]!.stackID)
-            let shown = name.address == .any && instance.records[r]!.listening ? IPv4Address.any : name.address
-            writeAddress((shown, name.port), address, length, inet6: instance.records[r]!.inet6)
+            writeAddress(name, address, length, inet6: instance.records[r]!.inet6)
             return 0
         } catch {
             return fail(error)

@@ -166,7 +166,7 @@ final class PreloadRuntime {
         if stack != nil { return true }
         if activationFailed { return false }
         activationFailed = true
-        guard let options, !options.interface.isEmpty, options.address != .any else {
+        guard let options, !options.interface.isEmpty, options.hasAddress else {
             log.warn("MTCP_IFACE and MTCP_ADDR are not set: every socket uses the kernel")
             return false
         }
@@ -207,7 +207,7 @@ final class PreloadRuntime {
             }
         }
         log.info(
-            "stack on \(options.interface) as \(options.address)/\(options.prefixLength) (pid \(pid), backend \(options.backend.rawValue), \(activeInstances) instance\(activeInstances == 1 ? "" : "s"))"
+            "stack on \(options.interface) as \(options.addressText) (pid \(pid), backend \(options.backend.rawValue), \(activeInstances) instance\(activeInstances == 1 ? "" : "s"))"
         )
         let log = self.log
         let observation = StackObservation(

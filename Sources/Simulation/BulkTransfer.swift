@@ -38,14 +38,15 @@ public final class BulkTransfer {
         clientPattern = BytePattern(seed: seed)
         serverPattern = BytePattern(seed: ~seed)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
-        try serverHost.endpoint.listen(port: port, backlog: 16)
+        let listener = try serverHost.endpoint.listen(
+            address: serverHost.address.isIPv4 ? IPAddress(IPv4Address.any) : .unspecified, port: port, backlog: 16)
         client.connection = try clientHost.endpoint.connect(
             from: clientHost.address, to: serverHost.address, port: port, now: .zero)
         clientHost.application = { [unowned self] host, now in
             self.drive(&self.client, pattern: self.clientPattern, peerPattern: self.serverPattern, host: host, now: now)
         }
         serverHost.application = { [unowned self] host, now in
-            if self.server.connection == nil { self.server.connection = host.endpoint.accept(port: port) }
+            if self.server.connection == nil { self.server.connection = host.endpoint.accept(listener) }
             self.drive(&self.server, pattern: self.serverPattern, peerPattern: self.clientPattern, host: host, now: now)
         }
     }

@@ -37,7 +37,9 @@ public final class RequestResponseLoad {
     public let requestSize: Int
     public let responseSize: Int
     public let port: UInt16
-    public let serverAddress: IPv4Address
+    public let serverAddress: IPAddress
+    /// The server's listener (its family is the server's address's).
+    let listener: ListenerKey
     public private(set) var counters = Counters()
     var started = 0
     var clients: [ClientConnection] = []
@@ -62,7 +64,9 @@ public final class RequestResponseLoad {
         requestPattern = BytePattern(seed: seed)
         responsePattern = BytePattern(seed: seed ^ 0xABCD)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 8)
-        try serverHost.endpoint.listen(port: port, backlog: backlog)
+        listener = try serverHost.endpoint.listen(
+            address: serverHost.address.isIPv4 ? IPAddress(IPv4Address.any) : .unspecified, port: port,
+            backlog: backlog)
         clientHost.application = { [unowned self] host, now in self.driveClient(host, now: now) }
         serverHost.application = { [unowned self] host, now in self.driveServer(host, now: now) }
     }
@@ -142,7 +146,7 @@ public final class RequestResponseLoad {
 
     func driveServer(_ host: SimulatedTCPHost, now: Instant) {
         let endpoint = host.endpoint
-        while let id = endpoint.accept(port: port) {
+        while let id = endpoint.accept(listener) {
             servers.append(ServerConnection(id: id))
         }
         var i = 0

@@ -1,7 +1,7 @@
 import TCP
 import Wire
 
-/// A deterministic network in simulated time: nodes exchange raw IPv4 packets over one-way links
+/// A deterministic network in simulated time: nodes exchange raw IPv4 or IPv6 packets over one-way links
 /// whose delay, bandwidth, queueing and impairments follow a `LinkProfile`, all random choices
 /// drawn from one seeded generator. The same seed and the same node behaviour give the same run.
 public final class SimulatedNetwork {
@@ -9,10 +9,10 @@ public final class SimulatedNetwork {
     public private(set) var now: Instant
     /// Packets whose destination address has no node, or no link from the sender to it.
     public private(set) var unroutable = 0
-    /// Packets too short (under 20 bytes) to carry an IPv4 destination address.
+    /// Packets too short to carry their destination address (20 bytes for IPv4, 40 for IPv6).
     public private(set) var malformed = 0
     /// Called for every delivery with (arrival time, sending node's address, receiving node's address, size).
-    public var tap: ((Instant, IPv4Address, IPv4Address, Int) -> Void)?
+    public var tap: ((Instant, IPAddress, IPAddress, Int) -> Void)?
 
     /// How many consecutive steps may leave the clock where it is before it is pushed 1 µs forward.
     /// A node that keeps asking for a wake-up at or before `now` without making progress would
@@ -21,9 +21,9 @@ public final class SimulatedNetwork {
 
     private var random: SeededRandom
     private var nodes: [any SimulatedNode] = []
-    private var nodeAddresses: [IPv4Address] = []
+    private var nodeAddresses: [IPAddress] = []
     private var nodeIndexByIdentity: [ObjectIdentifier: Int] = [:]
-    private var nodeIndexByAddress: [IPv4Address: Int] = [:]
+    private var nodeIndexByAddress: [IPAddress: Int] = [:]
     private var links: [Link] = []
     private var linkIndexByEnds: [LinkEnds: Int] = [:]
     private var events = EventQueue()
@@ -181,14 +181,18 @@ public final class SimulatedNetwork {
 
     // MARK: - Links
 
-    /// Routes a packet by its IPv4 destination (bytes 16..<20, big-endian) and schedules its arrival.
+    /// Routes a packet by its destination (IPv4: bytes 16..<20; IPv6: 24..<40) and schedules its arrival.
     private func send(_ packet: UnsafeRawBufferPointer, from sender: Int) {
-        guard packet.count >= 20 else {
+        let ipv6 = packet.count > 0 && packet[0] >> 4 == 6
+        guard packet.count >= (ipv6 ? 40 : 20) else {
             malformed += 1
             return
         }
-        let destination = IPv4Address(
-            rawValue: UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        let destination =
+            ipv6
+            ? IPAddress.load(from: packet, at: 24)
+            : IPAddress(
+                IPv4Address(rawValue: UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 16, as: UInt32.self))))
         guard let receiver = nodeIndexByAddress[destination],
             let link = linkIndexByEnds[LinkEnds(from: sender, to: receiver)]
         else {

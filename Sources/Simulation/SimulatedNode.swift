@@ -1,10 +1,10 @@
 import TCP
 import Wire
 
-/// A participant in a `SimulatedNetwork` that exchanges raw IPv4 packets.
+/// A participant in a `SimulatedNetwork` that exchanges raw IPv4 or IPv6 packets.
 public protocol SimulatedNode: AnyObject {
-    /// The IPv4 address packets for this node are routed to.
-    var address: IPv4Address { get }
+    /// The address packets for this node are routed to (IPv4 ones v4-mapped).
+    var address: IPAddress { get }
     /// Called when a packet arrives at the node.
     func receive(packet: UnsafeRawBufferPointer, now: Instant)
     /// Called after every delivery and timer wake-up: the node hands each packet it wants to send to `send` (the bytes are copied at once).

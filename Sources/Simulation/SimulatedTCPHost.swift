@@ -1,11 +1,11 @@
 import TCP
 import Wire
 
-/// A host in the simulator: IPv4 + TCP over a `TCPEndpoint`, with the real Wire parser and
+/// A host in the simulator: IPv4 or IPv6 (by its address) + TCP over a `TCPEndpoint`, with the real Wire parser and
 /// builder on both paths, so checksums, option encoding and corruption detection are the
 /// ones the stack uses. An optional application runs at every wake-up.
 public final class SimulatedTCPHost: SimulatedNode {
-    public let address: IPv4Address
+    public let address: IPAddress
     public let endpoint: TCPEndpoint
     /// Packets refused before reaching TCP, by reason.
     public private(set) var refused: [WireError: Int] = [:]
@@ -24,10 +24,16 @@ public final class SimulatedTCPHost: SimulatedNode {
     private let scratch: UnsafeMutableRawBufferPointer
     private var identification: UInt16 = 0
 
-    public init(address: IPv4Address, configuration: TCPConfiguration = TCPConfiguration(), secret: UInt64 = 1) {
+    public init(address: IPAddress, configuration: TCPConfiguration = TCPConfiguration(), secret: UInt64 = 1) {
         self.address = address
         endpoint = TCPEndpoint(configuration: configuration, secret: (secret, ~secret &* 31))
-        scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+        scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536 + 40, alignment: 8)
+    }
+
+    public convenience init(
+        address: IPv4Address, configuration: TCPConfiguration = TCPConfiguration(), secret: UInt64 = 1
+    ) {
+        self.init(address: IPAddress(address), configuration: configuration, secret: secret)
     }
 
     deinit { scratch.deallocate() }
@@ -37,23 +43,35 @@ public final class SimulatedTCPHost: SimulatedNode {
     public func receive(packet: UnsafeRawBufferPointer, now: Instant) {
         packetsReceived += 1
         do {
-            let (ip, ipPayload) = try IPv4Header.parse(packet)
-            guard ip.destination == address else {
+            let source: IPAddress
+            let destination: IPAddress
+            let proto: UInt8
+            let ipPayload: UnsafeRawBufferPointer
+            if address.isIPv4 {
+                let ip: IPv4Header
+                (ip, ipPayload) = try IPv4Header.parse(packet)
+                (source, destination, proto) = (IPAddress(ip.source), IPAddress(ip.destination), ip.protocol)
+            } else {
+                let ip: IPv6Header
+                (ip, ipPayload) = try IPv6Header.parse(packet)
+                (source, destination, proto) = (ip.source, ip.destination, ip.upperProtocol)
+            }
+            guard destination == address else {
                 notForThisHost += 1
                 return
             }
-            guard ip.protocol == IPProtocol.tcp else {
+            guard proto == IPProtocol.tcp else {
                 notTCP += 1
                 return
             }
-            let (tcp, payload) = try TCPHeader.parse(ipPayload, source: ip.source, destination: ip.destination)
+            let (tcp, payload) = try TCPHeader.parse(ipPayload, source: source, destination: destination)
             if let trace {
                 let flow = TCPFlow(
-                    localAddress: ip.destination, localPort: tcp.destinationPort, remoteAddress: ip.source,
+                    localAddress: destination, localPort: tcp.destinationPort, remoteAddress: source,
                     remotePort: tcp.sourcePort)
                 trace(now, false, flow, tcp, payload.count)
             }
-            endpoint.handle(header: tcp, payload: payload, source: ip.source, destination: ip.destination, now: now)
+            endpoint.handle(header: tcp, payload: payload, source: source, destination: destination, now: now)
         } catch {
             refused[error, default: 0] += 1
         }
@@ -92,7 +110,8 @@ public final class SimulatedTCPHost: SimulatedNode {
     }
 
     func serialize(_ segment: TCPSegment, flow: TCPFlow, send: (UnsafeRawBufferPointer) -> Void) {
-        let tcpArea = UnsafeMutableRawBufferPointer(rebasing: scratch[20...])
+        let ipLength = flow.isIPv4 ? IPv4Header.minimumLength : IPv6Header.length
+        let tcpArea = UnsafeMutableRawBufferPointer(rebasing: scratch[ipLength...])
         let length = TCPHeader.write(
             to: tcpArea, sourcePort: flow.localPort, destinationPort: flow.remotePort,
             sequenceNumber: segment.sequenceNumber.rawValue,
@@ -107,11 +126,17 @@ public final class SimulatedTCPHost: SimulatedNode {
         {
             trace(clock, true, flow, parsed.header, parsed.payload.count)
         }
-        identification &+= 1
-        _ = IPv4Header.write(
-            to: scratch, source: flow.localAddress, destination: flow.remoteAddress, protocol: IPProtocol.tcp,
-            payloadLength: length, identification: identification)
+        if let source = flow.localAddress.ipv4, let destination = flow.remoteAddress.ipv4 {
+            identification &+= 1
+            _ = IPv4Header.write(
+                to: scratch, source: source, destination: destination, protocol: IPProtocol.tcp,
+                payloadLength: length, identification: identification)
+        } else {
+            _ = IPv6Header.write(
+                to: scratch, source: flow.localAddress, destination: flow.remoteAddress, nextHeader: IPProtocol.tcp,
+                payloadLength: length)
+        }
         packetsSent += 1
-        send(UnsafeRawBufferPointer(rebasing: scratch[0..<(20 + length)]))
+        send(UnsafeRawBufferPointer(rebasing: scratch[0..<(ipLength + length)]))
     }
 }

@@ -1,9 +1,10 @@
 import TCP
 import Wire
 
-/// The neighbour table of one interface (RFC 826): IPv4 → MAC, with entries that age out and
-/// are re-resolved, and a preallocated pool where packets for an unresolved next hop wait
-/// for the reply instead of being dropped (mTCP dropped the first packet; we never do).
+/// The neighbour table of one interface: IPv4 → MAC (ARP, RFC 826) and IPv6 → MAC (neighbour
+/// discovery, RFC 4861: solicitations are scheduled as ARP requests are), with entries that
+/// age out and are re-resolved, and a preallocated pool where packets for an unresolved next
+/// hop wait for the reply instead of being dropped (mTCP dropped the first packet; we never do).
 ///
 /// It does no I/O itself: the stack sends the requests it asks for and transmits the frames
 /// it hands back.
@@ -29,7 +30,7 @@ public final class ARPCache {
     }
 
     struct Entry {
-        var address: IPv4Address
+        var address: IPAddress
         var mac = MACAddress.zero
         var state = State.incomplete
         var confirmed = Instant.zero
@@ -53,9 +54,9 @@ public final class ARPCache {
 
     var entries: [Entry] = []
     var freeEntries: [Int32] = []
-    var index: [UInt32: Int32] = [:]
+    var index: [IPAddress: Int32] = [:]
     /// The last address looked up, so back-to-back packets to one next hop skip the hash.
-    var memoAddress = IPv4Address.any
+    var memoAddress = IPAddress.unspecified
     var memoEntry: Int32 = -1
 
     let pool: UnsafeMutableRawPointer
@@ -94,14 +95,14 @@ public final class ARPCache {
     public var pendingFrames: Int { poolSize - freeFrames.count }
 
     /// The state and hardware address known for `address`, for inspection.
-    public func entry(for address: IPv4Address) -> (state: State, mac: MACAddress)? {
+    public func entry(for address: IPAddress) -> (state: State, mac: MACAddress)? {
         guard let slot = find(address) else { return nil }
         return (entries[Int(slot)].state, entries[Int(slot)].mac)
     }
 
     /// The MAC to send to `address`, or nil when it is not resolved; marks the entry in use.
     @inline(__always)
-    public func lookup(_ address: IPv4Address) -> MACAddress? {
+    public func lookup(_ address: IPAddress) -> MACAddress? {
         guard let slot = find(address) else { return nil }
         let i = Int(slot)
         guard entries[i].state != .incomplete else { return nil }
@@ -112,7 +113,7 @@ public final class ARPCache {
     /// Queues a packet for `address` (unresolved): `write` fills a pool buffer and returns the
     /// frame length. Creates the entry, and asks for a first request, when there is none.
     public func enqueue(
-        for address: IPv4Address, now: Instant, write: (UnsafeMutableRawBufferPointer) -> Int
+        for address: IPAddress, now: Instant, write: (UnsafeMutableRawBufferPointer) -> Int
     ) -> EnqueueResult {
         var start = false
         let slot: Int32
@@ -147,7 +148,7 @@ public final class ARPCache {
     }
 
     /// Calls `body` with every address that has packets waiting for resolution.
-    public func forEachUnresolved(_ body: (IPv4Address) -> Void) {
+    public func forEachUnresolved(_ body: (IPAddress) -> Void) {
         for entry in entries where entry.live && entry.pendingCount > 0 { body(entry.address) }
     }
 
@@ -156,7 +157,7 @@ public final class ARPCache {
     /// are handed to `flush` in order, then freed. Returns true when the address was known or added.
     @discardableResult
     public func learn(
-        _ address: IPv4Address, mac: MACAddress, now: Instant, create: Bool,
+        _ address: IPAddress, mac: MACAddress, now: Instant, create: Bool,
         flush: (UnsafeMutableRawBufferPointer) -> Void
     ) -> Bool {
         let slot: Int32
@@ -192,7 +193,7 @@ public final class ARPCache {
     /// Runs the timers: re-sends requests (through `request`), re-resolves aged entries still in
     /// use, forgets idle aged ones, and gives up on addresses that never answered. Returns how
     /// many waiting packets were dropped.
-    public func expire(now: Instant, request: (IPv4Address) -> Void) -> Int {
+    public func expire(now: Instant, request: (IPAddress) -> Void) -> Int {
         guard now >= nextDeadline else { return 0 }
         var dropped = 0
         var earliest = Instant.never
@@ -233,15 +234,15 @@ public final class ARPCache {
     }
 
     @inline(__always)
-    func find(_ address: IPv4Address) -> Int32? {
+    func find(_ address: IPAddress) -> Int32? {
         if memoEntry >= 0 && memoAddress == address && entries[Int(memoEntry)].live { return memoEntry }
-        guard let slot = index[address.rawValue] else { return nil }
+        guard let slot = index[address] else { return nil }
         memoAddress = address
         memoEntry = slot
         return slot
     }
 
-    func insert(_ address: IPv4Address) -> Int32? {
+    func insert(_ address: IPAddress) -> Int32? {
         let slot: Int32
         if let free = freeEntries.popLast() {
             slot = free
@@ -251,7 +252,7 @@ public final class ARPCache {
             slot = Int32(entries.count)
             entries.append(Entry(address: address))
         }
-        index[address.rawValue] = slot
+        index[address] = slot
         return slot
     }
 
@@ -267,7 +268,7 @@ public final class ARPCache {
         entries[i].pendingTail = -1
         entries[i].pendingCount = 0
         entries[i].live = false
-        index.removeValue(forKey: entries[i].address.rawValue)
+        index.removeValue(forKey: entries[i].address)
         if memoEntry == slot { memoEntry = -1 }
         freeEntries.append(slot)
     }

@@ -23,6 +23,17 @@ public enum ActiveOpenSteering: Sendable {
         }
     }
 
+    /// `returns` for a flow of either family. The port mix reads an IPv6 segment's ports too
+    /// (mtcp_shim_packet_fanout_port_sum); RSS here hashes IPv4 tuples only, so an IPv6
+    /// flow's queue is not predicted (any port is taken).
+    public func returns(local: IPAddress, localPort: UInt16, remote: IPAddress, remotePort: UInt16) -> Bool {
+        if let l = local.ipv4, let r = remote.ipv4 {
+            return returns(local: l, localPort: localPort, remote: r, remotePort: remotePort)
+        }
+        if case .portSum = self { return returns(local: .any, localPort: localPort, remote: .any, remotePort: remotePort) }
+        return true
+    }
+
     /// False when there is nothing to steer (a fanout group of one).
     public var constrains: Bool {
         switch self {

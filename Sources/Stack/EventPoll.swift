@@ -210,7 +210,7 @@ extension NetworkStack {
         var mask: UInt32 = sockets.slots[i]!.pendingError != nil ? EpollFlags.EPOLLERR : 0
         switch phase {
         case .listening:
-            if endpoint.pendingAccepts(port: sockets.slots[i]!.localPort) > 0 { mask |= EpollFlags.EPOLLIN }
+            if endpoint.pendingAccepts(sockets.slots[i]!.listenerKey) > 0 { mask |= EpollFlags.EPOLLIN }
         case .fresh, .bound:
             // Linux reports an unconnected socket as writable and hung up.
             mask |= EpollFlags.EPOLLOUT | EpollFlags.EPOLLHUP
@@ -241,8 +241,8 @@ extension NetworkStack {
     /// Turns an endpoint event into socket state changes and readiness edges.
     func dispatch(_ event: TCPEndpointEvent) {
         switch event {
-        case .acceptable(let port):
-            if let listener = listenerByPort[port] { notify(listener, edges: EpollFlags.EPOLLIN) }
+        case .acceptable(let key):
+            if let listener = listenerByKey[key] { notify(listener, edges: EpollFlags.EPOLLIN) }
         case .connection(let connection, let events):
             let slot = Int(connection.slot)
             guard slot < ownerBySlot.count else { return }

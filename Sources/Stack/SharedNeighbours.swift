@@ -7,12 +7,12 @@ import Wire
 /// a miss. ARP traffic is rare, so one lock is fine; the per-packet path never touches it
 /// (each instance keeps its own `ARPCache`).
 public final class SharedNeighbours: Sendable {
-    let table = Mutex<[IPv4Address: MACAddress]>([:])
+    let table = Mutex<[IPAddress: MACAddress]>([:])
     let generation = Atomic<UInt64>(0)
 
     public init() {}
 
-    public func publish(_ address: IPv4Address, _ mac: MACAddress) {
+    public func publish(_ address: IPAddress, _ mac: MACAddress) {
         let changed = table.withLock { table -> Bool in
             if table[address] == mac { return false }
             table[address] = mac
@@ -21,7 +21,7 @@ public final class SharedNeighbours: Sendable {
         if changed { generation.add(1, ordering: .releasing) }
     }
 
-    public func lookup(_ address: IPv4Address) -> MACAddress? {
+    public func lookup(_ address: IPAddress) -> MACAddress? {
         table.withLock { $0[address] }
     }
 

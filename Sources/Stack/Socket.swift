@@ -13,9 +13,12 @@ struct Socket {
     }
 
     var phase = Phase.fresh
-    var localAddress = IPv4Address.any
+    /// An AF_INET6 socket: IPv6 peers, and IPv4 ones v4-mapped unless `v6Only`.
+    var inet6 = false
+    var v6Only = false
+    var localAddress = IPAddress(IPv4Address.any)
     var localPort: UInt16 = 0
-    var remoteAddress = IPv4Address.any
+    var remoteAddress = IPAddress(IPv4Address.any)
     var remotePort: UInt16 = 0
     var connection: ConnectionID?
     var nonBlocking = false
@@ -32,4 +35,13 @@ struct Socket {
     /// The application waits on this listener (accept or poll): it may take over the port
     /// from a process that no longer runs.
     var interested = false
+
+    /// The wildcard address of the socket's family.
+    var wildcard: IPAddress { inet6 ? .unspecified : IPAddress(IPv4Address.any) }
+
+    /// The endpoint's name for this socket's listener.
+    var listenerKey: ListenerKey { ListenerKey(port: localPort, family: family) }
+
+    /// The listener family of a socket bound to `localAddress`.
+    var family: ListenerFamily { ListenerFamily(address: localAddress, v6Only: v6Only) }
 }

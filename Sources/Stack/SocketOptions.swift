@@ -221,7 +221,7 @@ extension NetworkStack {
     func applyLiveOptions(_ i: Int, level: Int32, name: Int32) {
         if sockets.slots[i]!.phase == .listening {
             endpoint.setListenerConfiguration(
-                port: sockets.slots[i]!.localPort, sockets.slots[i]!.options.apply(to: endpoint.configuration))
+                sockets.slots[i]!.listenerKey, sockets.slots[i]!.options.apply(to: endpoint.configuration))
             return
         }
         guard let connection = sockets.slots[i]!.connection else { return }

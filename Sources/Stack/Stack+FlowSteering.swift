@@ -13,27 +13,33 @@ extension NetworkStack {
         precondition(TCPHandover.encodedBytes <= FlowSteering.handoverBytes, "a handover must fit the map's value")
         flowSteering = steering
         endpoint.flowRegistry = TCPFlowRegistry(
+            // The program steers IPv4 flows; every IPv6 frame goes to the primary (see
+            // SteeringProgram), so an IPv6 flow is claimed by whoever sees it and moves nowhere.
             claim: { flow in
-                steering.claim(
-                    localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-                    remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort)
+                guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return true }
+                return steering.claim(
+                    localAddress: local.rawValue, localPort: flow.localPort, remoteAddress: remote.rawValue,
+                    remotePort: flow.remotePort)
             },
             release: { flow in
+                guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return }
                 steering.release(
-                    localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-                    remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort)
+                    localAddress: local.rawValue, localPort: flow.localPort, remoteAddress: remote.rawValue,
+                    remotePort: flow.remotePort)
             },
             handOver: { flow, handover in
-                handover.encoded().withUnsafeBytes { state in
+                guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return false }
+                return handover.encoded().withUnsafeBytes { state in
                     steering.handOver(
-                        localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-                        remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, state: state)
+                        localAddress: local.rawValue, localPort: flow.localPort, remoteAddress: remote.rawValue,
+                        remotePort: flow.remotePort, state: state)
                 }
             },
             takeHandover: { flow in
-                steering.takeHandover(
-                    localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-                    remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort
+                guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return nil }
+                return steering.takeHandover(
+                    localAddress: local.rawValue, localPort: flow.localPort, remoteAddress: remote.rawValue,
+                    remotePort: flow.remotePort
                 ).flatMap { state in state.withUnsafeBytes { TCPHandover(encoded: $0) } }
             },
             othersListen: { port in steering.othersListen(port: port) },
@@ -46,7 +52,8 @@ extension NetworkStack {
                     return (flow, handover)
                 }
             })
-        for (port, id) in listenerByPort {
+        for (key, id) in listenerByKey {
+            let port = key.port
             let accepting = sockets.slots[Int(id)]?.interested == true
             takeParked(steering.listen(port: port, accepting: accepting, now: now.nanoseconds))
         }
@@ -86,17 +93,18 @@ extension NetworkStack {
     /// A pure SYN for a port whose listeners do not accept yet: kept for the first instance
     /// that does (an nginx master listens, its workers accept), instead of being answered by
     /// an instance that never will. False for SYNs this instance handles itself.
-    func parksSYN(_ tcp: TCPHeader, from source: IPv4Address, frame: UnsafeRawBufferPointer, steering: FlowSteering)
+    func parksSYN(_ tcp: TCPHeader, from source: IPAddress, frame: UnsafeRawBufferPointer, steering: FlowSteering)
         -> Bool
     {
         let port = tcp.destinationPort
-        if let id = listenerByPort[port] {
+        if let id = listener(onPort: port) {
             if sockets.slots[Int(id)]?.interested == true { return false }
         } else if !steering.isPrimary || !steering.awaitsAcceptor(port: port) {
             return false
         }
         let flow = TCPFlow(
-            localAddress: configuration.address, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
+            localAddress: IPAddress(configuration.address), localPort: port, remoteAddress: source,
+            remotePort: tcp.sourcePort)
         if endpoint.hasFlow(flow) { return false }
         if steering.park(frame: frame, port: port, now: now.nanoseconds) {
             statistics.synsParked += 1

@@ -22,6 +22,7 @@ extension NetworkStack {
         switch ethernet.etherType {
         case EtherType.ipv4: receiveIPv4(payload, from: ethernet.source, frame: frame)
         case EtherType.arp: receiveARP(payload)
+        case EtherType.ipv6: receiveIPv6(payload, from: ethernet.source, frame: frame)
         default: statistics.unknownEtherType += 1
         }
     }
@@ -35,26 +36,28 @@ extension NetworkStack {
             statistics.ipv4Errors.count(error)
             return
         }
-        guard ip.destination == configuration.address else {
+        guard configuration.hasIPv4, ip.destination == configuration.address else {
             statistics.notOurAddress += 1
             return
         }
         switch ip.protocol {
         case IPProtocol.tcp:
             do {
-                let (tcp, data) = try TCPHeader.parse(payload, source: ip.source, destination: ip.destination)
+                let source = IPAddress(ip.source)
+                let destination = IPAddress(ip.destination)
+                let (tcp, data) = try TCPHeader.parse(payload, source: source, destination: destination)
                 statistics.tcpSegmentsReceived += 1
                 if let steering = flowSteering, tcp.flags.contains(.syn),
                     !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
-                    parksSYN(tcp, from: ip.source, frame: frame, steering: steering)
+                    parksSYN(tcp, from: source, frame: frame, steering: steering)
                 {
                     return
                 }
-                if let claims = portClaims, claims.isShared, !admits(tcp, from: ip.source, claims: claims) {
+                if let claims = portClaims, claims.isShared, !admits(tcp, from: source, to: destination, claims: claims) {
                     statistics.segmentsForOtherProcesses += 1
                     return
                 }
-                endpoint.handle(header: tcp, payload: data, source: ip.source, destination: ip.destination, now: now)
+                endpoint.handle(header: tcp, payload: data, source: source, destination: destination, now: now)
             } catch {
                 statistics.tcpErrors.count(error)
             }
@@ -91,6 +94,10 @@ extension NetworkStack {
     }
 
     func receiveARP(_ payload: UnsafeRawBufferPointer) {
+        guard configuration.hasIPv4 else {
+            statistics.arpIgnored += 1
+            return
+        }
         let packet: ARPPacket
         do {
             packet = try ARPPacket.parse(payload)
@@ -119,10 +126,10 @@ extension NetworkStack {
         }
         let forUs = packet.targetIP == ours
         // RFC 826: update a known sender always; add it only when the packet is aimed at us.
-        let known = arp.learn(packet.senderIP, mac: packet.senderMAC, now: now, create: forUs) { frame in
+        let known = arp.learn(IPAddress(packet.senderIP), mac: packet.senderMAC, now: now, create: forUs) { frame in
             flushPending(frame, to: packet.senderMAC)
         }
-        if known { sharedNeighbours?.publish(packet.senderIP, packet.senderMAC) }
+        if known { sharedNeighbours?.publish(IPAddress(packet.senderIP), packet.senderMAC) }
         if packet.operation == ARPPacket.request && forUs {
             if answersForAddress() { replyARP(to: packet) }
         } else if !known {

@@ -2,7 +2,7 @@ import PacketIO
 import TCP
 import Wire
 
-/// Builds a TCP segment's Ethernet, IPv4 and TCP headers straight into the transmit ring.
+/// Builds a TCP segment's Ethernet, IP and TCP headers straight into the transmit ring.
 struct FrameSink<IO: PacketIO>: TCPEndpointSink {
     unowned(unsafe) let stack: NetworkStack<IO>
 
@@ -16,9 +16,10 @@ struct FrameSink<IO: PacketIO>: TCPEndpointSink {
 extension NetworkStack {
     static var ipOffset: Int { EthernetHeader.length }
     static var tcpOffset: Int { EthernetHeader.length + IPv4Header.minimumLength }
+    static var tcp6Offset: Int { EthernetHeader.length + IPv6Header.length }
 
     func transmit(_ segment: TCPSegment, flow: TCPFlow) {
-        let hop: IPv4Address
+        let hop: IPAddress
         do {
             hop = try route(to: flow.remoteAddress)
         } catch {
@@ -50,7 +51,7 @@ extension NetworkStack {
         switch result {
         case .queued(let start):
             statistics.tcpSegmentsSent += 1
-            if start { sendARPRequest(for: hop) }
+            if start { requestResolution(of: hop) }
         case .overflow:
             statistics.pendingQueueOverflow += 1
         case .cacheFull:
@@ -62,6 +63,7 @@ extension NetworkStack {
     func writeFrame(
         _ segment: TCPSegment, flow: TCPFlow, destinationMAC: MACAddress, into buffer: UnsafeMutableRawBufferPointer
     ) -> Int {
+        guard flow.isIPv4 else { return writeFrame6(segment, flow: flow, destinationMAC: destinationMAC, into: buffer) }
         guard buffer.count > Self.tcpOffset else { return 0 }
         let tcpLength = TCPHeader.write(
             to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.tcpOffset...]), sourcePort: flow.localPort,
@@ -72,16 +74,47 @@ extension NetworkStack {
         guard tcpLength > 0 else { return 0 }
         identification &+= 1
         IPv4Header.write(
-            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: flow.localAddress,
-            destination: flow.remoteAddress, protocol: IPProtocol.tcp, payloadLength: tcpLength,
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: flow.localAddress.ipv4!,
+            destination: flow.remoteAddress.ipv4!, protocol: IPProtocol.tcp, payloadLength: tcpLength,
             identification: identification)
         EthernetHeader(destination: destinationMAC, source: macAddress, etherType: EtherType.ipv4).write(to: buffer)
         return Self.tcpOffset + tcpLength
     }
 
-    /// Sends a frame that waited for ARP, now that its next hop answered at `mac`.
+    /// `writeFrame` for an IPv6 flow. The checksum is always ours: the ports' offloads
+    /// (DPDK's flags) are set up for IPv4 only.
+    func writeFrame6(
+        _ segment: TCPSegment, flow: TCPFlow, destinationMAC: MACAddress, into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        guard buffer.count > Self.tcp6Offset else { return 0 }
+        let tcpLength = TCPHeader.write(
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.tcp6Offset...]), sourcePort: flow.localPort,
+            destinationPort: flow.remotePort, sequenceNumber: segment.sequenceNumber.rawValue,
+            acknowledgmentNumber: segment.acknowledgmentNumber.rawValue, flags: segment.flags,
+            window: segment.window, options: segment.options, payload: segment.payload, segment.payloadTail,
+            source: flow.localAddress, destination: flow.remoteAddress)
+        guard tcpLength > 0 else { return 0 }
+        IPv6Header.write(
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: flow.localAddress,
+            destination: flow.remoteAddress, nextHeader: IPProtocol.tcp, payloadLength: tcpLength)
+        EthernetHeader(destination: destinationMAC, source: macAddress, etherType: EtherType.ipv6).write(to: buffer)
+        return Self.tcp6Offset + tcpLength
+    }
+
+    /// Asks for the MAC of a next hop: ARP for IPv4, a neighbour solicitation for IPv6.
+    func requestResolution(of address: IPAddress) {
+        if let v4 = address.ipv4 {
+            sendARPRequest(for: v4)
+        } else {
+            sendNeighborSolicitation(for: address)
+        }
+    }
+
+    /// Sends a frame that waited for resolution, now that its next hop answered at `mac`.
     func flushPending(_ frame: UnsafeMutableRawBufferPointer, to mac: MACAddress) {
-        EthernetHeader(destination: mac, source: macAddress, etherType: EtherType.ipv4).write(to: frame)
+        // Only the destination changes; the frame keeps its EtherType (IPv4 or IPv6).
+        let etherType = UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+        EthernetHeader(destination: mac, source: macAddress, etherType: etherType).write(to: frame)
         guard let buffer = io.nextTransmitBuffer() else {
             statistics.transmitRingFull += 1
             return

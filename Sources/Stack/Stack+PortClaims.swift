@@ -64,14 +64,13 @@ extension NetworkStack {
     /// Whether this process handles a TCP segment while the table is shared: its own port,
     /// one of its flows, a SYN an interested listener takes over, or (primary only) a segment
     /// for a port nobody alive owns, which the endpoint then resets.
-    func admits(_ tcp: TCPHeader, from source: IPv4Address, claims: PortClaims) -> Bool {
+    func admits(_ tcp: TCPHeader, from source: IPAddress, to destination: IPAddress, claims: PortClaims) -> Bool {
         let port = tcp.destinationPort
         let owner = claims.owner(of: port)
         if owner == claims.pid { return true }
-        let flow = TCPFlow(
-            localAddress: configuration.address, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
+        let flow = TCPFlow(localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
         if endpoint.hasFlow(flow) { return true }
-        if let listener = listenerByPort[port] {
+        if let listener = listener(onPort: port) {
             let i = Int(listener)
             guard tcp.flags.contains(.syn), !tcp.flags.contains(.ack), !tcp.flags.contains(.rst),
                 sockets.slots[i]?.interested == true, claims.claim(port)

@@ -16,10 +16,30 @@ extension NetworkStack {
     /// Sockets open.
     public var socketCount: Int { sockets.count }
 
-    /// socket(AF_INET, SOCK_STREAM, 0): a new unbound, blocking socket.
-    public func socket() throws(Errno) -> Int32 {
-        guard let id = sockets.allocate(Socket()) else { throw .EMFILE }
+    /// socket(AF_INET or AF_INET6, SOCK_STREAM, 0): a new unbound, blocking socket. An
+    /// AF_INET6 socket starts with IPV6_V6ONLY as `v6Only` says (net.ipv6.bindv6only).
+    public func socket(inet6: Bool = false, v6Only: Bool = false) throws(Errno) -> Int32 {
+        var socket = Socket()
+        socket.inet6 = inet6
+        socket.v6Only = inet6 && v6Only
+        socket.localAddress = socket.wildcard
+        socket.remoteAddress = socket.wildcard
+        guard let id = sockets.allocate(socket) else { throw .EMFILE }
         return id
+    }
+
+    /// IPV6_V6ONLY: only on an AF_INET6 socket (ENOPROTOOPT otherwise), before bind (EINVAL).
+    public func setV6Only(_ id: Int32, _ on: Bool) throws(Errno) {
+        let i = try socketIndex(id)
+        guard sockets.slots[i]!.inet6 else { throw .ENOPROTOOPT }
+        guard sockets.slots[i]!.phase == .fresh, !sockets.slots[i]!.boundExplicitly else { throw .EINVAL }
+        sockets.slots[i]!.v6Only = on
+    }
+
+    /// Whether `address` is one of ours (an IPv4 one v4-mapped).
+    public func owns(_ address: IPAddress) -> Bool {
+        if let v4 = address.ipv4 { return configuration.hasIPv4 && v4 == configuration.address }
+        return ownsIPv6(address)
     }
 
     /// Sets or clears the non-blocking flag (O_NONBLOCK, mtcp_setsock_nonblock).
@@ -28,11 +48,17 @@ extension NetworkStack {
         sockets.slots[i]!.nonBlocking = nonBlocking
     }
 
-    /// bind(2): `address` is ours or 0.0.0.0; port 0 picks a free port.
-    public func bind(_ id: Int32, address: IPv4Address, port: UInt16) throws(Errno) {
+    /// bind(2): `address` is ours or its family's wildcard (an AF_INET6 socket may take IPv4
+    /// ones v4-mapped unless IPV6_V6ONLY); port 0 picks a free port.
+    public func bind(_ id: Int32, address: IPAddress, port: UInt16) throws(Errno) {
         let i = try socketIndex(id)
         guard sockets.slots[i]!.phase == .fresh, !sockets.slots[i]!.boundExplicitly else { throw .EINVAL }
-        guard address == .any || address == configuration.address else { throw .EADDRNOTAVAIL }
+        let socket = sockets.slots[i]!
+        if !socket.inet6 && !address.isIPv4 { throw .EAFNOSUPPORT }
+        if socket.inet6 && socket.v6Only && address.isIPv4 { throw .EINVAL }
+        let wildcard = address.isIPv4 ? address == IPAddress(IPv4Address.any) : address == .unspecified
+        guard wildcard || owns(address) else { throw .EADDRNOTAVAIL }
+        sockets.slots[i]!.localAddress = address
         let chosen: UInt16
         var claimed = false
         if port == 0 {
@@ -43,13 +69,18 @@ extension NetworkStack {
             } else {
                 free = pickBindPort()
             }
-            guard let free else { throw .EADDRINUSE }
+            guard let free else {
+                sockets.slots[i]!.localAddress = socket.localAddress
+                throw .EADDRINUSE
+            }
             chosen = free
         } else {
-            guard portIsFree(port, for: i) else { throw .EADDRINUSE }
+            guard portIsFree(port, for: i) else {
+                sockets.slots[i]!.localAddress = socket.localAddress
+                throw .EADDRINUSE
+            }
             chosen = port
         }
-        sockets.slots[i]!.localAddress = address
         sockets.slots[i]!.localPort = chosen
         sockets.slots[i]!.boundExplicitly = true
         sockets.slots[i]!.phase = .bound
@@ -57,12 +88,19 @@ extension NetworkStack {
         if claimed { noteClaim(i, port: chosen) }
     }
 
-    /// A port may be shared only by sockets that all set SO_REUSEPORT.
+    /// `bind` to an IPv4 address.
+    public func bind(_ id: Int32, address: IPv4Address, port: UInt16) throws(Errno) {
+        try bind(id, address: IPAddress(address), port: port)
+    }
+
+    /// A port may be shared only by sockets that all set SO_REUSEPORT, or whose families do
+    /// not overlap (0.0.0.0 beside `::` with IPV6_V6ONLY, as Linux allows).
     func portIsFree(_ port: UInt16, for i: Int) -> Bool {
         guard boundPorts[port, default: 0] > 0 else { return true }
-        guard sockets.slots[i]!.options.reusePort else { return false }
+        let socket = sockets.slots[i]!
         for case let other? in sockets.slots where other.boundExplicitly && other.localPort == port {
-            if !other.options.reusePort { return false }
+            if !other.family.overlaps(socket.family) { continue }
+            if !(socket.options.reusePort && other.options.reusePort) { return false }
         }
         return true
     }
@@ -84,20 +122,21 @@ extension NetworkStack {
     public func listen(_ id: Int32, backlog: Int) throws(Errno) {
         let i = try socketIndex(id)
         switch sockets.slots[i]!.phase {
-        case .fresh: try bind(id, address: .any, port: 0)
+        case .fresh: try bind(id, address: sockets.slots[i]!.wildcard, port: 0)
         case .bound: break
         case .listening: return
         case .connecting, .connected: throw .EINVAL
         }
         let port = sockets.slots[i]!.localPort
+        let key: ListenerKey
         do {
-            try endpoint.listen(
-                address: sockets.slots[i]!.localAddress, port: port, backlog: max(backlog, 1),
-                configuration: sockets.slots[i]!.options.apply(to: endpoint.configuration))
+            key = try endpoint.listen(
+                address: sockets.slots[i]!.localAddress, v6Only: sockets.slots[i]!.v6Only, port: port,
+                backlog: max(backlog, 1), configuration: sockets.slots[i]!.options.apply(to: endpoint.configuration))
         } catch {
             throw .EADDRINUSE
         }
-        listenerByPort[port] = id
+        listenerByKey[key] = id
         sockets.slots[i]!.phase = .listening
         // Claimed when free or its owner is gone; a port another process holds stays with it
         // (a forked child takes it over with claimListener).
@@ -109,26 +148,28 @@ extension NetworkStack {
     }
 
     /// accept(2): the next established connection as a new socket, with the peer's address.
-    public func accept(_ id: Int32) throws(Errno) -> (socket: Int32, address: IPv4Address, port: UInt16) {
+    public func accept(_ id: Int32) throws(Errno) -> (socket: Int32, address: IPAddress, port: UInt16) {
         let i = try socketIndex(id)
         guard sockets.slots[i]!.phase == .listening else { throw .EINVAL }
         let deadline = deadline(after: sockets.slots[i]!.options.receiveTimeout)
         while true {
             if let accepted = try acceptOne(i) { return accepted }
             if sockets.slots[i]!.nonBlocking { throw .EAGAIN }
-            let port = sockets.slots[i]!.localPort
-            let ready = try block(until: deadline) { endpoint.pendingAccepts(port: port) > 0 }
+            let key = sockets.slots[i]!.listenerKey
+            let ready = try block(until: deadline) { endpoint.pendingAccepts(key) > 0 }
             if !ready { throw .EAGAIN }
             guard sockets.contains(id) else { throw .EBADF }
         }
     }
 
-    func acceptOne(_ i: Int) throws(Errno) -> (socket: Int32, address: IPv4Address, port: UInt16)? {
+    func acceptOne(_ i: Int) throws(Errno) -> (socket: Int32, address: IPAddress, port: UInt16)? {
         let listener = sockets.slots[i]!
-        guard let connection = endpoint.accept(port: listener.localPort) else { return nil }
+        guard let connection = endpoint.accept(listener.listenerKey) else { return nil }
         guard let flow = endpoint.flow(connection) else { return nil }
         var socket = Socket()
         socket.phase = .connected
+        socket.inet6 = listener.inet6
+        socket.v6Only = listener.v6Only
         socket.connection = connection
         socket.localAddress = flow.localAddress
         socket.localPort = flow.localPort
@@ -172,7 +213,7 @@ extension NetworkStack {
 
     /// connect(2). Non-blocking sockets get EINPROGRESS and learn the outcome from writability
     /// and SO_ERROR; blocking ones wait (SO_SNDTIMEO bounds the wait, then EINPROGRESS).
-    public func connect(_ id: Int32, address: IPv4Address, port: UInt16) throws(Errno) {
+    public func connect(_ id: Int32, address: IPAddress, port: UInt16) throws(Errno) {
         let i = try socketIndex(id)
         switch sockets.slots[i]!.phase {
         case .listening, .connected: throw .EISCONN
@@ -197,29 +238,37 @@ extension NetworkStack {
         throw error
     }
 
-    func startConnect(_ i: Int, address: IPv4Address, port: UInt16) throws(Errno) {
-        guard port != 0, address != .any, address != .broadcast else { throw .EINVAL }
-        _ = try route(to: address)
+    /// `connect` to an IPv4 address.
+    public func connect(_ id: Int32, address: IPv4Address, port: UInt16) throws(Errno) {
+        try connect(id, address: IPAddress(address), port: port)
+    }
+
+    func startConnect(_ i: Int, address: IPAddress, port: UInt16) throws(Errno) {
         let socket = sockets.slots[i]!
+        guard port != 0, !address.isUnspecified, address != IPAddress(IPv4Address.broadcast), !address.isMulticast
+        else { throw .EINVAL }
+        if !socket.inet6 && !address.isIPv4 { throw .EAFNOSUPPORT }
+        if socket.v6Only && address.isIPv4 { throw .ENETUNREACH }
+        _ = try route(to: address)
+        let local = try sourceAddress(for: address, boundTo: socket.localAddress)
         let saved = endpoint.configuration
         endpoint.configuration = socket.options.apply(to: saved)
         defer { endpoint.configuration = saved }
         var localPort = socket.boundExplicitly ? socket.localPort : nil
         if localPort == nil, let steering = activeOpenSteering, steering.constrains {
             // Replies must come back to this instance (the fanout's port mix or the NIC's RSS).
-            let local = configuration.address
             let comesBack = { (candidate: UInt16) in
                 steering.returns(local: local, localPort: candidate, remote: address, remotePort: port)
             }
             if let claims = portClaims {
                 localPort = pickClaimedPort(claims) { acceptable in
                     endpoint.pickEphemeralPort(
-                        local: configuration.address, remote: address, remotePort: port,
+                        local: local, remote: address, remotePort: port,
                         where: { comesBack($0) && acceptable($0) })
                 }
             } else {
                 localPort = endpoint.pickEphemeralPort(
-                    local: configuration.address, remote: address, remotePort: port, where: comesBack)
+                    local: local, remote: address, remotePort: port, where: comesBack)
             }
             guard localPort != nil else { throw .EADDRNOTAVAIL }
         } else if let claims = portClaims {
@@ -229,7 +278,7 @@ extension NetworkStack {
                 // Ephemeral ports another live process uses are skipped: its flows are not ours.
                 localPort = pickClaimedPort(claims) { acceptable in
                     endpoint.pickEphemeralPort(
-                        local: configuration.address, remote: address, remotePort: port, where: acceptable)
+                        local: local, remote: address, remotePort: port, where: acceptable)
                 }
                 guard localPort != nil else { throw .EADDRNOTAVAIL }
             }
@@ -237,7 +286,7 @@ extension NetworkStack {
         let connection: ConnectionID
         do {
             connection = try endpoint.connect(
-                from: configuration.address, localPort: localPort, to: address, port: port, now: clock())
+                from: local, localPort: localPort, to: address, port: port, now: clock())
         } catch {
             if !socket.boundExplicitly, let localPort { releaseUnusedClaim(localPort) }
             throw Errno(rawValue: error.errno)
@@ -261,14 +310,14 @@ extension NetworkStack {
         }
         sockets.slots[i]!.connection = nil
         sockets.slots[i]!.pendingError = error
-        sockets.slots[i]!.remoteAddress = .any
+        sockets.slots[i]!.remoteAddress = sockets.slots[i]!.wildcard
         sockets.slots[i]!.remotePort = 0
         if sockets.slots[i]!.boundExplicitly {
             sockets.slots[i]!.phase = .bound
         } else {
             dropClaim(i)
             sockets.slots[i]!.phase = .fresh
-            sockets.slots[i]!.localAddress = .any
+            sockets.slots[i]!.localAddress = sockets.slots[i]!.wildcard
             sockets.slots[i]!.localPort = 0
         }
     }
@@ -440,10 +489,10 @@ extension NetworkStack {
         let socket = sockets.slots[i]!
         for epfd in sockets.watchers[i] { epolls[Int(epfd)]?.forget(id) }
         if socket.phase == .listening {
-            endpoint.stopListening(port: socket.localPort, now: clock())
-            if listenerByPort[socket.localPort] == id {
-                listenerByPort.removeValue(forKey: socket.localPort)
-                flowSteering?.stopListening(port: socket.localPort)
+            endpoint.stopListening(socket.listenerKey, now: clock())
+            if listenerByKey[socket.listenerKey] == id {
+                listenerByKey.removeValue(forKey: socket.listenerKey)
+                if listener(onPort: socket.localPort) == nil { flowSteering?.stopListening(port: socket.localPort) }
             }
         }
         if let connection = socket.connection {
@@ -473,13 +522,13 @@ extension NetworkStack {
     // MARK: Names and control
 
     /// getsockname(2).
-    public func getsockname(_ id: Int32) throws(Errno) -> (address: IPv4Address, port: UInt16) {
+    public func getsockname(_ id: Int32) throws(Errno) -> (address: IPAddress, port: UInt16) {
         let i = try socketIndex(id)
         return (sockets.slots[i]!.localAddress, sockets.slots[i]!.localPort)
     }
 
     /// getpeername(2): ENOTCONN until connected.
-    public func getpeername(_ id: Int32) throws(Errno) -> (address: IPv4Address, port: UInt16) {
+    public func getpeername(_ id: Int32) throws(Errno) -> (address: IPAddress, port: UInt16) {
         let i = try socketIndex(id)
         guard sockets.slots[i]!.phase == .connected else { throw .ENOTCONN }
         return (sockets.slots[i]!.remoteAddress, sockets.slots[i]!.remotePort)

@@ -140,6 +140,20 @@ extension NetworkStack {
         body("syns_parked", s.synsParked)
         body("syns_parking_full", s.synsParkingFull)
         body("port_takeovers", s.portTakeovers)
+        body("ipv6_errors", s.ipv6Errors.total)
+        body("ipv6_fragments", s.ipv6Errors.fragmented)
+        body("ipv6_disabled", s.ipv6Disabled)
+        body("ipv6_extension_headers", s.ipv6ExtensionHeaders)
+        body("icmpv6_errors", s.icmpv6Errors.total)
+        body("icmpv6_echo_requests", s.icmpv6EchoRequests)
+        body("icmpv6_echo_replies", s.icmpv6EchoRepliesSent)
+        body("icmpv6_other", s.icmpv6Other)
+        body("nd_solicitations_in", s.neighborSolicitationsReceived)
+        body("nd_solicitations_sent", s.neighborSolicitationsSent)
+        body("nd_advertisements_in", s.neighborAdvertisementsReceived)
+        body("nd_advertisements_sent", s.neighborAdvertisementsSent)
+        body("nd_router_advertisements", s.routerAdvertisementsReceived)
+        body("duplicate_addresses", s.duplicateAddresses)
         let t = endpoint.statistics
         body("passive_opens", t.passiveOpens)
         body("active_opens", t.activeOpens)
@@ -199,8 +213,9 @@ extension NetworkStack {
             row.state = TCPInfo.linuxState(d.state)
             row.instance = UInt8(truncatingIfNeeded: instance)
             row.flags = held ? SocketRow.heldByApplication : 0
-            row.localAddress = flow.localAddress.rawValue.bigEndian
-            row.remoteAddress = flow.remoteAddress.rawValue.bigEndian
+            // The row holds IPv4 addresses; an IPv6 flow shows its ports only (0.0.0.0).
+            row.localAddress = flow.localAddress.ipv4?.rawValue.bigEndian ?? 0
+            row.remoteAddress = flow.remoteAddress.ipv4?.rawValue.bigEndian ?? 0
             row.localPort = flow.localPort
             row.remotePort = flow.remotePort
             row.sendQueue = UInt32(clamping: d.unacknowledgedBytes)
@@ -223,7 +238,7 @@ extension NetworkStack {
             row.kind = .listener
             row.instance = UInt8(truncatingIfNeeded: instance)
             row.flags = SocketRow.heldByApplication
-            row.localAddress = address.rawValue.bigEndian
+            row.localAddress = address.ipv4?.rawValue.bigEndian ?? 0
             row.localPort = port
             row.receiveQueue = UInt32(clamping: queued)
             row.sendQueue = UInt32(clamping: backlog)

@@ -28,9 +28,20 @@ public final class NetworkStack<IO: PacketIO> {
     var now = Instant.zero
     var identification: UInt16 = 0
     let macAddress: MACAddress
+    /// fe80:: with the MAC's interface identifier, ours whenever IPv6 is configured.
+    public let linkLocalAddress: IPAddress
+    /// IPv6 is on: an address was configured.
+    public let ipv6Enabled: Bool
+    /// Duplicate address detection of each of our IPv6 addresses (RFC 4862 5.4).
+    var addressStates: [IPAddress: AddressState] = [:]
+    /// The router learned from an advertisement (used when no IPv6 gateway is configured),
+    /// and until when its advertisement holds.
+    var advertisedRouter: (address: IPAddress, until: Instant)?
+    /// When the running duplicate address detection ends (`.never`: none runs).
+    var addressDetectionDeadline = Instant.never
 
     var sockets = SocketTable()
-    var listenerByPort: [UInt16: Int32] = [:]
+    var listenerByKey: [ListenerKey: Int32] = [:]
     /// Bound sockets per local port, for EADDRINUSE.
     var boundPorts: [UInt16: Int] = [:]
     /// The socket holding each endpoint slot's connection, -1 for none.
@@ -81,6 +92,8 @@ public final class NetworkStack<IO: PacketIO> {
         configuration.tcp.maximumSegmentSize = min(configuration.tcp.maximumSegmentSize, io.mtu - 40)
         self.configuration = configuration
         macAddress = io.macAddress
+        linkLocalAddress = IPAddress.linkLocal(for: io.macAddress)
+        ipv6Enabled = configuration.ipv6 != nil
         let key = secret ?? (UInt64.random(in: 0...UInt64.max), UInt64.random(in: 0...UInt64.max))
         endpoint = TCPEndpoint(configuration: configuration.tcp, secret: key)
         arp = ARPCache(
@@ -110,7 +123,8 @@ public final class NetworkStack<IO: PacketIO> {
         if let shared = sharedNeighbours, arp.pendingFrames > 0, shared.version != sharedNeighboursSeen {
             adoptSharedNeighbours(shared)
         }
-        let dropped = arp.expire(now: now) { address in sendARPRequest(for: address) }
+        let dropped = arp.expire(now: now) { address in requestResolution(of: address) }
+        if ipv6Enabled && now >= addressDetectionDeadline { finishAddressDetection() }
         statistics.arpResolutionFailures += dropped
         io.flush()
         endpoint.drainEvents { event in dispatch(event) }
@@ -119,7 +133,7 @@ public final class NetworkStack<IO: PacketIO> {
 
     /// The next instant a loop round has timer work (`.zero`: now; `.never`: only on input).
     public var nextDeadline: Instant {
-        var stack = min(endpoint.nextDeadline, arp.nextDeadline)
+        var stack = min(endpoint.nextDeadline, arp.nextDeadline, addressDetectionDeadline)
         // What changed since the statistics region was last written gets there when things go quiet.
         if statisticsSlot != nil && activity != publishedActivity { stack = min(stack, nextSocketsPublication) }
         if sharedNeighbours != nil && arp.pendingFrames > 0 {
@@ -133,14 +147,55 @@ public final class NetworkStack<IO: PacketIO> {
 
     /// The next hop for `destination`: itself when on-link, else the gateway.
     public func route(to destination: IPv4Address) throws(Errno) -> IPv4Address {
+        guard configuration.hasIPv4 else { throw .ENETUNREACH }
         if configuration.isOnLink(destination) { return destination }
         guard let gateway = configuration.gateway else { throw .ENETUNREACH }
         guard configuration.isOnLink(gateway) else { throw .EHOSTUNREACH }
         return gateway
     }
 
-    /// Announces our address with a gratuitous ARP request (e.g. after start-up).
+    /// The next hop for a destination of either family; an IPv6 one goes to the configured
+    /// gateway, else to the router that advertised itself.
+    public func route(to destination: IPAddress) throws(Errno) -> IPAddress {
+        if let v4 = destination.ipv4 { return IPAddress(try route(to: v4)) }
+        guard ipv6Enabled, let interface = configuration.ipv6 else { throw .ENETUNREACH }
+        if interface.isOnLink(destination) { return destination }
+        if let gateway = interface.gateway { return gateway }
+        if let router = advertisedRouter, router.until > now { return router.address }
+        throw .ENETUNREACH
+    }
+
+    /// Our address for talking to `destination` (RFC 6724 in brief: a link-local peer gets
+    /// our link-local address, any other our global one), or the address a socket is bound to.
+    func sourceAddress(for destination: IPAddress, boundTo bound: IPAddress) throws(Errno) -> IPAddress {
+        if !bound.isUnspecified {
+            guard bound.isIPv4 == destination.isIPv4 else { throw .ENETUNREACH }
+            return bound
+        }
+        if destination.isIPv4 {
+            guard configuration.hasIPv4 else { throw .ENETUNREACH }
+            return IPAddress(configuration.address)
+        }
+        guard ipv6Enabled else { throw .ENETUNREACH }
+        if destination.isLinkLocal { return linkLocalAddress }
+        guard let global = configuration.ipv6?.address else { throw .EADDRNOTAVAIL }
+        return global
+    }
+
+    /// The socket listening on `port` for either family (IPv4 first), if any.
+    func listener(onPort port: UInt16) -> Int32? {
+        listenerByKey[ListenerKey(port: port, family: .ipv4)] ?? listenerByKey[ListenerKey(port: port, family: .dual)]
+            ?? listenerByKey[ListenerKey(port: port, family: .ipv6)]
+    }
+
+    /// Announces our address with a gratuitous ARP request (e.g. after start-up), and starts
+    /// duplicate address detection of our IPv6 addresses.
     public func announce() {
+        if ipv6Enabled { startAddressDetection() }
+        guard configuration.hasIPv4 else {
+            io.flush()
+            return
+        }
         sendARP(
             ARPPacket(
                 operation: ARPPacket.request, senderMAC: macAddress, senderIP: configuration.address,
@@ -151,7 +206,7 @@ public final class NetworkStack<IO: PacketIO> {
     /// Resolves waiting addresses that a sibling instance has learned meanwhile.
     func adoptSharedNeighbours(_ shared: SharedNeighbours) {
         sharedNeighboursSeen = shared.version
-        var resolved: [(IPv4Address, MACAddress)] = []
+        var resolved: [(IPAddress, MACAddress)] = []
         arp.forEachUnresolved { address in
             if let mac = shared.lookup(address) { resolved.append((address, mac)) }
         }

@@ -9,6 +9,9 @@ public struct StackConfiguration: Sendable {
     public var prefixLength: Int
     /// Where packets for off-link destinations go; nil: only the link is reachable.
     public var gateway: IPv4Address?
+    /// Our global IPv6 address on the link and its on-link prefix (nil: IPv4 only; the
+    /// link-local address from the MAC is ours whenever IPv6 is on).
+    public var ipv6: IPv6Interface?
     /// Defaults for every TCP connection (per-socket options override some of them).
     public var tcp: TCPConfiguration
     /// How long an ARP entry is trusted before it is re-resolved.
@@ -45,5 +48,27 @@ public struct StackConfiguration: Sendable {
     /// True when `destination` is on our link.
     public func isOnLink(_ destination: IPv4Address) -> Bool {
         destination.rawValue & netmask == address.rawValue & netmask
+    }
+
+    /// True when an IPv4 address is configured (a stack may run IPv6 only).
+    public var hasIPv4: Bool { address != .any }
+}
+
+/// The IPv6 side of an interface: a global (or unique local) address with its prefix, and
+/// the default router when one is configured (else the first router that advertises itself).
+public struct IPv6Interface: Hashable, Sendable {
+    public var address: IPAddress
+    public var prefixLength: Int
+    public var gateway: IPAddress?
+
+    public init(address: IPAddress, prefixLength: Int = 64, gateway: IPAddress? = nil) {
+        self.address = address
+        self.prefixLength = prefixLength
+        self.gateway = gateway
+    }
+
+    /// True when `destination` is on the link: in our prefix, or link-local.
+    public func isOnLink(_ destination: IPAddress) -> Bool {
+        destination.isLinkLocal || destination.isMulticast || destination.hasPrefix(address, length: prefixLength)
     }
 }

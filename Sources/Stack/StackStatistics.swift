@@ -84,6 +84,25 @@ public struct StackStatistics: Hashable, Sendable {
     public var synsParkingFull = 0
     /// Listening ports taken over from a process that no longer runs.
     public var portTakeovers = 0
+    /// IPv6 packets refused by the parser (fragments and routing headers included), and
+    /// ICMPv6 and neighbour discovery messages that failed their checks.
+    public var ipv6Errors = WireErrorCounts()
+    public var icmpv6Errors = WireErrorCounts()
+    /// IPv6 frames while no IPv6 address is configured.
+    public var ipv6Disabled = 0
+    /// Extension headers skipped on the way to an upper-layer header.
+    public var ipv6ExtensionHeaders = 0
+    public var icmpv6EchoRequests = 0
+    public var icmpv6EchoRepliesSent = 0
+    /// ICMPv6 messages other than echo and neighbour discovery (counted, not acted on).
+    public var icmpv6Other = 0
+    public var neighborSolicitationsReceived = 0
+    public var neighborSolicitationsSent = 0
+    public var neighborAdvertisementsReceived = 0
+    public var neighborAdvertisementsSent = 0
+    public var routerAdvertisementsReceived = 0
+    /// Our IPv6 addresses that duplicate address detection found in use by another host.
+    public var duplicateAddresses = 0
     public init() {}
 }
 
@@ -91,12 +110,13 @@ extension StackStatistics {
     /// Frames refused as malformed at any layer.
     public var malformed: Int {
         ethernetErrors.total + arpErrors.total + ipv4Errors.total + tcpErrors.total + icmpErrors.total
+            + ipv6Errors.total + icmpv6Errors.total
     }
 
     /// Everything received and not used, for whatever reason.
     public var dropped: Int {
         malformed + notOurMAC + unknownEtherType + notOurAddress + unknownIPProtocol + arpIgnored
-            + segmentsForOtherProcesses
+            + segmentsForOtherProcesses + ipv6Disabled
     }
 
     /// One line of `key=value` pairs for logs and test scripts.
@@ -112,6 +132,8 @@ extension StackStatistics {
             + " arp_failures=\(arpResolutionFailures) no_route=\(noRoute) tx_ring_full=\(transmitRingFull)"
             + " other_process_segments=\(segmentsForOtherProcesses) left_to_primary=\(leftToPrimary)"
             + " syns_parked=\(synsParked) syns_parking_full=\(synsParkingFull)"
-            + " port_takeovers=\(portTakeovers)"
+            + " port_takeovers=\(portTakeovers) ipv6_errors=\(ipv6Errors.total) icmpv6_errors=\(icmpv6Errors.total)"
+            + " icmpv6_echo_replies=\(icmpv6EchoRepliesSent) ns_in=\(neighborSolicitationsReceived)"
+            + " na_sent=\(neighborAdvertisementsSent) duplicate_addresses=\(duplicateAddresses)"
     }
 }

@@ -45,49 +45,27 @@ public enum InetSocketAddress {
     }
 }
 
-/// What an AF_INET6 socket address names, to a stack that serves IPv4: an IPv4 address as
-/// Linux maps it (`::ffff:a.b.c.d`, or `::` for any address), or an IPv6 address, which only
-/// the kernel can carry.
-public enum Inet6Target: Equatable, Sendable {
-    /// `::ffff:a.b.c.d`: IPv4 `a.b.c.d`.
-    case mapped(IPv4Address)
-    /// `::`, the unspecified address.
-    case unspecified
-    /// Any other IPv6 address (`::1`, link-local, global).
-    case ipv6
-}
-
-/// The C `struct sockaddr_in6` of dual-stack sockets, read and written as Linux does.
+/// The C `struct sockaddr_in6` of AF_INET6 sockets, read and written as Linux does. An IPv4
+/// address travels v4-mapped (`::ffff:a.b.c.d`), which is how `IPAddress` keeps it.
 public enum Inet6SocketAddress {
-    /// What the address of an AF_INET6 `sockaddr` names, and its port: EFAULT without one,
-    /// EINVAL when shorter than RFC 2133's 24 bytes, EAFNOSUPPORT for another family (Linux's
-    /// inet6_bind and tcp_v6_connect).
+    /// The address of an AF_INET6 `sockaddr` and its port: EFAULT without one, EINVAL when
+    /// shorter than RFC 2133's 24 bytes, EAFNOSUPPORT for another family (Linux's inet6_bind
+    /// and tcp_v6_connect).
     public static func read(_ address: UnsafePointer<sockaddr>?, _ length: socklen_t) throws(Errno) -> (
-        Inet6Target, UInt16
+        IPAddress, UInt16
     ) {
         guard let address else { throw .EFAULT }
         guard length >= 24 else { throw .EINVAL }
-        let raw = UnsafeRawPointer(address)
+        let raw = UnsafeRawBufferPointer(start: UnsafeRawPointer(address), count: 24)
         guard raw.loadUnaligned(as: sa_family_t.self) == sa_family_t(AF_INET6) else { throw .EAFNOSUPPORT }
         let port = UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<16 { bytes[i] = raw.load(fromByteOffset: 8 + i, as: UInt8.self) }
-        return (target(of: bytes), port)
+        return (IPAddress.load(from: raw, at: 8), port)
     }
 
-    /// The meaning of a 16-byte IPv6 address.
-    public static func target(of bytes: [UInt8]) -> Inet6Target {
-        if bytes.allSatisfy({ $0 == 0 }) { return .unspecified }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
-            return .mapped(IPv4Address(bytes[12], bytes[13], bytes[14], bytes[15]))
-        }
-        return .ipv6
-    }
-
-    /// Writes a sockaddr_in6 for IPv4 `address` as Linux shows it on a dual-stack socket
-    /// (`::ffff:a.b.c.d`; `::` for any), truncated to `*length`, which then says 28.
+    /// Writes a sockaddr_in6 (an IPv4 address v4-mapped, IPv4's any address as `::`),
+    /// truncated to `*length`, which then says 28.
     public static func write(
-        _ address: IPv4Address, _ port: UInt16, _ out: UnsafeMutablePointer<sockaddr>?,
+        _ address: IPAddress, _ port: UInt16, _ out: UnsafeMutablePointer<sockaddr>?,
         _ length: UnsafeMutablePointer<socklen_t>?
     ) throws(Errno) {
         guard let out, let length else { return }
@@ -95,15 +73,8 @@ public enum Inet6SocketAddress {
         withUnsafeBytes(of: sa_family_t(AF_INET6)) { for (i, b) in $0.enumerated() { bytes[i] = b } }
         bytes[2] = UInt8(port >> 8)
         bytes[3] = UInt8(port & 0xFF)
-        if address != .any {
-            bytes[18] = 0xFF
-            bytes[19] = 0xFF
-            let v = address.rawValue
-            bytes[20] = UInt8(v >> 24)
-            bytes[21] = UInt8((v >> 16) & 0xFF)
-            bytes[22] = UInt8((v >> 8) & 0xFF)
-            bytes[23] = UInt8(v & 0xFF)
-        }
+        let shown = address == IPAddress(IPv4Address.any) ? IPAddress.unspecified : address
+        bytes.withUnsafeMutableBytes { shown.store(to: $0, at: 8) }
         if let error = bytes.withUnsafeBytes({ InetSocketAddress.copyOut($0, out, length) }) { throw error }
     }
 }

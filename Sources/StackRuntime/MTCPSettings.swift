@@ -68,7 +68,7 @@ public struct MTCPSettings: Sendable {
         options.backend = backend ?? io ?? .afpacket
         options.configPath = file.path
         guard !options.interface.isEmpty else { throw OptionsError("\(file.path): no port (the interface) given") }
-        guard options.address != .any else { throw OptionsError("\(file.path): no addr (A/N) given") }
+        guard options.hasAddress else { throw OptionsError("\(file.path): no addr (A/N) given") }
         syncTCP()
     }
 

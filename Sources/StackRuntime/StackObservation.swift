@@ -98,7 +98,7 @@ public final class StackObservation: @unchecked Sendable {
     var processDescription: StatsProcessDescription {
         StatsProcessDescription(
             command: Self.command(), interface: options.interface, backend: options.backend.rawValue, host: host,
-            address: "\(options.address)/\(options.prefixLength)")
+            address: options.addressText)
     }
 
     /// The program's name (/proc/self/comm).
@@ -156,7 +156,7 @@ public final class StackObservation: @unchecked Sendable {
                     // The device would have filled the TCP checksum in; the copy gets it here.
                     scratch.removeAll(keepingCapacity: true)
                     scratch.append(contentsOf: frame.bytes)
-                    scratch.withUnsafeMutableBytes { _ = OffloadChecksum.completeIPv4(frame: $0) }
+                    scratch.withUnsafeMutableBytes { _ = OffloadChecksum.complete(frame: $0) }
                     scratch.withUnsafeBytes {
                         Pcapng.appendPacket(
                             $0, originalLength: frame.originalLength, timestamp: frame.timestamp, inbound: false,

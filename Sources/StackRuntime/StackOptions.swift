@@ -9,8 +9,8 @@ import Wire
 /// `ConfigFile`). The preload library reads the same variables and file (`fromEnvironment`).
 ///
 ///     --iface IF          MTCP_IFACE          interface the stack owns (no kernel address on it)
-///     --addr A/N          MTCP_ADDR           our address and prefix length
-///     --gateway G         MTCP_GATEWAY        default gateway
+///     --addr A/N[,A6/N]   MTCP_ADDR           our IPv4 and/or IPv6 address with prefix lengths
+///     --gateway G[,G6]    MTCP_GATEWAY        default gateway (IPv4 and/or IPv6)
 ///     --backend B         MTCP_BACKEND        afpacket (default), tap or dpdk
 ///     --cores N           MTCP_CORES          stack instances, one thread each (fanout shares flows)
 ///     --dpdk-args "ARGS"  MTCP_DPDK_ARGS      EAL arguments of the dpdk backend, e.g.
@@ -91,6 +91,11 @@ public struct StackOptions: Sendable {
     public var address = IPv4Address(0, 0, 0, 0)
     public var prefixLength = 24
     public var gateway: IPv4Address?
+    /// Our IPv6 address with its prefix length, and the IPv6 default router (nil: a router
+    /// that advertises itself, if any).
+    public var address6: IPAddress?
+    public var prefixLength6 = 64
+    public var gateway6: IPAddress?
     public var backend = Backend.afpacket
     public var cores = 1
     /// MTCP_DPDK_ARGS: the EAL's arguments for the dpdk backend (see `DPDKConfiguration`).
@@ -130,7 +135,7 @@ public struct StackOptions: Sendable {
     public init() {}
 
     public static let usage = """
-        stack options: --iface IF --addr A/N [--gateway G] [--backend afpacket|tap|dpdk] [--cores N]
+        stack options: --iface IF --addr A/N[,A6/N6] [--gateway G[,G6]] [--backend afpacket|tap|dpdk] [--cores N]
                        [--dpdk-args "EAL ARGUMENTS"]
                        [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
@@ -249,7 +254,7 @@ public struct StackOptions: Sendable {
     /// Interface and address are there: what a stack needs to start.
     public func validate() throws(OptionsError) {
         guard !interface.isEmpty else { throw OptionsError("no interface: give --iface or MTCP_IFACE") }
-        guard address != IPv4Address(0, 0, 0, 0) else {
+        guard hasAddress else {
             throw OptionsError("no address: give --addr A/N or MTCP_ADDR")
         }
     }
@@ -264,16 +269,39 @@ public struct StackOptions: Sendable {
         case "MTCP_IFACE":
             interface = value
         case "MTCP_ADDR":
-            let parts = value.split(separator: "/", maxSplits: 1).map(String.init)
-            guard let a = IPv4Address(parts[0]) else { throw OptionsError("bad address \(value)") }
-            address = a
-            if parts.count == 2 {
-                guard let n = Int(parts[1]), (1...32).contains(n) else { throw OptionsError("bad prefix in \(value)") }
-                prefixLength = n
+            // One address per family, comma-separated: "10.0.0.2/24,fd00::2/64".
+            address = IPv4Address(0, 0, 0, 0)
+            address6 = nil
+            for item in value.split(separator: ",").map({ String($0.filter { $0 != " " }) }) {
+                let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+                guard let a = IPAddress(parts[0]), !a.isUnspecified, !a.isMulticast, !a.isLoopback else {
+                    throw OptionsError("bad address \(item)")
+                }
+                let limit = a.isIPv4 ? 32 : 128
+                var length = a.isIPv4 ? 24 : 64
+                if parts.count == 2 {
+                    guard let n = Int(parts[1]), (1...limit).contains(n) else {
+                        throw OptionsError("bad prefix in \(item)")
+                    }
+                    length = n
+                }
+                if let v4 = a.ipv4 {
+                    guard address == IPv4Address(0, 0, 0, 0) else { throw OptionsError("two IPv4 addresses in \(value)") }
+                    (address, prefixLength) = (v4, length)
+                } else {
+                    guard address6 == nil else { throw OptionsError("two IPv6 addresses in \(value)") }
+                    (address6, prefixLength6) = (a, length)
+                }
             }
         case "MTCP_GATEWAY":
-            guard let g = IPv4Address(value) else { throw OptionsError("bad gateway \(value)") }
-            gateway = g
+            gateway = nil
+            gateway6 = nil
+            for item in value.split(separator: ",").map({ String($0.filter { $0 != " " }) }) {
+                guard let g = IPAddress(item), !g.isUnspecified, !g.isMulticast else {
+                    throw OptionsError("bad gateway \(item)")
+                }
+                if let v4 = g.ipv4 { gateway = v4 } else { gateway6 = g }
+            }
         case "MTCP_BACKEND":
             guard let b = Backend(rawValue: value) else {
                 throw OptionsError("backend \(value) is not available here (afpacket, tap, dpdk)")
@@ -374,8 +402,9 @@ public struct StackOptions: Sendable {
     public var environmentVariables: [(name: String, value: String)] {
         var result: [(name: String, value: String)] = [("MTCP_ENABLE", enabled ? "1" : "0")]
         if !interface.isEmpty { result.append(("MTCP_IFACE", interface)) }
-        if address != IPv4Address(0, 0, 0, 0) { result.append(("MTCP_ADDR", "\(address)/\(prefixLength)")) }
-        if let gateway { result.append(("MTCP_GATEWAY", "\(gateway)")) }
+        if hasAddress { result.append(("MTCP_ADDR", addressText)) }
+        let gateways = [gateway.map { "\($0)" }, gateway6.map { "\($0)" }].compactMap { $0 }
+        if !gateways.isEmpty { result.append(("MTCP_GATEWAY", gateways.joined(separator: ","))) }
         result.append(("MTCP_BACKEND", backend.rawValue))
         result.append(("MTCP_CORES", "\(cores)"))
         if !dpdkArguments.isEmpty {
@@ -403,8 +432,21 @@ public struct StackOptions: Sendable {
         return result
     }
 
+    /// An address of either family is set.
+    public var hasAddress: Bool { address != IPv4Address(0, 0, 0, 0) || address6 != nil }
+
+    /// The addresses as MTCP_ADDR takes them ("10.0.0.2/24,fd00::2/64").
+    public var addressText: String {
+        var addresses: [String] = []
+        if address != IPv4Address(0, 0, 0, 0) { addresses.append("\(address)/\(prefixLength)") }
+        if let address6 { addresses.append("\(address6)/\(prefixLength6)") }
+        return addresses.joined(separator: ",")
+    }
+
     public var stackConfiguration: StackConfiguration {
-        StackConfiguration(address: address, prefixLength: prefixLength, gateway: gateway, tcp: tcp)
+        var configuration = StackConfiguration(address: address, prefixLength: prefixLength, gateway: gateway, tcp: tcp)
+        configuration.ipv6 = address6.map { IPv6Interface(address: $0, prefixLength: prefixLength6, gateway: gateway6) }
+        return configuration
     }
 }
 

@@ -17,8 +17,7 @@ public struct FlowTable {
     public init(secret: (UInt64, UInt64), capacity: Int = 1024) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        keys = Array(
-            repeating: TCPFlow(localAddress: .any, localPort: 0, remoteAddress: .any, remotePort: 0), count: size)
+        keys = Array(repeating: .none, count: size)
         values = Array(repeating: -1, count: size)
         mask = size - 1
         key = (secret.0 | 1, secret.1 | 1)
@@ -26,7 +25,11 @@ public struct FlowTable {
 
     @inline(__always)
     private func home(_ flow: TCPFlow) -> Int {
-        let addresses = UInt64(flow.localAddress.rawValue) << 32 | UInt64(flow.remoteAddress.rawValue)
+        // The low halves carry an IPv4 flow's addresses and an IPv6 one's interface
+        // identifiers; the high halves fold in for IPv6 (they are 0 for IPv4).
+        let addresses =
+            (flow.localAddress.low << 32 | flow.localAddress.low >> 32) ^ flow.remoteAddress.low
+            ^ (flow.localAddress.high &* 0x9E37_79B9_7F4A_7C15) ^ flow.remoteAddress.high
         let ports = UInt64(flow.localPort) << 16 | UInt64(flow.remotePort)
         // Two keyed multiplications folded: cheap, and unpredictable without the secret.
         let a = (addresses ^ key.1).multipliedFullWidth(by: key.0)

@@ -1,3 +1,5 @@
+import Wire
+
 /// Initial sequence numbers per RFC 6528: ISN = M + F(4-tuple, secret), where M is a
 /// 4-microsecond clock and F is SipHash-2-4, so that ISNs of one connection identity keep
 /// increasing while another host cannot predict them.
@@ -13,11 +15,13 @@ public struct ISNGenerator: Sendable {
 
     /// The ISN for a new connection on this 4-tuple (addresses and ports in host order) at `now`.
     public func isn(
-        localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16, now: Instant
+        localAddress: IPAddress, localPort: UInt16, remoteAddress: IPAddress, remotePort: UInt16, now: Instant
     ) -> SequenceNumber {
         var hasher = SipHash24(key0: key0, key1: key1)
-        hasher.add(localAddress)
-        hasher.add(remoteAddress)
+        hasher.add(localAddress.high)
+        hasher.add(localAddress.low)
+        hasher.add(remoteAddress.high)
+        hasher.add(remoteAddress.low)
         hasher.add(localPort)
         hasher.add(remotePort)
         let f = UInt32(truncatingIfNeeded: hasher.finalize())
@@ -29,10 +33,12 @@ public struct ISNGenerator: Sendable {
     /// secret, so timestamps do not reveal uptime, but the same for every connection of the
     /// pair, so a new connection's timestamps are newer than an old one's — which lets a peer
     /// holding the old 4-tuple in TIME-WAIT accept the new SYN (RFC 6191), as Linux does.
-    public func timestampOffset(localAddress: UInt32, remoteAddress: UInt32) -> UInt32 {
+    public func timestampOffset(localAddress: IPAddress, remoteAddress: IPAddress) -> UInt32 {
         var hasher = SipHash24(key0: key1 ^ 0x7473_6f66_6673_6574, key1: key0)
-        hasher.add(localAddress)
-        hasher.add(remoteAddress)
+        hasher.add(localAddress.high)
+        hasher.add(localAddress.low)
+        hasher.add(remoteAddress.high)
+        hasher.add(remoteAddress.low)
         return UInt32(truncatingIfNeeded: hasher.finalize())
     }
 }

@@ -1,3 +1,5 @@
+import Wire
+
 /// Stateless SYN cookies in the manner of Linux: the server's ISN carries a 64-second time
 /// counter (top 8 bits) and an index into a table of four MSS values (low 24 bits, hidden
 /// under a keyed hash), so a listener under SYN flood keeps no state until the final ACK.
@@ -37,13 +39,15 @@ public struct SYNCookieCodec: Sendable {
 
     /// Keyed hash of the 4-tuple, client ISN and counter; `domain` separates H1 from H2.
     private func hash(
-        domain: UInt8, localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
+        domain: UInt8, localAddress: IPAddress, localPort: UInt16, remoteAddress: IPAddress, remotePort: UInt16,
         clientISN: UInt32, counter: UInt32
     ) -> UInt32 {
         var hasher = SipHash24(key0: key0, key1: key1)
         hasher.add(domain)
-        hasher.add(localAddress)
-        hasher.add(remoteAddress)
+        hasher.add(localAddress.high)
+        hasher.add(localAddress.low)
+        hasher.add(remoteAddress.high)
+        hasher.add(remoteAddress.low)
         hasher.add(localPort)
         hasher.add(remotePort)
         hasher.add(clientISN)
@@ -54,7 +58,7 @@ public struct SYNCookieCodec: Sendable {
     /// The cookie ISN for a SYN and the MSS it encodes: the largest table entry not above
     /// `mss` (the smallest entry if `mss` is below all of them, as Linux does).
     public func encode(
-        localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
+        localAddress: IPAddress, localPort: UInt16, remoteAddress: IPAddress, remotePort: UInt16,
         clientISN: SequenceNumber, mss: UInt16, now: Instant
     ) -> (isn: SequenceNumber, encodedMSS: UInt16) {
         var index: UInt32 = 3
@@ -73,8 +77,8 @@ public struct SYNCookieCodec: Sendable {
     /// Checks the cookie returned in an ACK (its acknowledgment number minus one) and gives
     /// the encoded MSS, or nil if the cookie is forged or too old.
     public func decode(
-        cookie ackNumberMinusOne: SequenceNumber, localAddress: UInt32, localPort: UInt16,
-        remoteAddress: UInt32, remotePort: UInt16, clientISN: SequenceNumber, now: Instant
+        cookie ackNumberMinusOne: SequenceNumber, localAddress: IPAddress, localPort: UInt16,
+        remoteAddress: IPAddress, remotePort: UInt16, clientISN: SequenceNumber, now: Instant
     ) -> UInt16? {
         let h1 = hash(
             domain: 1, localAddress: localAddress, localPort: localPort, remoteAddress: remoteAddress,

@@ -40,9 +40,9 @@ extension TCPEndpoint {
     }
 
     /// Every listener: its port and address, connections waiting to be accepted, and backlog.
-    public func forEachListener(_ body: (_ port: UInt16, _ address: IPv4Address, _ queued: Int, _ backlog: Int) -> Void)
+    public func forEachListener(_ body: (_ port: UInt16, _ address: IPAddress, _ queued: Int, _ backlog: Int) -> Void)
     {
-        for (port, listener) in listeners { body(port, listener.address, listener.queued, listener.backlog) }
+        for (key, listener) in listeners { body(key.port, listener.address, listener.queued, listener.backlog) }
     }
 }
 

@@ -14,8 +14,7 @@ public final class TCPEndpoint {
     let isnGenerator: ISNGenerator
     let cookies: SYNCookieCodec
     /// The last flows handed over (a ring): their segments still arriving here are dropped.
-    var handedOver = [TCPFlow](
-        repeating: TCPFlow(localAddress: .any, localPort: 0, remoteAddress: .any, remotePort: 0), count: 64)
+    var handedOver = [TCPFlow](repeating: .none, count: 64)
     var handedOverCursor = 0
     /// Connections a closed listener could not hand over yet (no other endpoint accepted on
     /// the port then: on a reload the new workers may not have joined): offered again each
@@ -31,8 +30,8 @@ public final class TCPEndpoint {
         var flow: TCPFlow
         var generation: UInt32 = 0
         var dirty = false
-        /// Passive connections not yet accepted belong to their listener's port.
-        var listenerPort: UInt16?
+        /// Passive connections not yet accepted belong to their listener.
+        var listenerKey: ListenerKey?
         var inAcceptQueue = false
         /// The application holds a handle (accepted or actively opened).
         var ownedByApplication = false
@@ -41,7 +40,7 @@ public final class TCPEndpoint {
     }
 
     struct Listener {
-        var address: IPv4Address
+        var address: IPAddress
         var backlog: Int
         /// What connections accepted here start with (the listening socket's options); nil:
         /// the endpoint's configuration.
@@ -56,7 +55,7 @@ public final class TCPEndpoint {
     let slots = InPlaceArray<Slot>(capacity: 64)
     var freeSlots: [Int32] = []
     var flows: FlowTable
-    var listeners: [UInt16: Listener] = [:]
+    var listeners: [ListenerKey: Listener] = [:]
     var dirtyList: [Int32] = []
     /// Connection timers, by slot: only connections whose deadline passed are polled.
     var timers = TimerWheel()
@@ -115,27 +114,48 @@ public final class TCPEndpoint {
     /// (beyond it SYN cookies answer) and established connections waiting for `accept`.
     /// Connections made here start with `configuration` (the endpoint's when nil), as accepted
     /// sockets inherit the listening socket's options.
+    /// An IPv4 address (v4-mapped) serves IPv4 peers; an IPv6 one IPv6 peers; `::` with
+    /// `v6Only` false both, as a dual-stack socket does. A port holds an IPv4 and an IPv6
+    /// listener side by side, as Linux allows with IPV6_V6ONLY.
+    @discardableResult
     public func listen(
-        address: IPv4Address = .any, port: UInt16, backlog: Int, configuration: TCPConfiguration? = nil
-    ) throws(TCPEndpointError) {
-        guard listeners[port] == nil else { throw .addressInUse }
-        listeners[port] = Listener(address: address, backlog: max(backlog, 1), configuration: configuration)
+        address: IPAddress = IPAddress(IPv4Address.any), v6Only: Bool = false, port: UInt16, backlog: Int,
+        configuration: TCPConfiguration? = nil
+    ) throws(TCPEndpointError) -> ListenerKey {
+        let family = ListenerFamily(address: address, v6Only: v6Only)
+        for existing in [ListenerFamily.ipv4, .ipv6, .dual] where existing.overlaps(family) {
+            guard listeners[ListenerKey(port: port, family: existing)] == nil else { throw .addressInUse }
+        }
+        let key = ListenerKey(port: port, family: family)
+        listeners[key] = Listener(address: address, backlog: max(backlog, 1), configuration: configuration)
+        return key
     }
 
-    /// Changes what later connections on `port` start with (options set on a listening socket).
-    public func setListenerConfiguration(port: UInt16, _ configuration: TCPConfiguration?) {
-        listeners[port]?.configuration = configuration
+    /// The listener that takes new connections of `flow`: its own family's on the port (when
+    /// bound to a wildcard or to the flow's address), else the port's dual-stack one.
+    func listenerKey(for flow: TCPFlow) -> ListenerKey? {
+        let own = ListenerKey(port: flow.localPort, family: flow.isIPv4 ? .ipv4 : .ipv6)
+        if let listener = listeners[own], listener.address.isUnspecified || listener.address == flow.localAddress {
+            return own
+        }
+        let dual = ListenerKey(port: flow.localPort, family: .dual)
+        return listeners[dual] != nil ? dual : nil
+    }
+
+    /// Changes what later connections of a listener start with (options set on a listening socket).
+    public func setListenerConfiguration(_ key: ListenerKey, _ configuration: TCPConfiguration?) {
+        listeners[key]?.configuration = configuration
     }
 
     /// Stops listening; connections not yet accepted are reset.
     /// With a registry that hands over, connections another endpoint on the port takes are
     /// theirs instead: the peer gets a probe whose answer reaches the new owner.
-    public func stopListening(port: UInt16, now: Instant) {
+    public func stopListening(_ key: ListenerKey, now: Instant) {
+        let port = key.port
         // Handovers made to this endpoint and not yet taken go on with the rest.
-        if listeners[port] != nil { adoptHandovers(now: now) }
-        guard let listener = listeners.removeValue(forKey: port) else { return }
-        _ = listener
-        for index in slots.indices where slots[index].listenerPort == port && slots[index].connection != nil {
+        if listeners[key] != nil { adoptHandovers(now: now) }
+        guard listeners.removeValue(forKey: key) != nil else { return }
+        for index in slots.indices where slots[index].listenerKey == key && slots[index].connection != nil {
             let slot = Int32(index)
             if handOver(slot) { continue }
             if flowRegistry?.othersListen?(port) == true && slots[index].connection!.handover != nil {
@@ -173,9 +193,9 @@ public final class TCPEndpoint {
         for orphan in orphans {
             let index = Int(orphan.slot)
             guard slots[index].connection != nil, slots[index].generation == orphan.generation,
-                slots[index].listenerPort != nil
+                slots[index].listenerKey != nil
             else { continue }
-            if let port = slots[index].listenerPort, listeners[port] != nil { continue }  // listened again here
+            if let key = slots[index].listenerKey, listeners[key] != nil { continue }  // listened again here
             if handOver(orphan.slot) { continue }
             if now >= orphan.deadline || slots[index].connection!.handover == nil {
                 slots[index].connection!.abort(now: now)
@@ -195,8 +215,8 @@ public final class TCPEndpoint {
     public func adoptHandovers(now: Instant) {
         guard let pending = flowRegistry?.pendingHandovers?(), !pending.isEmpty else { return }
         for (flow, handover) in pending where flows[flow] == nil {
-            if let listener = listeners[flow.localPort] {
-                adopt(handover, flow: flow, listener: listener, now: now)
+            if let key = listenerKey(for: flow) {
+                adopt(handover, flow: flow, listener: key, now: now)
             } else {
                 _ = passOn(handover, flow: flow)
             }
@@ -206,12 +226,13 @@ public final class TCPEndpoint {
     /// Makes the connection `handover` describes, in its listener's accept queue once
     /// established, with the data it carried.
     @discardableResult
-    func adopt(_ handover: TCPHandover, flow: TCPFlow, listener: Listener, now: Instant) -> Bool {
+    func adopt(_ handover: TCPHandover, flow: TCPFlow, listener key: ListenerKey, now: Instant) -> Bool {
+        let listener = listeners[key]!
         guard listener.queued < listener.backlog else {
             statistics.listenQueueOverflows += 1
             return false
         }
-        let configuration = listener.configuration ?? configuration
+        let configuration = Self.fitted(listener.configuration ?? configuration, to: flow)
         let memory = takeMemory(for: configuration)
         let connection = TCPConnection(handover: handover, configuration: configuration, now: now, memory: memory)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
@@ -220,8 +241,8 @@ public final class TCPEndpoint {
         }
         statistics.handoversTaken += 1
         statistics.passiveOpens += 1
-        slots[Int(slot)].listenerPort = flow.localPort
-        listeners[flow.localPort]!.embryonic += 1
+        slots[Int(slot)].listenerKey = key
+        listeners[key]!.embryonic += 1
         if !handover.data.isEmpty || handover.peerFinished {
             handover.data.withUnsafeBytes { bytes in
                 var segment = handover.peerSegment
@@ -256,7 +277,11 @@ public final class TCPEndpoint {
         handedOverCursor > 0 && handedOver.contains(flow)
     }
 
-    public func isListening(port: UInt16) -> Bool { listeners[port] != nil }
+    /// Whether any listener (of either family) is on `port`.
+    public func isListening(port: UInt16) -> Bool {
+        listeners[ListenerKey(port: port, family: .ipv4)] != nil || listeners[ListenerKey(port: port, family: .ipv6)] != nil
+            || listeners[ListenerKey(port: port, family: .dual)] != nil
+    }
 
     /// True when `flow` has a connection in the table (in any state).
     public func hasFlow(_ flow: TCPFlow) -> Bool { flows[flow] != nil }
@@ -264,14 +289,14 @@ public final class TCPEndpoint {
     /// A free ephemeral port for a connection to `remote`:`remotePort` that `acceptable` agrees
     /// to (asked last, so it may reserve the port); nil when none is left.
     public func pickEphemeralPort(
-        local: IPv4Address, remote: IPv4Address, remotePort: UInt16, where acceptable: (UInt16) -> Bool
+        local: IPAddress, remote: IPAddress, remotePort: UInt16, where acceptable: (UInt16) -> Bool
     ) -> UInt16? {
         pickEphemeralFlow(local: local, remote: remote, remotePort: remotePort, acceptable: acceptable)?.localPort
     }
 
     /// Opens a connection; the SYN goes out at the next `poll`.
     public func connect(
-        from localAddress: IPv4Address, localPort: UInt16? = nil, to remoteAddress: IPv4Address,
+        from localAddress: IPAddress, localPort: UInt16? = nil, to remoteAddress: IPAddress,
         port remotePort: UInt16,
         now: Instant
     ) throws(TCPEndpointError) -> ConnectionID {
@@ -292,13 +317,14 @@ public final class TCPEndpoint {
             }
         }
         guard let flow = chosen else { throw .addressNotAvailable }
+        let configuration = Self.fitted(configuration, to: flow)
         let iss = isnGenerator.isn(
-            localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-            remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
+            localAddress: flow.localAddress, localPort: flow.localPort,
+            remoteAddress: flow.remoteAddress, remotePort: flow.remotePort, now: now)
         let memory = takeMemory(for: configuration)
         var connection = TCPConnection(connectingWith: configuration, initialSequence: iss, now: now, memory: memory)
         connection.timestampOffset = isnGenerator.timestampOffset(
-            localAddress: flow.localAddress.rawValue, remoteAddress: flow.remoteAddress.rawValue)
+            localAddress: flow.localAddress, remoteAddress: flow.remoteAddress)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
             flowRegistry?.release(flow)
@@ -310,10 +336,30 @@ public final class TCPEndpoint {
         return id(slot)
     }
 
-    /// The next established connection on `port`, or nil.
-    public func accept(port: UInt16) -> ConnectionID? {
-        guard var listener = listeners[port] else { return nil }
-        defer { listeners[port] = listener }
+    /// `configuration` for a connection of `flow`: an IPv6 header is 20 bytes longer than an
+    /// IPv4 one, so the segment size (set for IPv4 from the MTU) shrinks by as much.
+    @inline(__always)
+    static func fitted(_ configuration: TCPConfiguration, to flow: TCPFlow) -> TCPConfiguration {
+        guard !flow.isIPv4 else { return configuration }
+        var fitted = configuration
+        fitted.maximumSegmentSize = max(configuration.maximumSegmentSize - 20, 536)
+        return fitted
+    }
+
+    /// `connect` between IPv4 addresses.
+    public func connect(
+        from localAddress: IPv4Address, localPort: UInt16? = nil, to remoteAddress: IPv4Address,
+        port remotePort: UInt16, now: Instant
+    ) throws(TCPEndpointError) -> ConnectionID {
+        try connect(
+            from: IPAddress(localAddress), localPort: localPort, to: IPAddress(remoteAddress), port: remotePort,
+            now: now)
+    }
+
+    /// The next established connection of listener `key`, or nil.
+    public func accept(_ key: ListenerKey) -> ConnectionID? {
+        guard var listener = listeners[key] else { return nil }
+        defer { listeners[key] = listener }
         while listener.acceptHead < listener.acceptQueue.count {
             let slot = listener.acceptQueue[listener.acceptHead]
             listener.acceptHead += 1
@@ -324,15 +370,15 @@ public final class TCPEndpoint {
             let index = Int(slot)
             guard slots[index].inAcceptQueue, slots[index].connection != nil else { continue }
             slots[index].inAcceptQueue = false
-            slots[index].listenerPort = nil
+            slots[index].listenerKey = nil
             slots[index].ownedByApplication = true
             return id(slot)
         }
         return nil
     }
 
-    /// Established connections waiting in `port`'s accept queue.
-    public func pendingAccepts(port: UInt16) -> Int { listeners[port]?.queued ?? 0 }
+    /// Established connections waiting in a listener's accept queue.
+    public func pendingAccepts(_ key: ListenerKey) -> Int { listeners[key]?.queued ?? 0 }
 
     public func read(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer, now: Instant) -> TCPReadResult {
         withConnection(id) { $0.read(into: buffer, now: now) } ?? .failed(.notConnected)
@@ -423,7 +469,7 @@ public final class TCPEndpoint {
     /// Processes one TCP segment that arrived for `destination` from `source` (already
     /// checksum-verified by the caller).
     public func handle(
-        header: TCPHeader, payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+        header: TCPHeader, payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress,
         now: Instant
     ) {
         statistics.segmentsReceived += 1
@@ -446,12 +492,12 @@ public final class TCPEndpoint {
             // number (or timestamp) shows it is not an old duplicate. (The state is read in
             // place: a copy of the connection per segment shows in profiles.)
             if slots[index].connection!.state == .timeWait, flags.contains(.syn), !flags.contains(.ack),
-                listeners[flow.localPort] != nil || flowRegistry != nil,
+                isListening(port: flow.localPort) || flowRegistry != nil,
                 isNewIncarnation(segment, of: slots[index].connection!)
             {
                 statistics.timeWaitReused += 1
                 release(slot)
-                if listeners[flow.localPort] == nil {
+                if !isListening(port: flow.localPort) {
                     // The port's listeners are in other processes now (this one stopped
                     // listening, as an nginx worker does on reload): the flow is free again,
                     // and the client's next SYN reaches one of them.
@@ -469,9 +515,7 @@ public final class TCPEndpoint {
             statistics.handedOverSegmentsDropped += 1
             return
         }
-        guard let listener = listeners[flow.localPort],
-            listener.address == .any || listener.address == flow.localAddress
-        else {
+        guard let key = listenerKey(for: flow), let listener = listeners[key] else {
             if passOn(flow) { return }
             statistics.segmentsToClosedPorts += 1
             replyReset(to: segment, flow: flow)
@@ -483,9 +527,9 @@ public final class TCPEndpoint {
                 replyReset(to: segment, flow: flow)
             } else if let handover = flowRegistry?.takeHandover?(flow) {
                 // Handed over by an endpoint that stopped listening: this segment answers its probe.
-                if adopt(handover, flow: flow, listener: listener, now: now) { handle(segment, flow: flow, now: now) }
+                if adopt(handover, flow: flow, listener: key, now: now) { handle(segment, flow: flow, now: now) }
             } else {
-                acceptCookie(segment, flow: flow, listener: listener, now: now)
+                acceptCookie(segment, flow: flow, listener: key, now: now)
             }
             return
         }
@@ -495,7 +539,7 @@ public final class TCPEndpoint {
             statistics.listenQueueOverflows += 1
             return
         }
-        let configuration = listener.configuration ?? configuration
+        let configuration = Self.fitted(listener.configuration ?? configuration, to: flow)
         if listener.embryonic >= listener.backlog {
             sendCookie(for: segment, flow: flow, configuration: configuration, now: now)
             return
@@ -504,8 +548,8 @@ public final class TCPEndpoint {
         // listeners changed): stay silent.
         guard claim(flow) else { return }
         let iss = isnGenerator.isn(
-            localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-            remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort, now: now)
+            localAddress: flow.localAddress, localPort: flow.localPort,
+            remoteAddress: flow.remoteAddress, remotePort: flow.remotePort, now: now)
         let memory = takeMemory(for: configuration)
         guard
             var connection = TCPConnection(
@@ -516,14 +560,14 @@ public final class TCPEndpoint {
             return
         }
         connection.timestampOffset = isnGenerator.timestampOffset(
-            localAddress: flow.localAddress.rawValue, remoteAddress: flow.remoteAddress.rawValue)
+            localAddress: flow.localAddress, remoteAddress: flow.remoteAddress)
         guard let slot = insert(connection, flow: flow, memory: memory) else {
             discard(connection, memory: memory)
             flowRegistry?.release(flow)
             return
         }
-        slots[Int(slot)].listenerPort = flow.localPort
-        listeners[flow.localPort]!.embryonic += 1
+        slots[Int(slot)].listenerKey = key
+        listeners[key]!.embryonic += 1
         statistics.passiveOpens += 1
         markDirty(slot)
     }
@@ -536,7 +580,7 @@ public final class TCPEndpoint {
     }
 
     func replyReset(to segment: TCPSegment, flow: TCPFlow) {
-        guard resetsUnknownSegments || listeners[flow.localPort] != nil else {
+        guard resetsUnknownSegments || isListening(port: flow.localPort) else {
             statistics.unknownSegmentsLeftToOthers += 1
             return
         }
@@ -550,8 +594,8 @@ public final class TCPEndpoint {
     func sendCookie(for syn: TCPSegment, flow: TCPFlow, configuration: TCPConfiguration, now: Instant) {
         let peerMSS = syn.options.maximumSegmentSize ?? 536
         let (isn, _) = cookies.encode(
-            localAddress: flow.localAddress.rawValue, localPort: flow.localPort,
-            remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort,
+            localAddress: flow.localAddress, localPort: flow.localPort,
+            remoteAddress: flow.remoteAddress, remotePort: flow.remotePort,
             clientISN: syn.sequenceNumber, mss: peerMSS, now: now)
         var options = TCPOptions()
         options.maximumSegmentSize = UInt16(clamping: configuration.maximumSegmentSize)
@@ -573,11 +617,12 @@ public final class TCPEndpoint {
         pendingControl.append((flow, reply))
     }
 
-    func acceptCookie(_ ack: TCPSegment, flow: TCPFlow, listener: Listener, now: Instant) {
+    func acceptCookie(_ ack: TCPSegment, flow: TCPFlow, listener key: ListenerKey, now: Instant) {
+        let listener = listeners[key]!
         guard
             let mss = cookies.decode(
-                cookie: ack.acknowledgmentNumber - 1, localAddress: flow.localAddress.rawValue,
-                localPort: flow.localPort, remoteAddress: flow.remoteAddress.rawValue, remotePort: flow.remotePort,
+                cookie: ack.acknowledgmentNumber - 1, localAddress: flow.localAddress,
+                localPort: flow.localPort, remoteAddress: flow.remoteAddress, remotePort: flow.remotePort,
                 clientISN: ack.sequenceNumber - 1, now: now)
         else {
             statistics.synCookiesRejected += 1
@@ -596,7 +641,7 @@ public final class TCPEndpoint {
             statistics.listenQueueOverflows += 1
             return
         }
-        let configuration = listener.configuration ?? configuration
+        let configuration = Self.fitted(listener.configuration ?? configuration, to: flow)
         var scale: UInt8?
         var sack = false
         if let ts = ack.options.timestamp, configuration.timestamps {
@@ -614,8 +659,8 @@ public final class TCPEndpoint {
         }
         statistics.synCookiesAccepted += 1
         statistics.passiveOpens += 1
-        slots[Int(slot)].listenerPort = flow.localPort
-        listeners[flow.localPort]!.embryonic += 1
+        slots[Int(slot)].listenerKey = key
+        listeners[key]!.embryonic += 1
         if ack.payloadLength > 0 || ack.flags.contains(.fin) {
             slots[Int(slot)].connection!.handle(ack, now: now)
         }
@@ -752,7 +797,7 @@ public final class TCPEndpoint {
         }
         let index = Int(slot)
         slots[index].dirty = false
-        slots[index].listenerPort = nil
+        slots[index].listenerKey = nil
         slots[index].inAcceptQueue = false
         slots[index].ownedByApplication = false
         slots[index].memory = memory
@@ -763,8 +808,8 @@ public final class TCPEndpoint {
     func release(_ slot: Int32, releasingFlow: Bool = true) {
         let index = Int(slot)
         guard slots[index].connection != nil else { return }
-        if let port = slots[index].listenerPort, !slots[index].inAcceptQueue {
-            listeners[port]?.embryonic -= 1
+        if let key = slots[index].listenerKey, !slots[index].inAcceptQueue {
+            listeners[key]?.embryonic -= 1
         }
         releasedConnectionTotals.add(slots[index].connection!.statistics)
         slots[index].connection!.deallocate()
@@ -777,7 +822,7 @@ public final class TCPEndpoint {
         if releasingFlow { flowRegistry?.release(slots[index].flow) }
         slots[index].generation &+= 1
         timers.cancel(slot)
-        slots[index].listenerPort = nil
+        slots[index].listenerKey = nil
         slots[index].inAcceptQueue = false
         slots[index].ownedByApplication = false
         freeSlots.append(slot)
@@ -790,12 +835,12 @@ public final class TCPEndpoint {
         let index = Int(slot)
         guard slots[index].connection != nil else { return }
         let events = slots[index].connection!.takeEvents()
-        if events.contains(.connected), let port = slots[index].listenerPort, !slots[index].inAcceptQueue {
-            if listeners[port] != nil {
-                listeners[port]!.embryonic -= 1
-                listeners[port]!.acceptQueue.append(slot)
+        if events.contains(.connected), let key = slots[index].listenerKey, !slots[index].inAcceptQueue {
+            if listeners[key] != nil {
+                listeners[key]!.embryonic -= 1
+                listeners[key]!.acceptQueue.append(slot)
                 slots[index].inAcceptQueue = true
-                readyEvents.append(.acceptable(port: port))
+                readyEvents.append(.acceptable(key))
             } else if !orphans.contains(where: { $0.slot == slot }) {
                 slots[index].connection!.abort(now: .zero)
                 markDirty(slot)
@@ -826,13 +871,13 @@ public final class TCPEndpoint {
     }
 
     func pickEphemeralFlow(
-        local: IPv4Address, remote: IPv4Address, remotePort: UInt16, acceptable: (UInt16) -> Bool = { _ in true }
+        local: IPAddress, remote: IPAddress, remotePort: UInt16, acceptable: (UInt16) -> Bool = { _ in true }
     ) -> TCPFlow? {
         let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
         for _ in 0..<span {
             let port = nextEphemeralPort
             nextEphemeralPort = port >= Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
-            if listeners[port] != nil { continue }
+            if isListening(port: port) { continue }
             let flow = TCPFlow(localAddress: local, localPort: port, remoteAddress: remote, remotePort: remotePort)
             if flows[flow] == nil && acceptable(port) { return flow }
         }

@@ -1,17 +1,66 @@
 import Wire
 
-/// The 4-tuple that names a connection, from this host's point of view.
+/// The 4-tuple that names a connection, from this host's point of view. IPv4 flows hold
+/// v4-mapped addresses; both addresses of a flow are of one family.
 public struct TCPFlow: Hashable, Sendable {
-    public var localAddress: IPv4Address
+    public var localAddress: IPAddress
     public var localPort: UInt16
-    public var remoteAddress: IPv4Address
+    public var remoteAddress: IPAddress
     public var remotePort: UInt16
 
-    public init(localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16) {
+    public init(localAddress: IPAddress, localPort: UInt16, remoteAddress: IPAddress, remotePort: UInt16) {
         self.localAddress = localAddress
         self.localPort = localPort
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort
+    }
+
+    /// An IPv4 flow.
+    public init(localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16) {
+        self.init(
+            localAddress: IPAddress(localAddress), localPort: localPort, remoteAddress: IPAddress(remoteAddress),
+            remotePort: remotePort)
+    }
+
+    /// True for an IPv4 flow.
+    @inline(__always)
+    public var isIPv4: Bool { remoteAddress.isIPv4 }
+
+    /// The empty flow, for preallocated tables.
+    public static let none = TCPFlow(
+        localAddress: IPAddress.unspecified, localPort: 0, remoteAddress: IPAddress.unspecified, remotePort: 0)
+}
+
+/// Which arriving connections a listener takes: one family, or both (a socket bound to `::`
+/// with IPV6_V6ONLY off). One port may have an IPv4 and an IPv6 listener side by side.
+public enum ListenerFamily: Hashable, Sendable {
+    case ipv4
+    case ipv6
+    case dual
+
+    /// The family a listener bound to `address` serves.
+    public init(address: IPAddress, v6Only: Bool) {
+        if address.isIPv4 {
+            self = .ipv4
+        } else {
+            self = address == .unspecified && !v6Only ? .dual : .ipv6
+        }
+    }
+
+    /// Whether two listeners of these families can share a port.
+    public func overlaps(_ other: ListenerFamily) -> Bool {
+        self == .dual || other == .dual || self == other
+    }
+}
+
+/// Names one listener of an endpoint: its port and the family it serves.
+public struct ListenerKey: Hashable, Sendable {
+    public var port: UInt16
+    public var family: ListenerFamily
+
+    public init(port: UInt16, family: ListenerFamily = .ipv4) {
+        self.port = port
+        self.family = family
     }
 }
 
@@ -85,7 +134,7 @@ public enum TCPEndpointEvent: Hashable, Sendable {
     /// Something changed on a connection the application holds.
     case connection(ConnectionID, TCPEvents)
     /// A listener has an established connection to accept.
-    case acceptable(port: UInt16)
+    case acceptable(ListenerKey)
 }
 
 /// Where an endpoint records which flows are its own, when several share one link and the

@@ -63,6 +63,24 @@ public struct InternetChecksum: Sendable {
         return checksum
     }
 
+    /// The pseudo-header of either family: RFC 9293's for a v4-mapped pair, RFC 8200 8.1's
+    /// (128-bit addresses, 32-bit upper-layer length, next header) otherwise.
+    public static func pseudoHeader(
+        source: IPAddress, destination: IPAddress, protocol proto: UInt8, length: Int
+    ) -> InternetChecksum {
+        if let s = source.ipv4, let d = destination.ipv4 {
+            return pseudoHeader(source: s, destination: d, protocol: proto, length: length)
+        }
+        var checksum = InternetChecksum()
+        for word in [source.high, source.low, destination.high, destination.low] {
+            checksum.add(UInt32(truncatingIfNeeded: word >> 32))
+            checksum.add(UInt32(truncatingIfNeeded: word))
+        }
+        checksum.add(UInt32(truncatingIfNeeded: length))
+        checksum.add(UInt32(proto))
+        return checksum
+    }
+
     /// True when `bytes`, which include their own checksum field, sum to zero.
     public static func verify(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var checksum = InternetChecksum()

@@ -6,6 +6,18 @@ public enum IPProtocol {
     public static let tcp: UInt8 = 6
     /// User Datagram Protocol.
     public static let udp: UInt8 = 17
+    /// ICMP for IPv6 (RFC 4443).
+    public static let icmpv6: UInt8 = 58
+    /// IPv6 Hop-by-Hop Options header (RFC 8200 4.3).
+    public static let hopByHop: UInt8 = 0
+    /// IPv6 Routing header (RFC 8200 4.4).
+    public static let routing: UInt8 = 43
+    /// IPv6 Fragment header (RFC 8200 4.5).
+    public static let fragment: UInt8 = 44
+    /// IPv6 No Next Header: nothing follows (RFC 8200 4.7).
+    public static let noNextHeader: UInt8 = 59
+    /// IPv6 Destination Options header (RFC 8200 4.6).
+    public static let destinationOptions: UInt8 = 60
 }
 
 /// An IPv4 header (RFC 791), all fields in host order. Options are skipped, not kept.

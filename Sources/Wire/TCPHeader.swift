@@ -35,14 +35,14 @@ public struct TCPHeader: Hashable, Sendable {
         self.options = options
     }
 
-    /// Parses and validates a TCP segment (the IPv4 payload, cut at the IP total length).
+    /// Parses and validates a TCP segment (the IP payload, cut at the packet's length).
     ///
     /// The checksum over pseudo-header and segment is checked first, so any corruption
     /// reads as `.badChecksum`. Throws `.truncated` below 20 bytes or when the data
     /// offset runs past the buffer, `.badLength` for a data offset below 5, and
     /// `.badOption` for malformed options (see `TCPOptions.parse`).
     public static func parse(
-        _ segment: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+        _ segment: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress,
         verifyChecksum: Bool = true
     ) throws(WireError) -> (header: TCPHeader, payload: UnsafeRawBufferPointer) {
         guard segment.count >= minimumLength else { throw .truncated }
@@ -77,7 +77,7 @@ public struct TCPHeader: Hashable, Sendable {
     /// Writes a segment: header, encoded options, `first` then `second` payload piece
     /// (e.g. the two halves of a wrapped ring buffer), and the checksum over the
     /// pseudo-header. Returns the segment length, or 0 (nothing meaningful written) if
-    /// `buffer` is too small or the segment would not fit in an IPv4 packet.
+    /// `buffer` is too small or the segment would not fit in an IP packet.
     /// `checksum: false` leaves the checksum field 0 for a port that fills it in (transmit
     /// checksum offload).
     @discardableResult
@@ -86,11 +86,13 @@ public struct TCPHeader: Hashable, Sendable {
         sequenceNumber: UInt32, acknowledgmentNumber: UInt32, flags: TCPFlags, window: UInt16,
         urgentPointer: UInt16 = 0, options: TCPOptions, payload first: UnsafeRawBufferPointer,
         _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-        source: IPv4Address, destination: IPv4Address, checksum: Bool = true
+        source: IPAddress, destination: IPAddress, checksum: Bool = true
     ) -> Int {
         let headerLength = minimumLength + options.encodedLength
         let total = headerLength + first.count + second.count
-        guard buffer.count >= total, total <= 65535 - IPv4Header.minimumLength else { return 0 }
+        // IPv4's total length covers its header; IPv6's payload length does not.
+        let limit = source.isIPv4 ? 65535 - IPv4Header.minimumLength : 65535
+        guard buffer.count >= total, total <= limit else { return 0 }
         buffer.store16(sourcePort, at: 0)
         buffer.store16(destinationPort, at: 2)
         buffer.store32(sequenceNumber, at: 4)
@@ -108,5 +110,14 @@ public struct TCPHeader: Hashable, Sendable {
         sum.add(buffer.readOnly(0..<total))
         buffer.store16(sum.value, at: 16)
         return total
+    }
+
+    /// `parse` for an IPv4 packet's addresses.
+    @inline(__always)
+    public static func parse(
+        _ segment: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+        verifyChecksum: Bool = true
+    ) throws(WireError) -> (header: TCPHeader, payload: UnsafeRawBufferPointer) {
+        try parse(segment, source: IPAddress(source), destination: IPAddress(destination), verifyChecksum: verifyChecksum)
     }
 }

@@ -258,13 +258,13 @@ import Wire
 
     @Test func tapSeesDeliveries() {
         let (network, a, _) = pair(LinkProfile(delay: .milliseconds(3)))
-        var seen: [(Instant, IPv4Address, IPv4Address, Int)] = []
+        var seen: [(Instant, IPAddress, IPAddress, Int)] = []
         network.tap = { seen.append(($0, $1, $2, $3)) }
         a.queue(makePacket(from: addressA, to: addressB, tag: 1, size: 80))
         network.run(until: .ms(10))
         #expect(seen.count == 1)
         #expect(seen.first?.0 == .ms(3))
-        #expect(seen.first?.1 == addressA && seen.first?.2 == addressB && seen.first?.3 == 80)
+        #expect(seen.first?.1 == IPAddress(addressA) && seen.first?.2 == IPAddress(addressB) && seen.first?.3 == 80)
     }
 
     @Test func statisticsOfUnknownLinkAreZero() {

@@ -24,7 +24,7 @@ func tag(of bytes: [UInt8]) -> UInt32 {
 /// A test node: sends what is queued in `outbox` (optionally only from given instants on), records
 /// every arrival and every wake-up, and can echo packets back to their sender.
 final class TestNode: SimulatedNode {
-    let address: IPv4Address
+    let address: IPAddress
     /// Packets to send at the next `transmit` call, each not before its instant.
     var outbox: [(notBefore: Instant, bytes: [UInt8])] = []
     /// Wake-ups still wanted, ascending.
@@ -38,7 +38,7 @@ final class TestNode: SimulatedNode {
     /// Every instant `transmit` was called.
     var transmitCalls: [Instant] = []
 
-    init(_ address: IPv4Address) { self.address = address }
+    init(_ address: IPv4Address) { self.address = IPAddress(address) }
 
     func queue(_ bytes: [UInt8], at instant: Instant = .zero) {
         outbox.append((instant, bytes))
@@ -83,9 +83,9 @@ final class TestNode: SimulatedNode {
 
 /// A node that always claims a wake-up is due but never makes progress.
 final class StuckNode: SimulatedNode {
-    let address: IPv4Address
+    let address: IPAddress
     var transmitCount = 0
-    init(_ address: IPv4Address) { self.address = address }
+    init(_ address: IPv4Address) { self.address = IPAddress(address) }
     func receive(packet: UnsafeRawBufferPointer, now: Instant) {}
     func transmit(now: Instant, send: (UnsafeRawBufferPointer) -> Void) { transmitCount += 1 }
     var nextWakeup: Instant? { .zero }
@@ -93,12 +93,12 @@ final class StuckNode: SimulatedNode {
 
 /// A node that wants a wake-up every `period`, forever.
 final class PeriodicNode: SimulatedNode {
-    let address: IPv4Address
+    let address: IPAddress
     let period: Interval
     var next: Instant
     var fired: [Instant] = []
     init(_ address: IPv4Address, period: Interval) {
-        self.address = address
+        self.address = IPAddress(address)
         self.period = period
         next = .zero + period
     }

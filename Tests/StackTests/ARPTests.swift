@@ -20,17 +20,17 @@ import Wire
         #expect(hosts.b.statistics.arpRepliesSent == 1)
         // b learned a from the request: its SYN-ACK needed no ARP of its own.
         #expect(hosts.b.statistics.arpRequestsSent == 0)
-        #expect(hosts.a.arp.entry(for: addressB)?.mac == hosts.link.b.macAddress)
+        #expect(hosts.a.arp.entry(for: IPAddress(addressB))?.mac == hosts.link.b.macAddress)
         #expect(hosts.a.tcpState(client) == .established)
     }
 
     @Test func entriesAgeOutAndAreReResolved() throws {
         let hosts = TwoHosts { $0.arpEntryLifetime = .seconds(5) }
         let (client, server, _) = try hosts.connectedPair()
-        #expect(hosts.a.arp.entry(for: addressB)?.state == .reachable)
+        #expect(hosts.a.arp.entry(for: IPAddress(addressB))?.state == .reachable)
         // Idle past the lifetime: the unused entries are forgotten.
         hosts.run(for: .seconds(11))
-        #expect(hosts.a.arp.entry(for: addressB) == nil)
+        #expect(hosts.a.arp.entry(for: IPAddress(addressB)) == nil)
         let requestsBefore = hosts.a.statistics.arpRequestsSent
         // New data re-resolves; the data waits and arrives.
         let data = pattern(100, seed: 1)
@@ -44,7 +44,7 @@ import Wire
         #expect(got == 100)
         #expect(Array(received[0..<100]) == data)
         #expect(hosts.a.statistics.arpRequestsSent == requestsBefore + 1)
-        #expect(hosts.a.arp.entry(for: addressB)?.state == .reachable)
+        #expect(hosts.a.arp.entry(for: IPAddress(addressB))?.state == .reachable)
     }
 
     @Test func entryInUseIsProbedWhenItAges() throws {
@@ -59,7 +59,7 @@ import Wire
             _ = try? buffer.withUnsafeMutableBytes { try hosts.b.read(server, into: $0) }
         }
         #expect(hosts.a.statistics.arpRequestsSent > before)
-        #expect(hosts.a.arp.entry(for: addressB)?.state == .reachable)
+        #expect(hosts.a.arp.entry(for: IPAddress(addressB))?.state == .reachable)
         #expect(hosts.a.statistics.arpResolutionFailures == 0)
     }
 
@@ -85,7 +85,7 @@ import Wire
             capacity: 4, frameCapacity: 64)
         let now = Instant(nanoseconds: 1)
         func enqueue(_ address: IPv4Address) -> ARPCache.EnqueueResult {
-            cache.enqueue(for: address, now: now) { buffer in
+            cache.enqueue(for: IPAddress(address), now: now) { buffer in
                 buffer[0] = 42
                 return 20
             }
@@ -96,7 +96,7 @@ import Wire
         guard case .queued(true) = enqueue(IPv4Address(10, 0, 0, 3)) else { Issue.record("other address"); return }
         guard case .overflow = enqueue(IPv4Address(10, 0, 0, 3)) else { Issue.record("pool limit"); return }
         var flushed = 0
-        cache.learn(addressB, mac: MACAddress(2, 0, 0, 0, 0, 2), now: now, create: true) { frame in
+        cache.learn(IPAddress(addressB), mac: MACAddress(2, 0, 0, 0, 0, 2), now: now, create: true) { frame in
             #expect(frame.count == 20 && frame[0] == 42)
             flushed += 1
         }
@@ -119,7 +119,7 @@ import Wire
         frame.withUnsafeBytes { hosts.link.a.deliver($0) }
         hosts.a.poll()
         #expect(hosts.a.statistics.arpGratuitous == 1)
-        #expect(hosts.a.arp.entry(for: addressB)?.mac == newMAC)
+        #expect(hosts.a.arp.entry(for: IPAddress(addressB))?.mac == newMAC)
         // A gratuitous ARP about a stranger adds nothing.
         frame.withUnsafeMutableBytes { raw in
             ARPPacket(
@@ -129,7 +129,7 @@ import Wire
         }
         frame.withUnsafeBytes { hosts.link.a.deliver($0) }
         hosts.a.poll()
-        #expect(hosts.a.arp.entry(for: IPv4Address(10, 0, 0, 50)) == nil)
+        #expect(hosts.a.arp.entry(for: IPAddress(IPv4Address(10, 0, 0, 50))) == nil)
         #expect(hosts.a.statistics.arpIgnored == 1)
     }
 }

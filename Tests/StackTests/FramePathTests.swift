@@ -28,7 +28,7 @@ func tcpSegment(options: [UInt8] = [], payload: [UInt8] = []) -> [UInt8] {
         TCPHeader.write(
             to: raw, sourcePort: 9, destinationPort: 9, sequenceNumber: 1, acknowledgmentNumber: 0, flags: [.syn],
             window: 1000, options: TCPOptions(), payload: UnsafeRawBufferPointer(start: nil, count: 0),
-            source: addressB, destination: addressA)
+            source: IPAddress(addressB), destination: IPAddress(addressA))
     }
     guard !options.isEmpty else { return segment }
     // Splice raw option bytes in and fix the data offset and checksum by hand.

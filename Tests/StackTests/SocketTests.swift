@@ -119,9 +119,9 @@ import Wire
         try hosts.a.connect(client, address: addressB, port: 7)  // blocks until established
         #expect(hosts.a.tcpState(client) == .established)
         let (server, peer, peerPort) = try hosts.b.accept(listener)
-        #expect(peer == addressA)
+        #expect(peer == IPAddress(addressA))
         #expect(try hosts.a.getsockname(client).port == peerPort)
-        #expect(try hosts.b.getpeername(server).address == addressA)
+        #expect(try hosts.b.getpeername(server).address == IPAddress(addressA))
         let message = pattern(300_000, seed: 9)
         // A blocking write larger than the send buffer returns only when all is queued.
         let written = try message.withUnsafeBytes { try hosts.a.write(client, $0) }

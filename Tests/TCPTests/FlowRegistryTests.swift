@@ -137,7 +137,7 @@ import Wire
             }
         }
         exchange(now: .zero)
-        let accepted = try #require(server.accept(port: 80))
+        let accepted = try #require(server.accept(ListenerKey(port: 80)))
         server.close(accepted, now: .zero)
         exchange(now: .zero)
         client.close(id, now: .zero)
@@ -147,7 +147,7 @@ import Wire
 
         // This endpoint stops listening (the new workers listen now); the client reuses the
         // 4-tuple with a higher sequence number.
-        server.stopListening(port: 80, now: .zero)
+        server.stopListening(ListenerKey(port: 80), now: .zero)
         server.handle(
             Self.syn((lastClientSequence + 100_000).rawValue), flow: flow, now: Instant.zero + .milliseconds(10))
         #expect(

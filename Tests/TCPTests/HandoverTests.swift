@@ -98,13 +98,13 @@ import Wire
             a.handle($0, flow: flow, now: .zero)
         }
         _ = replies(a)
-        #expect(a.pendingAccepts(port: 80) == 1)
+        #expect(a.pendingAccepts(ListenerKey(port: 80)) == 1)
         return (shared, a, b, synAck.sequence)
     }
 
     @Test func aClosingListenerHandsItsAcceptQueueOverAndTheRequestIsAnswered() throws {
         let (shared, a, b, iss) = try Self.completedAtA()
-        a.stopListening(port: 80, now: .zero)
+        a.stopListening(ListenerKey(port: 80), now: .zero)
         let probe = try #require(Self.replies(a).first)
         #expect(probe.flags == [.ack], "a probe, not a reset")
         #expect(probe.sequence == iss, "one below what the peer acknowledged: it answers at once")
@@ -118,7 +118,7 @@ import Wire
             b.handle($0, flow: Self.flow, now: .zero)
         }
         #expect(b.statistics.handoversTaken == 1)
-        let id = try #require(b.accept(port: 80), "in b's accept queue")
+        let id = try #require(b.accept(ListenerKey(port: 80)), "in b's accept queue")
         var buffer = [UInt8](repeating: 0, count: 256)
         let read = buffer.withUnsafeMutableBytes { b.read(id, into: $0, now: .zero) }
         #expect(read == .bytes(Self.request.count))
@@ -135,15 +135,15 @@ import Wire
 
     @Test func aHandoverIsTakenWithoutThePeersAnswerToo() throws {
         let (_, a, b, _) = try Self.completedAtA()
-        a.stopListening(port: 80, now: .zero)
+        a.stopListening(ListenerKey(port: 80), now: .zero)
         _ = Self.replies(a)
         b.adoptHandovers(now: .zero)
-        #expect(b.pendingAccepts(port: 80) == 1, "taken on b's next round: the client is waiting, not sending")
+        #expect(b.pendingAccepts(ListenerKey(port: 80)) == 1, "taken on b's next round: the client is waiting, not sending")
     }
 
     @Test func segmentsStillReachingTheOldOwnerAreDroppedNotReset() throws {
         let (_, a, _, iss) = try Self.completedAtA()
-        a.stopListening(port: 80, now: .zero)
+        a.stopListening(ListenerKey(port: 80), now: .zero)
         _ = Self.replies(a)
         Self.segment(SequenceNumber(1001) + Self.request.count, ack: iss + 1) {
             a.handle($0, flow: Self.flow, now: .zero)
@@ -155,7 +155,7 @@ import Wire
     @Test func withNoOtherListenerYetTheConnectionWaitsForOneThenIsReset() throws {
         let (shared, a, b, _) = try Self.completedAtA()
         shared.listeners = ["a"]
-        a.stopListening(port: 80, now: .zero)
+        a.stopListening(ListenerKey(port: 80), now: .zero)
         #expect(Self.replies(a).allSatisfy { !$0.flags.contains(.rst) }, "kept while nobody can take it")
         #expect(a.hasOrphans)
         // A new worker joins the port: the next round hands the connection over.
@@ -164,12 +164,12 @@ import Wire
         #expect(!a.hasOrphans)
         #expect(a.statistics.handoversGiven == 1)
         b.adoptHandovers(now: .zero + .milliseconds(100))
-        #expect(b.pendingAccepts(port: 80) == 1)
+        #expect(b.pendingAccepts(ListenerKey(port: 80)) == 1)
 
         // Nobody accepts yet, somebody may: reset once its time is up.
         let (lonely, c, _, _) = try Self.completedAtA()
         lonely.listeners = ["a"]
-        c.stopListening(port: 80, now: .zero)
+        c.stopListening(ListenerKey(port: 80), now: .zero)
         c.retryOrphans(now: .zero + .milliseconds(500))
         #expect(c.hasOrphans)
         c.retryOrphans(now: .zero + TCPEndpoint.orphanLifetime)
@@ -180,7 +180,7 @@ import Wire
         let (alone, d, _, _) = try Self.completedAtA()
         alone.listeners = ["a"]
         alone.holders = ["a"]
-        d.stopListening(port: 80, now: .zero)
+        d.stopListening(ListenerKey(port: 80), now: .zero)
         #expect(!d.hasOrphans)
         #expect(Self.replies(d).contains { $0.flags.contains(.rst) })
     }

@@ -1,3 +1,4 @@
+import Wire
 import TCP
 import Testing
 
@@ -7,7 +8,7 @@ import Testing
 
     func isn(_ g: ISNGenerator, localPort: UInt16 = 80, remotePort: UInt16 = 40_000, at t: Instant) -> SequenceNumber {
         g.isn(
-            localAddress: 0x0a00_0001, localPort: localPort, remoteAddress: 0x0a00_0002, remotePort: remotePort, now: t)
+            localAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0001)), localPort: localPort, remoteAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0002)), remotePort: remotePort, now: t)
     }
 
     @Test func deterministicForSameInputs() {
@@ -20,7 +21,7 @@ import Testing
         #expect(seen.count == 100)
         #expect(isn(generator, localPort: 81, at: now) != isn(generator, at: now))
         let swapped = generator.isn(
-            localAddress: 0x0a00_0002, localPort: 80, remoteAddress: 0x0a00_0001, remotePort: 40_000, now: now)
+            localAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0002)), localPort: 80, remoteAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0001)), remotePort: 40_000, now: now)
         #expect(swapped != isn(generator, at: now))
     }
 

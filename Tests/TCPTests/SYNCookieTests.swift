@@ -1,3 +1,4 @@
+import Wire
 import TCP
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
         isn: SequenceNumber, encodedMSS: UInt16
     ) {
         codec.encode(
-            localAddress: 0xc0a8_0001, localPort: 443, remoteAddress: 0xc0a8_0002, remotePort: 51_000,
+            localAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0001)), localPort: 443, remoteAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0002)), remotePort: 51_000,
             clientISN: clientISN ?? self.clientISN, mss: mss, now: t)
     }
 
@@ -19,7 +20,7 @@ import Testing
         clientISN: SequenceNumber? = nil, at t: Instant
     ) -> UInt16? {
         (codec ?? self.codec).decode(
-            cookie: cookie, localAddress: 0xc0a8_0001, localPort: 443, remoteAddress: 0xc0a8_0002,
+            cookie: cookie, localAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0001)), localPort: 443, remoteAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0002)),
             remotePort: remotePort, clientISN: clientISN ?? self.clientISN, now: t)
     }
 

@@ -36,7 +36,7 @@ import Wire
                 TCPHeader.write(
                     to: out, sourcePort: 40000, destinationPort: 80, sequenceNumber: 0x0102_0304,
                     acknowledgmentNumber: 0xA0B0_C0D0, flags: [.ack, .psh], window: 29200, options: dataOptions,
-                    payload: all, source: clientIP, destination: serverIP, checksum: false)
+                    payload: all, source: IPAddress(clientIP), destination: IPAddress(serverIP), checksum: false)
             }
         }
         let full = builtSegment(options: dataOptions, payload: payload, flags: [.ack, .psh])

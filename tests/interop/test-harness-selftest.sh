@@ -267,10 +267,11 @@ everything_there() {
         [[ -e "/run/netns/$ans" && -e "/run/netns/$bns" ]] &&
         ip link show dev "$sif2" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null
 }
-# Waits (bounded) until PID is gone.
+# Waits (bounded: 30 s, as a loaded machine may take over 10 s to delete the namespaces) until
+# PID is gone.
 wait_gone() {
     local pid="$1" i
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
