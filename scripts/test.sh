@@ -86,6 +86,13 @@ step_interop_stack() {
         bash "$ROOT/tests/interop/test-stack-interop.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# IPv6 against the kernel over a veth: ping6 (global and link-local), curl -6 of 10 MiB, 64 MiB each
+# way clean and impaired, 2,000 concurrent connections, neighbour discovery (about a minute).
+step_interop_ipv6() {
+    MTCP_BIN="$(bin_path)" \
+        bash "$ROOT/tests/interop/test-ipv6.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 # The LD_PRELOAD library's socket semantics against the kernel's (MTCP_SKIP_PRELOAD_TESTS=1 skips).
 step_preload() {
     if skipped_by MTCP_SKIP_PRELOAD_TESTS; then return 0; fi
@@ -195,6 +202,7 @@ STEPS=(
     "unit tests ($CONFIGURATION):step_unit_tests"
     "interop harness self-test:step_interop_harness"
     "interop with the Linux kernel over a veth:step_interop_stack"
+    "IPv6 interop with the Linux kernel over a veth:step_interop_ipv6"
     "dpdk backend over a veth:step_dpdk"
     "interop tests on the dpdk backend (quick):step_interop_dpdk"
     "mTCP C API examples against the kernel:step_capi"

@@ -12,8 +12,8 @@
 #                no IPv6 errors and no duplicate address, and the kernel's neighbour table
 #                holds the stack's MAC for its addresses
 # Usage: MTCP_BIN=.build/release bash tests/interop/test-ipv6.sh [TEST...]
-#        (MTCP_INTEROP_QUICK=1: 4 MiB and 200 connections; MTCP_IPV6_KEEP=DIR keeps the logs
-#        and captures of failed tests there)
+#        (MTCP_INTEROP_QUICK=1: 4 MiB and 200 connections; MTCP_IPV6_KEEP=DIR copies every
+#        test's program logs and capture there)
 # Each test records the peer's side of the link (dumpcap, headers only) and prints a summary of
 # it; a failing test prints the frames that matter (ICMPv6, SYN, RST).
 set -euo pipefail
@@ -110,9 +110,10 @@ ipv6_peer_setup() {
     netns_set_sysctl "net.ipv6.conf.$PEER_IF.accept_ra" 0
     netns_set_sysctl "net.ipv6.conf.$PEER_IF.disable_ipv6" 0
     ip -n "$PEER_NS" addr add "$PEER6/64" dev "$PEER_IF" nodad
-    # The kernel adds the link-local address when IPv6 comes up on the (up) interface.
-    if ! netns_wait_for 50 sh -c "ip -n '$PEER_NS' -6 addr show dev '$PEER_IF' scope link | grep -q 'inet6 fe80'"; then
-        log "the peer has no link-local address on $PEER_IF"
+    # The kernel adds the link-local address when IPv6 comes up on the (up) interface; wait
+    # until it is no longer tentative (a source for ping to the stack's link-local address).
+    if ! netns_wait_for 50 sh -c "ip -n '$PEER_NS' -6 addr show dev '$PEER_IF' scope link | grep 'inet6 fe80' | grep -qv tentative"; then
+        log "the peer has no usable link-local address on $PEER_IF"
         ip -n "$PEER_NS" -6 addr show dev "$PEER_IF"
         return 1
     fi
@@ -197,6 +198,11 @@ ipv6_counters() {
     echo "$out"
 }
 
+# kernel_counter NAME  one of the peer namespace's SNMP counters (nstat, absolute).
+kernel_counter() {
+    peer nstat -az "$1" | awk -v name="$1" '$1 == name { print $2 }'
+}
+
 # peer_ping6 ADDRESS  five echo requests from the kernel, all answered.
 peer_ping6() {
     local out="$WORK/ping6-$RANDOM.txt"
@@ -221,13 +227,13 @@ run_test() {
         capture_summary "$name" detail
         log "kernel peer: $(peer nstat -az 2>/dev/null | awk '$1 ~ /^(TcpRetransSegs|TcpInErrs|TcpOutRsts|TcpAttemptFails|Icmp6InErrors|Icmp6OutNeighborSolicits|Icmp6InNeighborAdvertisements)$/ { printf "%s=%s ", $1, $2 }')"
         peer ip -6 neigh show dev "$PEER_IF" | sed 's/^/    neigh: /' || true
-        if [[ -n "$KEEP" ]]; then
-            mkdir -p "$KEEP"
-            cp -f "$WORK/$name".* "$KEEP/" 2>/dev/null || true
-            cp -f "$WORK"/*.log "$KEEP/" 2>/dev/null || true
-            log "logs and capture of $name kept in $KEEP"
-        fi
         log "--- $name FAILED ($((SECONDS - start)) s)"
+    fi
+    if [[ -n "$KEEP" ]]; then
+        mkdir -p "$KEEP"
+        cp -f "$WORK/$name".* "$KEEP/" 2>/dev/null || true
+        cp -f "$WORK"/*.log "$KEEP/" 2>/dev/null || true
+        log "logs and capture of $name kept in $KEEP"
     fi
 }
 
@@ -279,11 +285,11 @@ test_impaired6() {
     # Both directions in the stack's own impairment layer: the tc eBPF program (bpf/impair.c)
     # passes every frame that is not IPv4 untouched.
     local before after
-    before="$(peer nstat -az TcpRetransSegs | awk '$1 == "TcpRetransSegs" { print $2 }')"
+    before="$(kernel_counter TcpRetransSegs)"
     echo_server6 impaired6 --impair-tx loss=0.02,dup=0.01,reorder=0.05,seed=3 \
         --impair-rx loss=0.02,dup=0.01,reorder=0.05,seed=4
     PEER_TIMEOUT=450 peer python3 "$CHECK6" bulk --host "$STACK6" --bytes "$BULK" --timeout 60 --deadline 400
-    after="$(peer nstat -az TcpRetransSegs | awk '$1 == "TcpRetransSegs" { print $2 }')"
+    after="$(kernel_counter TcpRetransSegs)"
     stop_stack impaired6
     log "stack: $(ipv6_counters impaired6)"
     log "kernel peer retransmitted $((after - before)) segments"
@@ -302,16 +308,41 @@ test_concurrent6() {
 test_nd() {
     # The kernel forgets the stack, so that it must ask again (multicast solicitations), and
     # confirms it later by unicast ones (once an entry goes stale).
+    local ns0 na0 ns1 na1 reachable delay neigh
+    # Unicast solicitations (RFC 4861 7.3.3 probes) within seconds: a reachable time of about
+    # 1 s and probing 1 s after a stale entry is used. An entry's timer takes the reachable time
+    # of the moment it became reachable, so this comes first.
+    reachable="$(peer sysctl -n "net.ipv6.neigh.$PEER_IF.base_reachable_time_ms")"
+    delay="$(peer sysctl -n "net.ipv6.neigh.$PEER_IF.delay_first_probe_time")"
+    netns_set_sysctl "net.ipv6.neigh.$PEER_IF.base_reachable_time_ms" 1000
+    netns_set_sysctl "net.ipv6.neigh.$PEER_IF.delay_first_probe_time" 1
     peer ip -6 neigh flush dev "$PEER_IF" || true
+    ns0="$(kernel_counter Icmp6OutNeighborSolicits)"
+    na0="$(kernel_counter Icmp6InNeighborAdvertisements)"
     echo_server6 nd
     peer_ping6 "$STACK6"
     peer_ping6 "$STACK_LL%$PEER_IF"
     peer python3 "$CHECK6" bulk --host "$STACK6" --bytes $((1 << 20))
-    local neigh
+    # 5 s of UDP datagrams to the stack make the kernel probe: a UDP send confirms nothing
+    # (ping would: it sends with MSG_CONFIRM once answered; TCP confirms on new ACKs).
+    peer python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for _ in range(25):
+    s.sendto(b"nud", (sys.argv[1], 9))
+    time.sleep(0.2)
+' "$STACK6"
+    netns_set_sysctl "net.ipv6.neigh.$PEER_IF.base_reachable_time_ms" "$reachable"
+    netns_set_sysctl "net.ipv6.neigh.$PEER_IF.delay_first_probe_time" "$delay"
+    # Still reachable after the probes.
+    peer_ping6 "$STACK6"
+    ns1="$(kernel_counter Icmp6OutNeighborSolicits)"
+    na1="$(kernel_counter Icmp6InNeighborAdvertisements)"
     neigh="$(peer ip -6 neigh show dev "$PEER_IF")"
     printf '%s\n' "$neigh" | sed 's/^/    neigh: /'
     stop_stack nd
     log "stack: $(ipv6_counters nd)"
+    log "kernel peer: sent $((ns1 - ns0)) neighbour solicitations, received $((na1 - na0)) advertisements"
     local ns_in na_sent errors duplicates name
     ns_in="$(counter nd ns_in)"
     na_sent="$(counter nd na_sent)"
@@ -329,6 +360,12 @@ test_nd() {
     done
     [[ -n "$ns_in" && "$ns_in" -gt 0 ]] || { log "no neighbour solicitation reached the stack"; return 1; }
     [[ -n "$na_sent" && "$na_sent" -gt 0 ]] || { log "the stack sent no neighbour advertisement"; return 1; }
+    # Every solicitation the kernel sent reached the stack and was answered (multicast for the
+    # two addresses, then unicast probes), and the kernel's probes happened at all.
+    ((ns1 - ns0 >= 3)) || { log "the kernel sent only $((ns1 - ns0)) solicitations (no unicast probe)"; return 1; }
+    ((ns_in >= ns1 - ns0)) || { log "the stack counted $ns_in solicitations, the kernel sent $((ns1 - ns0))"; return 1; }
+    ((na1 - na0 >= ns1 - ns0)) ||
+        { log "the kernel received $((na1 - na0)) advertisements for $((ns1 - ns0)) solicitations"; return 1; }
     [[ "$errors" == 0 ]] || { log "ipv6_errors=$errors"; return 1; }
     [[ "$duplicates" == 0 ]] || { log "duplicate_addresses=$duplicates"; return 1; }
     printf '%s\n' "$neigh" | grep -qi "^$STACK6 lladdr $STACK_MAC " ||

@@ -20,6 +20,8 @@ import struct
 import sys
 import time
 
+# No __pycache__ in the source tree from importing tcpcheck.py.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tcpcheck  # noqa: E402  (bulk, fail, raise_fd_limit)
 
