@@ -263,13 +263,18 @@ public final class FlowSteering {
         var remoteAddress: UInt32
         var localPort: UInt16
         var remotePort: UInt16
-        var zero: UInt32 = 0
+        /// 0 for IPv4; `SteeringProgram.ipv6KeyFamily` for IPv6 (addresses folded).
+        var family: UInt32 = 0
     }
 
     /// Takes the flow for this instance; false when another instance has it (or the map is full).
-    public func claim(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) -> Bool {
+    /// An IPv6 flow gives its folded addresses (`SteeringProgram.fold`) and `family`.
+    public func claim(
+        localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16, family: UInt32 = 0
+    ) -> Bool {
         var key = FlowKey(
-            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort,
+            family: family)
         var owner = token
         if mtcp_shim_bpf_map_update(maps.flows, &key, &owner, Self.noExist) == 0 {
             statistics.flowsClaimed += 1
@@ -339,7 +344,10 @@ public final class FlowSteering {
     /// remote port, state).
     public func pendingHandovers() -> [(UInt32, UInt16, UInt32, UInt16, [UInt8])] {
         keys(of: maps.handover, size: 16).compactMap { key in
-            guard let state = take(key: key) else { return nil }
+            // IPv6 flows are never handed over (their folded addresses cannot name the flow).
+            guard key.withUnsafeBytes({ $0.loadUnaligned(as: FlowKey.self).family }) == 0,
+                let state = take(key: key)
+            else { return nil }
             return key.withUnsafeBytes { raw in
                 let flow = raw.loadUnaligned(as: FlowKey.self)
                 return (flow.localAddress, flow.localPort, flow.remoteAddress, flow.remotePort, state)
@@ -359,9 +367,12 @@ public final class FlowSteering {
     }
 
     /// Gives the flow back (its connection is gone).
-    public func release(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) {
+    public func release(
+        localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16, family: UInt32 = 0
+    ) {
         var key = FlowKey(
-            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort)
+            localAddress: localAddress, remoteAddress: remoteAddress, localPort: localPort, remotePort: remotePort,
+            family: family)
         if mtcp_shim_bpf_map_delete(maps.flows, &key) == 0 { statistics.flowsReleased += 1 }
     }
 

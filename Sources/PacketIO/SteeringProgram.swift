@@ -5,13 +5,16 @@
 /// against three maps all instances share (see `FlowSteering`):
 /// - outgoing frames: dropped;
 /// - ARP: kept by everyone (whoever asked needs the reply; only the primary answers requests);
-/// - other non-IPv4, non-TCP, and IPv4 fragments: the primary's (it answers ICMP echo and
-///   counts the rest);
+/// - other non-IP, non-TCP, IPv4 fragments and IPv6 with extension headers: the primary's (it
+///   answers ICMP echo, neighbour discovery, and counts the rest);
 /// - TCP whose 4-tuple is in the flow map: its owner's, nobody else's;
 /// - TCP to a port in the listener map with accepting members: the member chosen by a hash of
 ///   the peer's address and ports (so only new flows move when membership changes: live flows
 ///   are in the flow map), with no members: the primary's (it parks SYNs until one joins);
 /// - other TCP: the primary's (it answers with RST).
+///
+/// An IPv6 flow's key holds each address folded to 32 bits (`fold`) and the family in the key's
+/// last word, so both families share the maps and the code below the key.
 public enum SteeringProgram {
     typealias I = BPFInstruction
 
@@ -25,6 +28,23 @@ public enum SteeringProgram {
     static let packetTypeOffset: Int16 = 4
     static let packetOutgoing: Int32 = 4
     static let mixMultipliers: (UInt32, UInt32) = (0x7FEB_352D, 0x846C_A68B)
+    /// Offsets of the IPv6 header's next-header field and addresses, and of the TCP ports after it.
+    static let ipv6NextHeaderOffset: Int32 = 14 + 6
+    static let ipv6SourceOffset: Int32 = 14 + 8
+    static let ipv6DestinationOffset: Int32 = 14 + 24
+    static let ipv6PortsOffset: Int32 = 14 + 40
+    /// The last word of an IPv6 flow's key (0 for IPv4).
+    public static let ipv6KeyFamily: UInt32 = 6
+
+    /// An IPv6 address (`high`, `low` in host order) folded to the 32 bits a flow key holds:
+    /// its four words exclusive-or'ed. Distinct flows may fold alike (then the second one's
+    /// claim fails and it is refused, as when another process owns it); the stack itself
+    /// matches full addresses, so frames never reach the wrong connection.
+    public static func fold(high: UInt64, low: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: high >> 32) ^ UInt32(truncatingIfNeeded: high)
+            ^ UInt32(truncatingIfNeeded: low >> 32)
+            ^ UInt32(truncatingIfNeeded: low)
+    }
 
     /// What a frame for `localPort` from `remoteAddress`:`remotePort` hashes to among `count`
     /// accepting members; the program computes exactly this.
@@ -52,6 +72,7 @@ public enum SteeringProgram {
         code.jump(.equal, .r0, packetOutgoing, to: "drop")
         code.emit(.loadPacket(.half, at: etherTypeOffset))
         code.jump(.equal, .r0, 0x0806, to: "accept")
+        code.jump(.equal, .r0, 0x86DD, to: "ipv6")
         code.jump(.notEqual, .r0, 0x0800, to: "primary")
         code.emit(.loadPacket(.byte, at: ipProtocolOffset))
         code.jump(.notEqual, .r0, 6, to: "primary")
@@ -73,6 +94,29 @@ public enum SteeringProgram {
         code.emit(.loadPacket(.half, index: .r7, plus: 14))
         code.emit(.store(.half, .r10, -6, .r0))
         code.emit(.store(.word, .r10, -4, immediate: 0))
+        code.jump(to: "flow")
+
+        // IPv6 with TCP right after the fixed header: the same key, addresses folded.
+        code.label("ipv6")
+        code.emit(.loadPacket(.byte, at: ipv6NextHeaderOffset))
+        code.jump(.notEqual, .r0, 6, to: "primary")
+        for (offset, slot) in [(ipv6DestinationOffset, Int16(-16)), (ipv6SourceOffset, -12)] {
+            // Packet loads clobber r1-r5: the fold accumulates in r8.
+            code.emit(.loadPacket(.word, at: offset))
+            code.emit(.alu64(.mov, .r8, .r0))
+            for word in 1..<4 {
+                code.emit(.loadPacket(.word, at: offset + Int32(4 * word)))
+                code.emit(.alu32(.xor, .r8, .r0))
+            }
+            code.emit(.store(.word, .r10, slot, .r8))
+        }
+        code.emit(.loadPacket(.half, at: ipv6PortsOffset + 2))
+        code.emit(.store(.half, .r10, -8, .r0))
+        code.emit(.loadPacket(.half, at: ipv6PortsOffset))
+        code.emit(.store(.half, .r10, -6, .r0))
+        code.emit(.store(.word, .r10, -4, immediate: Int32(ipv6KeyFamily)))
+
+        code.label("flow")
         code.lookup(map: flows, keyAt: -16)
         code.jump(.equal, .r0, 0, to: "noflow")
         code.emit(.load(.word, .r1, .r0, 0))

@@ -61,7 +61,8 @@ func readAddress(
     }
     guard ipv6, !target.isLoopback else {
         return .kernel(
-            reason: connecting ? "AF_INET6 connecting to kernel IPv6 addresses" : "AF_INET6 bound to kernel IPv6 addresses")
+            reason: connecting
+                ? "AF_INET6 connecting to kernel IPv6 addresses" : "AF_INET6 bound to kernel IPv6 addresses")
     }
     return .stack(target, port)
 }
@@ -134,7 +135,8 @@ extension PreloadRuntime {
             // Not interested yet: a call that adopts it (nginx's master calling listen() or
             // setsockopt() again on reload) does not make this process one that accepts; the
             // accept, poll and epoll hooks say so when it does.
-            let ids = listenerCopies(of: record, address: record.inet6 ? .unspecified : IPAddress(IPv4Address.any), home: nil)
+            let ids = listenerCopies(
+                of: record, address: record.inet6 ? .unspecified : IPAddress(IPv4Address.any), home: nil)
             guard ids[home.index] >= 0 else {
                 closeCopies(ids, except: nil)
                 return false
@@ -522,7 +524,9 @@ public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
                 instance.records[r]!.backlog = backlog
                 let local = try stack.getsockname(id)
                 instance.records[r]!.localPort = local.port
-                if runtime.kernelListen && wasBound && local.address.isUnspecified && !instance.records[r]!.kernelListener {
+                if runtime.kernelListen && wasBound && local.address.isUnspecified
+                    && !instance.records[r]!.kernelListener
+                {
                     runtime.addKernelListener(instance, fd, r)
                 }
                 copiesToUpdate = instance.records[r]!.otherCopies(home: instance.index)

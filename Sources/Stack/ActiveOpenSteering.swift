@@ -30,7 +30,9 @@ public enum ActiveOpenSteering: Sendable {
         if let l = local.ipv4, let r = remote.ipv4 {
             return returns(local: l, localPort: localPort, remote: r, remotePort: remotePort)
         }
-        if case .portSum = self { return returns(local: .any, localPort: localPort, remote: .any, remotePort: remotePort) }
+        if case .portSum = self {
+            return returns(local: .any, localPort: localPort, remote: .any, remotePort: remotePort)
+        }
         return true
     }
 

@@ -13,20 +13,20 @@ extension NetworkStack {
         precondition(TCPHandover.encodedBytes <= FlowSteering.handoverBytes, "a handover must fit the map's value")
         flowSteering = steering
         endpoint.flowRegistry = TCPFlowRegistry(
-            // The program steers IPv4 flows; every IPv6 frame goes to the primary (see
-            // SteeringProgram), so an IPv6 flow is claimed by whoever sees it and moves nowhere.
             claim: { flow in
-                guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return true }
+                let key = Self.steeringKey(flow)
                 return steering.claim(
-                    localAddress: local.rawValue, localPort: flow.localPort, remoteAddress: remote.rawValue,
-                    remotePort: flow.remotePort)
+                    localAddress: key.local, localPort: flow.localPort, remoteAddress: key.remote,
+                    remotePort: flow.remotePort, family: key.family)
             },
             release: { flow in
-                guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return }
+                let key = Self.steeringKey(flow)
                 steering.release(
-                    localAddress: local.rawValue, localPort: flow.localPort, remoteAddress: remote.rawValue,
-                    remotePort: flow.remotePort)
+                    localAddress: key.local, localPort: flow.localPort, remoteAddress: key.remote,
+                    remotePort: flow.remotePort, family: key.family)
             },
+            // IPv6 flows are not handed over: their keys hold folded addresses (a never-accepted
+            // IPv6 connection of a listener that closes waits as an orphan, then is reset).
             handOver: { flow, handover in
                 guard let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 else { return false }
                 return handover.encoded().withUnsafeBytes { state in
@@ -62,6 +62,19 @@ extension NetworkStack {
         steering.markReady()
     }
 
+    /// The addresses and family of `flow`'s key in the steering maps: IPv4 addresses as they
+    /// are, IPv6 ones folded (`SteeringProgram.fold`).
+    static func steeringKey(_ flow: TCPFlow) -> (local: UInt32, remote: UInt32, family: UInt32) {
+        if let local = flow.localAddress.ipv4, let remote = flow.remoteAddress.ipv4 {
+            return (local.rawValue, remote.rawValue, 0)
+        }
+        return (
+            SteeringProgram.fold(high: flow.localAddress.high, low: flow.localAddress.low),
+            SteeringProgram.fold(high: flow.remoteAddress.high, low: flow.remoteAddress.low),
+            SteeringProgram.ipv6KeyFamily
+        )
+    }
+
     /// SYNs other instances parked for a port this instance now accepts on: processed at the
     /// start of the next loop round, as if they had just arrived.
     func takeParked(_ frames: [[UInt8]]) {
@@ -93,9 +106,10 @@ extension NetworkStack {
     /// A pure SYN for a port whose listeners do not accept yet: kept for the first instance
     /// that does (an nginx master listens, its workers accept), instead of being answered by
     /// an instance that never will. False for SYNs this instance handles itself.
-    func parksSYN(_ tcp: TCPHeader, from source: IPAddress, frame: UnsafeRawBufferPointer, steering: FlowSteering)
-        -> Bool
-    {
+    func parksSYN(
+        _ tcp: TCPHeader, from source: IPAddress, to destination: IPAddress, frame: UnsafeRawBufferPointer,
+        steering: FlowSteering
+    ) -> Bool {
         let port = tcp.destinationPort
         if let id = listener(onPort: port) {
             if sockets.slots[Int(id)]?.interested == true { return false }
@@ -103,8 +117,7 @@ extension NetworkStack {
             return false
         }
         let flow = TCPFlow(
-            localAddress: IPAddress(configuration.address), localPort: port, remoteAddress: source,
-            remotePort: tcp.sourcePort)
+            localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
         if endpoint.hasFlow(flow) { return false }
         if steering.park(frame: frame, port: port, now: now.nanoseconds) {
             statistics.synsParked += 1

@@ -61,6 +61,12 @@ extension NetworkStack {
             do {
                 let (tcp, data) = try TCPHeader.parse(payload, source: ip.source, destination: ip.destination)
                 statistics.tcpSegmentsReceived += 1
+                if let steering = flowSteering, tcp.flags.contains(.syn),
+                    !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
+                    parksSYN(tcp, from: ip.source, to: ip.destination, frame: frame, steering: steering)
+                {
+                    return
+                }
                 if let claims = portClaims, claims.isShared,
                     !admits(tcp, from: ip.source, to: ip.destination, claims: claims)
                 {
@@ -215,8 +221,9 @@ extension NetworkStack {
         sendSolicitation(target: address, from: source, to: address.solicitedNode, sourceLinkLayer: macAddress)
     }
 
-    func sendSolicitation(target: IPAddress, from source: IPAddress, to destination: IPAddress, sourceLinkLayer: MACAddress?)
-    {
+    func sendSolicitation(
+        target: IPAddress, from source: IPAddress, to destination: IPAddress, sourceLinkLayer: MACAddress?
+    ) {
         sendICMPv6(to: destination, from: source, mac: destination.multicastMAC, hopLimit: 255) { buffer in
             NeighborSolicitation.write(
                 to: buffer, target: target, sourceLinkLayer: sourceLinkLayer, source: source, destination: destination)

@@ -49,11 +49,12 @@ extension NetworkStack {
                 statistics.tcpSegmentsReceived += 1
                 if let steering = flowSteering, tcp.flags.contains(.syn),
                     !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
-                    parksSYN(tcp, from: source, frame: frame, steering: steering)
+                    parksSYN(tcp, from: source, to: destination, frame: frame, steering: steering)
                 {
                     return
                 }
-                if let claims = portClaims, claims.isShared, !admits(tcp, from: source, to: destination, claims: claims) {
+                if let claims = portClaims, claims.isShared, !admits(tcp, from: source, to: destination, claims: claims)
+                {
                     statistics.segmentsForOtherProcesses += 1
                     return
                 }

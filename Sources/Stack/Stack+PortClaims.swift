@@ -68,7 +68,8 @@ extension NetworkStack {
         let port = tcp.destinationPort
         let owner = claims.owner(of: port)
         if owner == claims.pid { return true }
-        let flow = TCPFlow(localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
+        let flow = TCPFlow(
+            localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
         if endpoint.hasFlow(flow) { return true }
         if let listener = listener(onPort: port) {
             let i = Int(listener)

@@ -286,7 +286,9 @@ public struct StackOptions: Sendable {
                     length = n
                 }
                 if let v4 = a.ipv4 {
-                    guard address == IPv4Address(0, 0, 0, 0) else { throw OptionsError("two IPv4 addresses in \(value)") }
+                    guard address == IPv4Address(0, 0, 0, 0) else {
+                        throw OptionsError("two IPv4 addresses in \(value)")
+                    }
                     (address, prefixLength) = (v4, length)
                 } else {
                     guard address6 == nil else { throw OptionsError("two IPv6 addresses in \(value)") }

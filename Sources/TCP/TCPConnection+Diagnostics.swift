@@ -40,8 +40,7 @@ extension TCPEndpoint {
     }
 
     /// Every listener: its port and address, connections waiting to be accepted, and backlog.
-    public func forEachListener(_ body: (_ port: UInt16, _ address: IPAddress, _ queued: Int, _ backlog: Int) -> Void)
-    {
+    public func forEachListener(_ body: (_ port: UInt16, _ address: IPAddress, _ queued: Int, _ backlog: Int) -> Void) {
         for (key, listener) in listeners { body(key.port, listener.address, listener.queued, listener.backlog) }
     }
 }

@@ -279,7 +279,8 @@ public final class TCPEndpoint {
 
     /// Whether any listener (of either family) is on `port`.
     public func isListening(port: UInt16) -> Bool {
-        listeners[ListenerKey(port: port, family: .ipv4)] != nil || listeners[ListenerKey(port: port, family: .ipv6)] != nil
+        listeners[ListenerKey(port: port, family: .ipv4)] != nil
+            || listeners[ListenerKey(port: port, family: .ipv6)] != nil
             || listeners[ListenerKey(port: port, family: .dual)] != nil
     }
 

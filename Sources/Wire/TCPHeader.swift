@@ -118,6 +118,7 @@ public struct TCPHeader: Hashable, Sendable {
         _ segment: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
         verifyChecksum: Bool = true
     ) throws(WireError) -> (header: TCPHeader, payload: UnsafeRawBufferPointer) {
-        try parse(segment, source: IPAddress(source), destination: IPAddress(destination), verifyChecksum: verifyChecksum)
+        try parse(
+            segment, source: IPAddress(source), destination: IPAddress(destination), verifyChecksum: verifyChecksum)
     }
 }

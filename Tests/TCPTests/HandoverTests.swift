@@ -138,7 +138,8 @@ import Wire
         a.stopListening(ListenerKey(port: 80), now: .zero)
         _ = Self.replies(a)
         b.adoptHandovers(now: .zero)
-        #expect(b.pendingAccepts(ListenerKey(port: 80)) == 1, "taken on b's next round: the client is waiting, not sending")
+        #expect(
+            b.pendingAccepts(ListenerKey(port: 80)) == 1, "taken on b's next round: the client is waiting, not sending")
     }
 
     @Test func segmentsStillReachingTheOldOwnerAreDroppedNotReset() throws {

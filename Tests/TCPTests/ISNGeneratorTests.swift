@@ -1,6 +1,6 @@
-import Wire
 import TCP
 import Testing
+import Wire
 
 @Suite struct ISNGeneratorTests {
     let generator = ISNGenerator(secret: (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210))
@@ -8,7 +8,8 @@ import Testing
 
     func isn(_ g: ISNGenerator, localPort: UInt16 = 80, remotePort: UInt16 = 40_000, at t: Instant) -> SequenceNumber {
         g.isn(
-            localAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0001)), localPort: localPort, remoteAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0002)), remotePort: remotePort, now: t)
+            localAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0001)), localPort: localPort,
+            remoteAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0002)), remotePort: remotePort, now: t)
     }
 
     @Test func deterministicForSameInputs() {
@@ -21,7 +22,8 @@ import Testing
         #expect(seen.count == 100)
         #expect(isn(generator, localPort: 81, at: now) != isn(generator, at: now))
         let swapped = generator.isn(
-            localAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0002)), localPort: 80, remoteAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0001)), remotePort: 40_000, now: now)
+            localAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0002)), localPort: 80,
+            remoteAddress: IPAddress(IPv4Address(rawValue: 0x0a00_0001)), remotePort: 40_000, now: now)
         #expect(swapped != isn(generator, at: now))
     }
 

@@ -1,6 +1,6 @@
-import Wire
 import TCP
 import Testing
+import Wire
 
 @Suite struct SYNCookieTests {
     let codec = SYNCookieCodec(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))
@@ -11,7 +11,8 @@ import Testing
         isn: SequenceNumber, encodedMSS: UInt16
     ) {
         codec.encode(
-            localAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0001)), localPort: 443, remoteAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0002)), remotePort: 51_000,
+            localAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0001)), localPort: 443,
+            remoteAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0002)), remotePort: 51_000,
             clientISN: clientISN ?? self.clientISN, mss: mss, now: t)
     }
 
@@ -20,7 +21,8 @@ import Testing
         clientISN: SequenceNumber? = nil, at t: Instant
     ) -> UInt16? {
         (codec ?? self.codec).decode(
-            cookie: cookie, localAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0001)), localPort: 443, remoteAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0002)),
+            cookie: cookie, localAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0001)), localPort: 443,
+            remoteAddress: IPAddress(IPv4Address(rawValue: 0xc0a8_0002)),
             remotePort: remotePort, clientISN: clientISN ?? self.clientISN, now: t)
     }
 

@@ -122,7 +122,8 @@ func builtSegment(
                 to: out, sourcePort: 40000, destinationPort: 80, sequenceNumber: 0x0102_0304,
                 acknowledgmentNumber: 0xA0B0_C0D0, flags: flags, window: 29200, urgentPointer: 0,
                 options: options, payload: UnsafeRawBufferPointer(rebasing: all[0..<cut]),
-                UnsafeRawBufferPointer(rebasing: all[cut...]), source: IPAddress(clientIP), destination: IPAddress(serverIP))
+                UnsafeRawBufferPointer(rebasing: all[cut...]), source: IPAddress(clientIP),
+                destination: IPAddress(serverIP))
         }
     }
     return Array(buffer[0..<written])
