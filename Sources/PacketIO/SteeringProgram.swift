@@ -4,7 +4,8 @@
 /// Attached to an instance's receive socket with the instance's token; every frame is tested
 /// against three maps all instances share (see `FlowSteering`):
 /// - outgoing frames: dropped;
-/// - ARP: kept by everyone (whoever asked needs the reply; only the primary answers requests);
+/// - ARP and ICMPv6: kept by everyone (whoever asked needs the reply; only the primary answers
+///   requests);
 /// - other non-IP, non-TCP, IPv4 fragments and IPv6 with extension headers: the primary's (it
 ///   answers ICMP echo, neighbour discovery, and counts the rest);
 /// - TCP whose 4-tuple is in the flow map: its owner's, nobody else's;
@@ -99,6 +100,9 @@ public enum SteeringProgram {
         // IPv6 with TCP right after the fixed header: the same key, addresses folded.
         code.label("ipv6")
         code.emit(.loadPacket(.byte, at: ipv6NextHeaderOffset))
+        // ICMPv6 (neighbour discovery among it) is everyone's, as ARP is: the instance that
+        // solicited needs the advertisement; only the primary answers solicitations and echo.
+        code.jump(.equal, .r0, 58, to: "accept")
         code.jump(.notEqual, .r0, 6, to: "primary")
         for (offset, slot) in [(ipv6DestinationOffset, Int16(-16)), (ipv6SourceOffset, -12)] {
             // Packet loads clobber r1-r5: the fold accumulates in r8.

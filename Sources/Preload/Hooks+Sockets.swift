@@ -164,7 +164,8 @@ extension PreloadRuntime {
             do throws(Errno) {
                 let id = try stack.socket(inet6: record.inet6, v6Only: record.v6Only)
                 try stack.setNonBlocking(id, true)
-                for option in record.replay {
+                // IPPROTO_IPV6 options live in the record (and IPV6_V6ONLY in the socket itself).
+                for option in record.replay where option.level != Int32(IPPROTO_IPV6) {
                     try? option.value.withUnsafeBytes { bytes in
                         try stack.setsockopt(id, level: option.level, name: option.name, value: bytes)
                     }

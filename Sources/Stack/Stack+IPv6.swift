@@ -217,7 +217,8 @@ extension NetworkStack {
 
     /// Asks who has `address`: to its solicited-node group, from our address on the link.
     func sendNeighborSolicitation(for address: IPAddress) {
-        let source = address.isLinkLocal ? linkLocalAddress : (configuration.ipv6?.address ?? linkLocalAddress)
+        // From the address our packets to it carry (or link-local, which every neighbour reaches).
+        let source = (try? sourceAddress(for: address)) ?? linkLocalAddress
         sendSolicitation(target: address, from: source, to: address.solicitedNode, sourceLinkLayer: macAddress)
     }
 

@@ -177,8 +177,12 @@ public final class NetworkStack<IO: PacketIO> {
             return IPAddress(configuration.address)
         }
         guard ipv6Enabled else { throw .ENETUNREACH }
-        if destination.isLinkLocal { return linkLocalAddress }
-        guard let global = configuration.ipv6?.address else { throw .EADDRNOTAVAIL }
+        // An address duplicate address detection found in use is never a source (RFC 4862 5.4.5).
+        if destination.isLinkLocal {
+            guard ownsIPv6(linkLocalAddress) else { throw .EADDRNOTAVAIL }
+            return linkLocalAddress
+        }
+        guard let global = configuration.ipv6?.address, ownsIPv6(global) else { throw .EADDRNOTAVAIL }
         return global
     }
 

@@ -40,6 +40,61 @@ struct FlowSteeringTests {
         return bytes + ip + tcp
     }
 
+    static let local6 = (high: UInt64(0xFD77_0000_0000_0000), low: UInt64(2))
+    static let peer6 = (high: UInt64(0xFD77_0000_0000_0000), low: UInt64(0x1234_5678_9ABC_0001))
+
+    /// An IPv6 frame (with the dummy header in front) carrying TCP or ICMPv6.
+    static func frame6(nextHeader: UInt8 = 6, sourcePort: UInt16 = 40000, destinationPort: UInt16 = 80) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 14)
+        bytes[12] = 0x08
+        bytes += [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xDD]
+        var ip = [UInt8](repeating: 0, count: 40)
+        ip[0] = 0x60
+        ip[5] = 20
+        ip[6] = nextHeader
+        ip[7] = 64
+        for k in 0..<8 {
+            ip[8 + k] = UInt8(truncatingIfNeeded: peer6.high >> (56 - 8 * UInt64(k)))
+            ip[16 + k] = UInt8(truncatingIfNeeded: peer6.low >> (56 - 8 * UInt64(k)))
+            ip[24 + k] = UInt8(truncatingIfNeeded: local6.high >> (56 - 8 * UInt64(k)))
+            ip[32 + k] = UInt8(truncatingIfNeeded: local6.low >> (56 - 8 * UInt64(k)))
+        }
+        var tcp = [UInt8](repeating: 0, count: 20)
+        tcp[0] = UInt8(sourcePort >> 8)
+        tcp[1] = UInt8(sourcePort & 0xFF)
+        tcp[2] = UInt8(destinationPort >> 8)
+        tcp[3] = UInt8(destinationPort & 0xFF)
+        tcp[12] = 0x50
+        tcp[13] = 0x02
+        return bytes + ip + tcp
+    }
+
+    @Test func ipv6FlowsReachTheirOwnerAndICMPv6ReachesEveryone() throws {
+        let maps = try FlowSteering.openMaps(interface: "lo", shared: false)
+        let a = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 1))
+        let b = try FlowSteering(maps: maps, token: FlowSteering.token(pid: getpid(), instance: 2))
+        let both = [a, b]
+        a.maintain()
+        #expect(try Self.receivers(both, Self.frame6(nextHeader: 58)) == [a.token, b.token], "ICMPv6: everyone")
+        #expect(try Self.receivers(both, Self.frame6(nextHeader: 0)) == [a.token], "extension headers: primary")
+        #expect(try Self.receivers(both, Self.frame6()) == [a.token], "no listener: primary")
+        b.listen(port: 80, accepting: true, now: 0)
+        #expect(try Self.receivers(both, Self.frame6()) == [b.token], "the only accepting member")
+        a.listen(port: 80, accepting: true, now: 0)
+        // A flow claimed with its folded addresses stays with its owner whatever the hash says.
+        let local = SteeringProgram.fold(high: Self.local6.high, low: Self.local6.low)
+        let peer = SteeringProgram.fold(high: Self.peer6.high, low: Self.peer6.low)
+        for port in UInt16(41000)..<41010 {
+            #expect(
+                a.claim(
+                    localAddress: local, localPort: 80, remoteAddress: peer, remotePort: port,
+                    family: SteeringProgram.ipv6KeyFamily))
+            #expect(try Self.receivers(both, Self.frame6(sourcePort: port)) == [a.token])
+            // The same numbers as an IPv4 key are another flow.
+            #expect(b.claim(localAddress: local, localPort: 80, remoteAddress: peer, remotePort: port))
+        }
+    }
+
     static func accepts(_ steering: FlowSteering, _ frame: [UInt8]) throws -> Bool {
         var result: UInt32 = 0
         let status = frame.withUnsafeBytes {
