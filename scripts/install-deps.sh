@@ -25,6 +25,9 @@ MTCP_APT_PACKAGES=(
     # redis's test suite (Tcl; its source comes with `apt-get source`, which needs dpkg-dev),
     # ps for the checks on forked children.
     redis-server redis-tools memcached wrk tcl dpkg-dev procps
+    # Servers that listen on :: by default, reached over IPv4 and IPv6
+    # (compat-tests/test-ipv6-programs.sh): iperf3 -s, node's http, java's com.sun.net.httpserver.
+    iperf3 nodejs openjdk-17-jdk-headless
     # Reading the stack's capture files (compat-tests/test-observability.sh).
     tshark
     # The DPDK backend (Debian's DPDK 22.11; its drivers, net_af_packet and net_tap among them,

@@ -602,9 +602,6 @@ import Wire
     }
 
     @Test func duplicateAddressIsNotUsedAsASource() throws {
-        // KNOWN STACK BUG (withKnownIssue below): after duplicate address detection fails,
-        // NetworkStack.sourceAddress(for:boundTo:) still picks the configured global address
-        // for a connect, and sendNeighborSolicitation still sends from it.
         // RFC 4862 5.4.5: an address found duplicate must not be used, as a source either.
         // Refusing the connect (EADDRNOTAVAIL) or sending from the link-local address (as
         // Linux's source selection would) are both right; using fd00::1 is not.
@@ -631,12 +628,8 @@ import Wire
         stack.poll()
         let sources = host.takeSent().map(\.ip.source)
         let usedDuplicate = sources.contains(Self.globalA) || (try? stack.getsockname(socket).address) == Self.globalA
-        withKnownIssue("sourceAddress(for:boundTo:) and sendNeighborSolicitation still use a duplicate address") {
-            #expect(result == .EADDRNOTAVAIL || result == .EINPROGRESS)
-            #expect(!usedDuplicate)
-        } when: {
-            usedDuplicate
-        }
+        #expect(result == .EADDRNOTAVAIL || result == .EINPROGRESS)
+        #expect(!usedDuplicate)
     }
 
     @Test func advertisementForOurAddressFromAnotherMACMarksItDuplicate() throws {

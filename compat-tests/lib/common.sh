@@ -67,6 +67,8 @@ COMPAT_PASSED=0
 COMPAT_FAILED=0
 STACK_EXTRA_ENV=()
 COMPAT_FAILURES=()
+# 1 once compat_enable_ipv6 ran: the stack's MTCP_ADDR carries STACK_ADDR6 too.
+COMPAT_IPV6=0
 
 say() { printf 'compat %s: %s\n' "$COMPAT_NAME" "$*"; }
 
@@ -121,6 +123,43 @@ compat_setup() {
     if [[ "$COMPAT_MODE" == kernel ]]; then netns_stack_kernel_address; fi
 }
 
+# compat_enable_ipv6  (opt-in, after compat_setup) IPv6 on the link, as tests/interop/test-ipv6.sh
+# sets it up (netns_setup leaves IPv6 off on both ends). Sets STACK_ADDR6 (fd77:N::2) and
+# PEER_ADDR6 (fd77:N::1), N the last octet of PREFIX. The peer gets PEER_ADDR6/64 without DAD
+# and a usable link-local address. With the library the stack owns STACK_ADDR6: every program
+# on STACK_ADDR gets MTCP_ADDR=STACK_ADDR/24,STACK_ADDR6/64, and STACK_IF stays without IPv6 in
+# its kernel (checked: the kernel would answer for the stack). In kernel mode the kernel of
+# STACK_NS gets STACK_ADDR6/64 on STACK_IF instead.
+compat_enable_ipv6() {
+    local net="${PREFIX##*.}" ns
+    export STACK_ADDR6="fd77:$net::2" PEER_ADDR6="fd77:$net::1"
+    local -a sides=("$PEER_NS|$PEER_IF|$PEER_ADDR6")
+    if [[ "$COMPAT_MODE" == kernel ]]; then sides+=("$STACK_NS|$STACK_IF|$STACK_ADDR6"); fi
+    local side iface addr
+    for side in "${sides[@]}"; do
+        IFS='|' read -r ns iface addr <<<"$side"
+        ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 >/dev/null &&
+            ip netns exec "$ns" sysctl -q -w net.ipv6.conf.default.disable_ipv6=0 >/dev/null &&
+            ip netns exec "$ns" sysctl -q -w "net.ipv6.conf.$iface.accept_dad=0" >/dev/null &&
+            ip netns exec "$ns" sysctl -q -w "net.ipv6.conf.$iface.accept_ra=0" >/dev/null &&
+            ip netns exec "$ns" sysctl -q -w "net.ipv6.conf.$iface.disable_ipv6=0" >/dev/null &&
+            ip -n "$ns" addr add "$addr/64" dev "$iface" nodad || return 1
+        # The kernel adds the link-local address when IPv6 comes up on the (up) interface.
+        if ! netns_wait_for 50 sh -c "ip -n '$ns' -6 addr show dev '$iface' scope link | grep 'inet6 fe80' | grep -qv tentative"; then
+            echo "compat: no usable link-local address on $iface in $ns" >&2
+            ip -n "$ns" -6 addr show dev "$iface" >&2
+            return 1
+        fi
+    done
+    if [[ "$COMPAT_MODE" == preload ]]; then
+        if [[ "$(ip netns exec "$STACK_NS" cat "/proc/sys/net/ipv6/conf/$STACK_IF/disable_ipv6")" != 1 ]]; then
+            echo "compat: IPv6 is on in the kernel for $STACK_IF: it would answer for the stack" >&2
+            return 1
+        fi
+    fi
+    COMPAT_IPV6=1
+}
+
 # compat_setup_pair PREFIX  two stack namespaces facing each other (netns_setup_stack_pair).
 compat_setup_pair() {
     netns_setup_stack_pair "$1"
@@ -136,7 +175,10 @@ stack_command() {
     shift 5
     STACK_CMD=(timeout -k 5 "$limit" ip netns exec "$ns")
     if [[ "$COMPAT_MODE" == preload ]]; then
-        STACK_CMD+=(env LD_PRELOAD="${COMPAT_RUNTIME:+$COMPAT_RUNTIME }$COMPAT_PRELOAD" MTCP_ADDR="$addr/24" MTCP_STATS="$WORK/stats/$label")
+        local mtcp_addr="$addr/24"
+        # With compat_enable_ipv6, the stack of STACK_ADDR also owns STACK_ADDR6.
+        if [[ "$COMPAT_IPV6" == 1 && "$addr" == "${STACK_ADDR:-}" ]]; then mtcp_addr+=",$STACK_ADDR6/64"; fi
+        STACK_CMD+=(env LD_PRELOAD="${COMPAT_RUNTIME:+$COMPAT_RUNTIME }$COMPAT_PRELOAD" MTCP_ADDR="$mtcp_addr" MTCP_STATS="$WORK/stats/$label")
         if [[ "$COMPAT_BACKEND" == dpdk ]]; then
             # The EAL's own memory (no hugepages), a net_af_packet port on the namespace's veth.
             STACK_CMD+=(MTCP_BACKEND=dpdk MTCP_IFACE=net_af_packet0
