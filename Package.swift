@@ -110,7 +110,7 @@ let package = Package(
         .executableTarget(name: "MTCPRun", dependencies: ["StackRuntime"]),
         .executableTarget(
             name: "MTCPStat",
-            dependencies: ["Telemetry", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Telemetry", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TCPTests", dependencies: ["TCP", "Wire", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TCP", "Wire"]),

@@ -46,8 +46,8 @@ enum JSONReport {
     static func socket(_ r: SocketRow) -> String {
         let fields = [
             "\"state\":\(quote(r.stateName))", "\"kind\":\(quote(r.kind == .listener ? "listener" : "connection"))",
-            "\"instance\":\(r.instance)", "\"local\":\(quote(address(r.localAddress, r.localPort)))",
-            "\"peer\":\(quote(r.kind == .listener ? "*:*" : address(r.remoteAddress, r.remotePort)))",
+            "\"instance\":\(r.instance)", "\"local\":\(quote(address(r, local: true)))",
+            "\"peer\":\(quote(r.kind == .listener ? "*:*" : address(r, local: false)))",
             "\"recv_q\":\(r.receiveQueue)", "\"send_q\":\(r.sendQueue)", "\"cwnd_bytes\":\(r.congestionWindow)",
             "\"ssthresh_bytes\":\(r.slowStartThreshold)", "\"srtt_us\":\(r.smoothedRTT)",
             "\"rttvar_us\":\(r.rttVariance)",

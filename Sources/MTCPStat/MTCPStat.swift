@@ -4,6 +4,7 @@
 import ArgumentParser
 import Glibc
 import Telemetry
+import Wire
 
 @main
 struct MTCPStat: ParsableCommand {
@@ -133,6 +134,15 @@ func stateName(_ snapshot: StatsSnapshot) -> String {
 
 /// Counters that are levels, not running totals: shown as they are, never as rates.
 let levelCounters: Set<String> = ["sockets", "connections", "pool_chunks_in_use", "pool_chunks_free", "pool_bytes"]
+
+/// A row's local or peer address as ss shows it: "10.0.0.2:80", "[fd00::2]:80", "*" for port 0.
+func address(_ row: SocketRow, local: Bool) -> String {
+    let port = local ? row.localPort : row.remotePort
+    guard row.flags & SocketRow.ipv6 != 0 else { return address(local ? row.localAddress : row.remoteAddress, port) }
+    let halves = local ? row.localAddress6 : row.remoteAddress6
+    let ip = IPAddress(high: halves.high, low: halves.low)
+    return "[\(ip)]:\(port == 0 && ip == .unspecified ? "*" : String(port))"
+}
 
 func address(_ raw: UInt32, _ port: UInt16) -> String {
     let bytes = withUnsafeBytes(of: raw) { Array($0) }

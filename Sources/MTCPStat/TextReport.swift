@@ -53,8 +53,8 @@ enum TextReport {
             for r in instance.sockets {
                 let listener = r.kind == .listener
                 rows.append([
-                    r.stateName, "\(r.receiveQueue)", "\(r.sendQueue)", address(r.localAddress, r.localPort),
-                    listener ? "*:*" : address(r.remoteAddress, r.remotePort), "\(r.instance)",
+                    r.stateName, "\(r.receiveQueue)", "\(r.sendQueue)", address(r, local: true),
+                    listener ? "*:*" : address(r, local: false), "\(r.instance)",
                     listener ? "" : segments(r.congestionWindow, r.mss),
                     listener ? "" : segments(r.slowStartThreshold, r.mss),
                     listener ? "" : "\(milliseconds(r.smoothedRTT))/\(milliseconds(r.rttVariance))",

@@ -213,9 +213,7 @@ extension NetworkStack {
             row.state = TCPInfo.linuxState(d.state)
             row.instance = UInt8(truncatingIfNeeded: instance)
             row.flags = held ? SocketRow.heldByApplication : 0
-            // The row holds IPv4 addresses; an IPv6 flow shows its ports only (0.0.0.0).
-            row.localAddress = flow.localAddress.ipv4?.rawValue.bigEndian ?? 0
-            row.remoteAddress = flow.remoteAddress.ipv4?.rawValue.bigEndian ?? 0
+            row.setAddresses(local: flow.localAddress, remote: flow.remoteAddress)
             row.localPort = flow.localPort
             row.remotePort = flow.remotePort
             row.sendQueue = UInt32(clamping: d.unacknowledgedBytes)
@@ -238,11 +236,25 @@ extension NetworkStack {
             row.kind = .listener
             row.instance = UInt8(truncatingIfNeeded: instance)
             row.flags = SocketRow.heldByApplication
-            row.localAddress = address.ipv4?.rawValue.bigEndian ?? 0
+            row.setAddresses(local: address, remote: nil)
             row.localPort = port
             row.receiveQueue = UInt32(clamping: queued)
             row.sendQueue = UInt32(clamping: backlog)
             rows.append(row)
         }
+    }
+}
+
+extension SocketRow {
+    /// IPv4 addresses in the row's IPv4 fields, IPv6 ones in its IPv6 fields with the flag.
+    mutating func setAddresses(local: IPAddress, remote: IPAddress?) {
+        if let v4 = local.ipv4 {
+            localAddress = v4.rawValue.bigEndian
+            remoteAddress = remote?.ipv4?.rawValue.bigEndian ?? 0
+            return
+        }
+        flags |= SocketRow.ipv6
+        localAddress6 = (local.high, local.low)
+        if let remote { remoteAddress6 = (remote.high, remote.low) }
     }
 }

@@ -6,7 +6,7 @@ public struct SocketRow: Equatable, Sendable {
         case listener = 1
     }
 
-    public static let length = 96
+    public static let length = 128
 
     /// Linux's TCP state number (1 ESTABLISHED ... 10 LISTEN, include/net/tcp_states.h).
     public var state: UInt8 = 0
@@ -18,6 +18,9 @@ public struct SocketRow: Equatable, Sendable {
     /// IPv4 addresses as their four bytes in network order, read as a native number.
     public var localAddress: UInt32 = 0
     public var remoteAddress: UInt32 = 0
+    /// An IPv6 row's addresses (flag `ipv6`), each as two 64-bit halves in host order.
+    public var localAddress6: (high: UInt64, low: UInt64) = (0, 0)
+    public var remoteAddress6: (high: UInt64, low: UInt64) = (0, 0)
     public var localPort: UInt16 = 0
     public var remotePort: UInt16 = 0
     /// Bytes sent and not acknowledged or not yet sent (a listener: its backlog), bytes
@@ -38,6 +41,24 @@ public struct SocketRow: Equatable, Sendable {
 
     public static let heldByApplication: UInt8 = 1
     public static let orphan: UInt8 = 2
+    /// Bit 2: an IPv6 socket (the addresses are `localAddress6` and `remoteAddress6`).
+    public static let ipv6: UInt8 = 4
+
+    public static func == (lhs: SocketRow, rhs: SocketRow) -> Bool {
+        lhs.fixedPart == rhs.fixedPart && lhs.localAddress6 == rhs.localAddress6
+            && lhs.remoteAddress6 == rhs.remoteAddress6
+    }
+
+    /// Every field but the IPv6 addresses (tuples have no synthesized equality).
+    var fixedPart: [UInt64] {
+        [
+            UInt64(state), UInt64(kind.rawValue), UInt64(instance), UInt64(flags), UInt64(localAddress),
+            UInt64(remoteAddress), UInt64(localPort), UInt64(remotePort), UInt64(sendQueue), UInt64(receiveQueue),
+            UInt64(congestionWindow), UInt64(slowStartThreshold), UInt64(smoothedRTT), UInt64(rttVariance),
+            UInt64(retransmissionTimeout), UInt64(mss), UInt64(retransmissions), UInt64(sendWindow), bytesSent,
+            bytesReceived,
+        ]
+    }
 
     public init() {}
 
@@ -63,6 +84,10 @@ public struct SocketRow: Equatable, Sendable {
         put(sendWindow, 9)
         p.storeBytes(of: bytesSent, toByteOffset: 56, as: UInt64.self)
         p.storeBytes(of: bytesReceived, toByteOffset: 64, as: UInt64.self)
+        p.storeBytes(of: localAddress6.high, toByteOffset: 72, as: UInt64.self)
+        p.storeBytes(of: localAddress6.low, toByteOffset: 80, as: UInt64.self)
+        p.storeBytes(of: remoteAddress6.high, toByteOffset: 88, as: UInt64.self)
+        p.storeBytes(of: remoteAddress6.low, toByteOffset: 96, as: UInt64.self)
     }
 
     init(loadingFrom p: UnsafeRawPointer) {
@@ -87,6 +112,8 @@ public struct SocketRow: Equatable, Sendable {
         sendWindow = word(9)
         bytesSent = p.load(fromByteOffset: 56, as: UInt64.self)
         bytesReceived = p.load(fromByteOffset: 64, as: UInt64.self)
+        localAddress6 = (p.load(fromByteOffset: 72, as: UInt64.self), p.load(fromByteOffset: 80, as: UInt64.self))
+        remoteAddress6 = (p.load(fromByteOffset: 88, as: UInt64.self), p.load(fromByteOffset: 96, as: UInt64.self))
     }
 
     /// ss's names of Linux's TCP states.

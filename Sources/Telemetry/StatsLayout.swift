@@ -8,7 +8,7 @@
 ///     instance blocks      `instanceCount` blocks, page-aligned, one per stack instance:
 ///                            a sequence lock and publication time for the counters,
 ///                            a sequence lock, count and time for the socket rows,
-///                            counter values, the reset baseline, socket rows of 96 bytes
+///                            counter values, the reset baseline, socket rows of 128 bytes
 ///
 /// Every number is native-endian and naturally aligned. Each instance block has one writer
 /// (its stack's owner); readers copy under the sequence lock and retry when it moved.
