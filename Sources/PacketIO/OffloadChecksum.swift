@@ -27,8 +27,19 @@ public enum OffloadChecksum {
         let l4Start = 14 + headerLength
         let l4Length = totalLength - headerLength
         guard l4Length >= checksumOffset + 2 else { return false }
-        let source = IPv4Address(rawValue: load32(base, 26))
-        let destination = IPv4Address(rawValue: load32(base, 30))
+        let source = IPAddress(IPv4Address(rawValue: load32(base, 26)))
+        let destination = IPAddress(IPv4Address(rawValue: load32(base, 30)))
+        finish(
+            base, l4Start: l4Start, l4Length: l4Length, checksumOffset: checksumOffset, proto: proto,
+            source: source, destination: destination)
+        return true
+    }
+
+    /// Stores the L4 checksum over the pseudo-header and the segment at `l4Start`.
+    static func finish(
+        _ base: UnsafeMutableRawPointer, l4Start: Int, l4Length: Int, checksumOffset: Int, proto: UInt8,
+        source: IPAddress, destination: IPAddress
+    ) {
         store16(base, l4Start + checksumOffset, 0)
         var sum = InternetChecksum.pseudoHeader(
             source: source, destination: destination, protocol: proto, length: l4Length)
@@ -37,7 +48,6 @@ public enum OffloadChecksum {
         // UDP sends a computed zero as all ones (zero means "no checksum").
         if proto == 17 && value == 0 { value = 0xFFFF }
         store16(base, l4Start + checksumOffset, value)
-        return true
     }
 
     /// The same for an untagged Ethernet IPv6 frame whose TCP or UDP header follows the fixed
@@ -61,13 +71,9 @@ public enum OffloadChecksum {
         let view = UnsafeRawBufferPointer(frame)
         let source = IPAddress.load(from: view, at: 22)
         let destination = IPAddress.load(from: view, at: 38)
-        store16(base, l4Start + checksumOffset, 0)
-        var sum = InternetChecksum.pseudoHeader(
-            source: source, destination: destination, protocol: proto, length: l4Length)
-        sum.add(UnsafeRawBufferPointer(start: base + l4Start, count: l4Length))
-        var value = sum.value
-        if proto == 17 && value == 0 { value = 0xFFFF }
-        store16(base, l4Start + checksumOffset, value)
+        finish(
+            base, l4Start: l4Start, l4Length: l4Length, checksumOffset: checksumOffset, proto: proto,
+            source: source, destination: destination)
         return true
     }
 

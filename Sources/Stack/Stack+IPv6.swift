@@ -58,25 +58,7 @@ extension NetworkStack {
                 statistics.notOurAddress += 1
                 return
             }
-            do {
-                let (tcp, data) = try TCPHeader.parse(payload, source: ip.source, destination: ip.destination)
-                statistics.tcpSegmentsReceived += 1
-                if let steering = flowSteering, tcp.flags.contains(.syn),
-                    !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
-                    parksSYN(tcp, from: ip.source, to: ip.destination, frame: frame, steering: steering)
-                {
-                    return
-                }
-                if let claims = portClaims, claims.isShared,
-                    !admits(tcp, from: ip.source, to: ip.destination, claims: claims)
-                {
-                    statistics.segmentsForOtherProcesses += 1
-                    return
-                }
-                endpoint.handle(header: tcp, payload: data, source: ip.source, destination: ip.destination, now: now)
-            } catch {
-                statistics.tcpErrors.count(error)
-            }
+            receiveTCP(payload, source: ip.source, destination: ip.destination, frame: frame)
         case IPProtocol.icmpv6:
             receiveICMPv6(payload, ip: ip, from: sourceMAC)
         default:

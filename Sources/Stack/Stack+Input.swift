@@ -42,30 +42,35 @@ extension NetworkStack {
         }
         switch ip.protocol {
         case IPProtocol.tcp:
-            do {
-                let source = IPAddress(ip.source)
-                let destination = IPAddress(ip.destination)
-                let (tcp, data) = try TCPHeader.parse(payload, source: source, destination: destination)
-                statistics.tcpSegmentsReceived += 1
-                if let steering = flowSteering, tcp.flags.contains(.syn),
-                    !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
-                    parksSYN(tcp, from: source, to: destination, frame: frame, steering: steering)
-                {
-                    return
-                }
-                if let claims = portClaims, claims.isShared, !admits(tcp, from: source, to: destination, claims: claims)
-                {
-                    statistics.segmentsForOtherProcesses += 1
-                    return
-                }
-                endpoint.handle(header: tcp, payload: data, source: source, destination: destination, now: now)
-            } catch {
-                statistics.tcpErrors.count(error)
-            }
+            receiveTCP(payload, source: IPAddress(ip.source), destination: IPAddress(ip.destination), frame: frame)
         case IPProtocol.icmp:
             receiveICMP(payload, ip: ip, from: sourceMAC)
         default:
             statistics.unknownIPProtocol += 1
+        }
+    }
+
+    /// A TCP segment of either family: parked for an accepting process, left to the process
+    /// that owns its port, or handled here.
+    func receiveTCP(
+        _ segment: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress, frame: UnsafeRawBufferPointer
+    ) {
+        do {
+            let (tcp, data) = try TCPHeader.parse(segment, source: source, destination: destination)
+            statistics.tcpSegmentsReceived += 1
+            if let steering = flowSteering, tcp.flags.contains(.syn),
+                !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),
+                parksSYN(tcp, from: source, to: destination, frame: frame, steering: steering)
+            {
+                return
+            }
+            if let claims = portClaims, claims.isShared, !admits(tcp, from: source, to: destination, claims: claims) {
+                statistics.segmentsForOtherProcesses += 1
+                return
+            }
+            endpoint.handle(header: tcp, payload: data, source: source, destination: destination, now: now)
+        } catch {
+            statistics.tcpErrors.count(error)
         }
     }
 

@@ -59,46 +59,37 @@ extension NetworkStack {
         }
     }
 
-    /// Writes one whole frame; returns its length, 0 if it does not fit.
+    /// Writes one whole frame; returns its length, 0 if it does not fit. An IPv6 segment's
+    /// checksum is always ours: the ports' offloads (DPDK's flags) are set up for IPv4 only.
     func writeFrame(
         _ segment: TCPSegment, flow: TCPFlow, destinationMAC: MACAddress, into buffer: UnsafeMutableRawBufferPointer
     ) -> Int {
-        guard flow.isIPv4 else { return writeFrame6(segment, flow: flow, destinationMAC: destinationMAC, into: buffer) }
-        guard buffer.count > Self.tcpOffset else { return 0 }
+        let ipv4 = flow.isIPv4
+        let tcpOffset = ipv4 ? Self.tcpOffset : Self.tcp6Offset
+        guard buffer.count > tcpOffset else { return 0 }
         let tcpLength = TCPHeader.write(
-            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.tcpOffset...]), sourcePort: flow.localPort,
+            to: UnsafeMutableRawBufferPointer(rebasing: buffer[tcpOffset...]), sourcePort: flow.localPort,
             destinationPort: flow.remotePort, sequenceNumber: segment.sequenceNumber.rawValue,
             acknowledgmentNumber: segment.acknowledgmentNumber.rawValue, flags: segment.flags,
             window: segment.window, options: segment.options, payload: segment.payload, segment.payloadTail,
-            source: flow.localAddress, destination: flow.remoteAddress, checksum: !transmitChecksumOffload)
+            source: flow.localAddress, destination: flow.remoteAddress, checksum: !(ipv4 && transmitChecksumOffload))
         guard tcpLength > 0 else { return 0 }
-        identification &+= 1
-        IPv4Header.write(
-            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: flow.localAddress.ipv4!,
-            destination: flow.remoteAddress.ipv4!, protocol: IPProtocol.tcp, payloadLength: tcpLength,
-            identification: identification)
-        EthernetHeader(destination: destinationMAC, source: macAddress, etherType: EtherType.ipv4).write(to: buffer)
-        return Self.tcpOffset + tcpLength
-    }
-
-    /// `writeFrame` for an IPv6 flow. The checksum is always ours: the ports' offloads
-    /// (DPDK's flags) are set up for IPv4 only.
-    func writeFrame6(
-        _ segment: TCPSegment, flow: TCPFlow, destinationMAC: MACAddress, into buffer: UnsafeMutableRawBufferPointer
-    ) -> Int {
-        guard buffer.count > Self.tcp6Offset else { return 0 }
-        let tcpLength = TCPHeader.write(
-            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.tcp6Offset...]), sourcePort: flow.localPort,
-            destinationPort: flow.remotePort, sequenceNumber: segment.sequenceNumber.rawValue,
-            acknowledgmentNumber: segment.acknowledgmentNumber.rawValue, flags: segment.flags,
-            window: segment.window, options: segment.options, payload: segment.payload, segment.payloadTail,
-            source: flow.localAddress, destination: flow.remoteAddress)
-        guard tcpLength > 0 else { return 0 }
-        IPv6Header.write(
-            to: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...]), source: flow.localAddress,
-            destination: flow.remoteAddress, nextHeader: IPProtocol.tcp, payloadLength: tcpLength)
-        EthernetHeader(destination: destinationMAC, source: macAddress, etherType: EtherType.ipv6).write(to: buffer)
-        return Self.tcp6Offset + tcpLength
+        let ipArea = UnsafeMutableRawBufferPointer(rebasing: buffer[Self.ipOffset...])
+        if let source = flow.localAddress.ipv4, let destination = flow.remoteAddress.ipv4 {
+            identification &+= 1
+            IPv4Header.write(
+                to: ipArea, source: source, destination: destination, protocol: IPProtocol.tcp,
+                payloadLength: tcpLength, identification: identification)
+        } else {
+            IPv6Header.write(
+                to: ipArea, source: flow.localAddress, destination: flow.remoteAddress, nextHeader: IPProtocol.tcp,
+                payloadLength: tcpLength)
+        }
+        EthernetHeader(
+            destination: destinationMAC, source: macAddress, etherType: ipv4 ? EtherType.ipv4 : EtherType.ipv6
+        )
+        .write(to: buffer)
+        return tcpOffset + tcpLength
     }
 
     /// Asks for the MAC of a next hop: ARP for IPv4, a neighbour solicitation for IPv6.
