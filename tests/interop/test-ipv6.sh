@@ -26,7 +26,7 @@ source "$HERE/lib/run-isolated.sh"
 # shellcheck source=tests/interop/lib/stack-program.sh
 source "$HERE/lib/stack-program.sh"
 BIN="${MTCP_BIN:-$ROOT/.build/release}"
-CHECK6="$HERE/tools/tcpcheck6.py"
+CHECK="$HERE/tools/tcpcheck.py"
 QUICK="${MTCP_INTEROP_QUICK:-0}"
 KEEP="${MTCP_IPV6_KEEP:-}"
 BULK=$((64 << 20))
@@ -276,7 +276,7 @@ test_http6() {
 
 test_bulk6() {
     echo_server6 bulk6
-    peer python3 "$CHECK6" bulk --host "$STACK6" --bytes "$BULK"
+    peer python3 "$CHECK" bulk --host "$STACK6" --bytes "$BULK"
     stop_stack bulk6
     log "stack: $(ipv6_counters bulk6)"
 }
@@ -288,7 +288,7 @@ test_impaired6() {
     before="$(kernel_counter TcpRetransSegs)"
     echo_server6 impaired6 --impair-tx loss=0.02,dup=0.01,reorder=0.05,seed=3 \
         --impair-rx loss=0.02,dup=0.01,reorder=0.05,seed=4
-    PEER_TIMEOUT=450 peer python3 "$CHECK6" bulk --host "$STACK6" --bytes "$BULK" --timeout 60 --deadline 400
+    PEER_TIMEOUT=450 peer python3 "$CHECK" bulk --host "$STACK6" --bytes "$BULK" --timeout 60 --deadline 400
     after="$(kernel_counter TcpRetransSegs)"
     stop_stack impaired6
     log "stack: $(ipv6_counters impaired6)"
@@ -299,7 +299,7 @@ test_impaired6() {
 
 test_concurrent6() {
     echo_server6 concurrent6
-    peer python3 "$CHECK6" concurrent --host "$STACK6" --connections "$CONCURRENT" --deadline 120
+    peer python3 "$CHECK" concurrent --host "$STACK6" --connections "$CONCURRENT" --deadline 120
     stop_stack concurrent6
     log "stack: $(ipv6_counters concurrent6)"
     grep -q "accepted=$CONCURRENT " "$WORK/concurrent6.log"
@@ -322,7 +322,7 @@ test_nd() {
     echo_server6 nd
     peer_ping6 "$STACK6"
     peer_ping6 "$STACK_LL%$PEER_IF"
-    peer python3 "$CHECK6" bulk --host "$STACK6" --bytes $((1 << 20))
+    peer python3 "$CHECK" bulk --host "$STACK6" --bytes $((1 << 20))
     # 5 s of UDP datagrams to the stack make the kernel probe: a UDP send confirms nothing
     # (ping would: it sends with MSG_CONFIRM once answered; TCP confirms on new ACKs).
     peer python3 -c '
