@@ -260,7 +260,11 @@ int mtcp_dpdk_port_start(
         *failed_step = "rte_eth_dev_start";
         goto fail;
     }
-    // The stack filters frames by MAC itself, so promiscuous mode is left as the port has it.
+    // The stack filters frames by MAC itself, so promiscuous mode is left as the port has it;
+    // multicast is taken whole (IPv6 neighbour solicitations go to solicited-node groups, and
+    // the stack sends no listener reports). A port that cannot is no error: IPv4 needs no
+    // multicast, and IPv6 peers that know the stack's MAC reach it by unicast.
+    (void)rte_eth_allmulticast_enable(port);
     if (state->rss) state->reta_result = spread_reta(port, dev.reta_size, config->queues);
     (void)name;
     return 0;

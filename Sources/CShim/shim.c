@@ -88,6 +88,14 @@ int mtcp_shim_packet_bind(int fd, int ifindex, int protocol) {
     return bind(fd, (struct sockaddr *)&address, sizeof(address));
 }
 
+int mtcp_shim_packet_all_multicast(int fd, int ifindex) {
+    struct packet_mreq request;
+    memset(&request, 0, sizeof(request));
+    request.mr_ifindex = ifindex;
+    request.mr_type = PACKET_MR_ALLMULTI;
+    return setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &request, sizeof(request));
+}
+
 int mtcp_shim_setsockopt_int(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof(value));
 }

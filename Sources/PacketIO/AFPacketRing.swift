@@ -126,6 +126,8 @@ public final class AFPacketRing: PacketIO {
         }
         sockets.rxMapping = (rxRing, rxLength)
         try Self.check(mtcp_shim_packet_bind(rx, index, ETH_P_ALL), "bind(rx)")
+        // No multicast listener reports are sent: take every group (the stack filters).
+        try Self.check(mtcp_shim_packet_all_multicast(rx, index), "setsockopt(PACKET_ADD_MEMBERSHIP)")
         if let group = fanoutGroup {
             switch configuration.fanoutSteering {
             case .flowHash:

@@ -76,6 +76,9 @@ extern int mtcp_shim_private_fd_floor;
 int mtcp_shim_move_to_private_range(int fd);
 /// Binds a packet socket to an interface and protocol (host order); 0 or -1 with errno.
 int mtcp_shim_packet_bind(int fd, int ifindex, int protocol);
+/// Receive every multicast frame on the interface (PACKET_MR_ALLMULTI): IPv6 neighbour
+/// solicitations go to solicited-node groups a NIC would otherwise filter out.
+int mtcp_shim_packet_all_multicast(int fd, int ifindex);
 /// setsockopt(fd, level, name, &value, sizeof(int)); 0 or -1 with errno.
 int mtcp_shim_setsockopt_int(int fd, int level, int name, int value);
 /// Sets PACKET_VERSION TPACKET_V3 and a PACKET_RX_RING; 0 or -1 with errno.
