@@ -34,9 +34,16 @@ extension PreloadRuntime {
         guard bytes.count >= 4 else { return fail(.EINVAL) }
         let value = bytes.loadUnaligned(as: Int32.self)
         if name == IPV6_V6ONLY {
+            // Linux refuses once the socket has a local port: bound, listening, or connected.
             guard !instance.records[r]!.bound, instance.records[r]!.localPort == 0 else { return fail(.EINVAL) }
+            if let stack = instance.stack {
+                do throws(Errno) {
+                    try stack.setV6Only(instance.records[r]!.stackID, value != 0)
+                } catch {
+                    return fail(error)
+                }
+            }
             instance.records[r]!.v6Only = value != 0
-            try? instance.stack?.setV6Only(instance.records[r]!.stackID, value != 0)
             instance.records[r]!.keep(level: Int32(IPPROTO_IPV6), name: name, value: Array(bytes))
             return 0
         }

@@ -111,13 +111,14 @@ extension NetworkStack {
         steering: FlowSteering
     ) -> Bool {
         let port = tcp.destinationPort
-        if let id = listener(onPort: port) {
+        let flow = TCPFlow(
+            localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
+        // The listener of the SYN's family (an IPv4 and a v6-only one may share the port).
+        if let id = listener(for: flow) {
             if sockets.slots[Int(id)]?.interested == true { return false }
         } else if !steering.isPrimary || !steering.awaitsAcceptor(port: port) {
             return false
         }
-        let flow = TCPFlow(
-            localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
         if endpoint.hasFlow(flow) { return false }
         if steering.park(frame: frame, port: port, now: now.nanoseconds) {
             statistics.synsParked += 1

@@ -71,7 +71,7 @@ extension NetworkStack {
         let flow = TCPFlow(
             localAddress: destination, localPort: port, remoteAddress: source, remotePort: tcp.sourcePort)
         if endpoint.hasFlow(flow) { return true }
-        if let listener = listener(onPort: port) {
+        if let listener = listener(for: flow) {
             let i = Int(listener)
             guard tcp.flags.contains(.syn), !tcp.flags.contains(.ack), !tcp.flags.contains(.rst),
                 sockets.slots[i]?.interested == true, claims.claim(port)

@@ -32,7 +32,8 @@ extension NetworkStack {
     public func setV6Only(_ id: Int32, _ on: Bool) throws(Errno) {
         let i = try socketIndex(id)
         guard sockets.slots[i]!.inet6 else { throw .ENOPROTOOPT }
-        guard sockets.slots[i]!.phase == .fresh, !sockets.slots[i]!.boundExplicitly else { throw .EINVAL }
+        guard sockets.slots[i]!.phase == .fresh, !sockets.slots[i]!.boundExplicitly, sockets.slots[i]!.localPort == 0
+        else { throw .EINVAL }
         sockets.slots[i]!.v6Only = on
     }
 

@@ -186,6 +186,12 @@ public final class NetworkStack<IO: PacketIO> {
         return global
     }
 
+    /// The socket whose listener takes new connections of `flow` (its family's, or the port's
+    /// dual-stack one), if any.
+    func listener(for flow: TCPFlow) -> Int32? {
+        endpoint.listenerKey(for: flow).flatMap { listenerByKey[$0] }
+    }
+
     /// The socket listening on `port` for either family (IPv4 first), if any.
     func listener(onPort port: UInt16) -> Int32? {
         listenerByKey[ListenerKey(port: port, family: .ipv4)] ?? listenerByKey[ListenerKey(port: port, family: .dual)]

@@ -133,7 +133,7 @@ public final class TCPEndpoint {
 
     /// The listener that takes new connections of `flow`: its own family's on the port (when
     /// bound to a wildcard or to the flow's address), else the port's dual-stack one.
-    func listenerKey(for flow: TCPFlow) -> ListenerKey? {
+    public func listenerKey(for flow: TCPFlow) -> ListenerKey? {
         let own = ListenerKey(port: flow.localPort, family: flow.isIPv4 ? .ipv4 : .ipv6)
         if let listener = listeners[own], listener.address.isUnspecified || listener.address == flow.localAddress {
             return own
