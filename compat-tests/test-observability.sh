@@ -123,7 +123,7 @@ time.sleep(4)' >"$WORK/python6.txt" 2>&1 &
     "$MTCP_STAT" --dir "$REGIONS" --sockets -p "$pid" >"$WORK/python6-sockets.txt" 2>&1
     cat "$WORK/python6-sockets.txt" >&2
     wait "$spawned" || true
-    grep -q "fd $fd AF_INET6/stream: AF_INET6 bound to IPv6 addresses" "$WORK/python6-sockets.txt"
+    grep -q "fd $fd AF_INET6/stream: AF_INET6 bound to kernel IPv6 addresses" "$WORK/python6-sockets.txt"
 }
 check "a socket the kernel keeps (python3, AF_INET6 bound to ::1) is listed by mtcp-stat --sockets with why" \
     kernel_socket
