@@ -188,6 +188,14 @@ step_compat_dpdk() {
         bash "$ROOT/compat-tests/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
 }
 
+# Coverage-guided fuzzing, a short run: the Wire parsers and a TCP endpoint around a live
+# connection, under address sanitizer, from the checked-in corpus (MTCP_SKIP_FUZZ=1 skips; a long
+# run: FUZZ_SECONDS=600 bash tests/fuzz/run.sh).
+step_fuzz() {
+    if skipped_by MTCP_SKIP_FUZZ; then return 0; fi
+    bash "$ROOT/tests/fuzz/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"
+}
+
 # The benchmark harness on its tiniest setting: proves it runs, measures nothing
 # (MTCP_SKIP_BENCH=1 skips; the real run is `bash bench/run.sh`).
 step_bench_quick() {
@@ -210,6 +218,7 @@ STEPS=(
     "preload library under ThreadSanitizer:step_preload_tsan"
     "compatibility: unmodified programs under the preload library:step_compat"
     "compatibility on the dpdk backend:step_compat_dpdk"
+    "fuzzing (short):step_fuzz"
     "bench --quick:step_bench_quick"
 )
 
