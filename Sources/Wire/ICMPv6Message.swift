@@ -13,23 +13,11 @@ public enum ICMPv6Type {
     public static let redirect: UInt8 = 137
 }
 
-/// The fixed start of every ICMPv6 message: type, code and checksum.
-public struct ICMPv6Header: Hashable, Sendable {
-    /// Bytes in the type/code/checksum part.
-    public static let length = 4
+/// The fixed start of every ICMPv6 message: type, code and checksum, as in ICMP for IPv4;
+/// only the checksum differs (it covers a pseudo-header: the IPv6 parse below).
+public typealias ICMPv6Header = ICMPHeader
 
-    public var type: UInt8
-    public var code: UInt8
-    /// The checksum as received.
-    public var checksum: UInt16
-
-    /// A header from its fields.
-    public init(type: UInt8, code: UInt8, checksum: UInt16 = 0) {
-        self.type = type
-        self.code = code
-        self.checksum = checksum
-    }
-
+extension ICMPHeader {
     /// Parses any ICMPv6 message's type and code, verifying the checksum over the
     /// pseudo-header (RFC 8200 8.1, next header 58) and the whole message: unlike ICMP for
     /// IPv4 it covers the addresses, so it cannot be checked without them.
@@ -38,14 +26,14 @@ public struct ICMPv6Header: Hashable, Sendable {
     public static func parse(
         _ message: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true
     ) throws(WireError) -> ICMPv6Header {
-        guard message.count >= length else { throw .truncated }
+        guard message.count >= Self.length else { throw .truncated }
         if verifyChecksum {
             var sum = InternetChecksum.pseudoHeader(
                 source: source, destination: destination, protocol: IPProtocol.icmpv6, length: message.count)
             sum.add(message)
             guard sum.isValid else { throw .badChecksum }
         }
-        return ICMPv6Header(type: message.load8(at: 0), code: message.load8(at: 1), checksum: message.load16(at: 2))
+        return ICMPHeader(type: message.load8(at: 0), code: message.load8(at: 1), checksum: message.load16(at: 2))
     }
 
     /// Stores the checksum of the `length`-byte message at the start of `buffer`, whose
