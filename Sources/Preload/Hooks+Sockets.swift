@@ -57,7 +57,7 @@ func readAddress(
         if connecting { return .kernel(reason: "AF_INET6 connecting to ::1") }
         // A v6-only socket on `::` serves IPv6 alone: the stack's when it has IPv6.
         if record.v6Only && !ipv6 { return .kernel(reason: "AF_INET6 with IPV6_V6ONLY (the stack has no IPv6)") }
-        return .stack(ipv6 ? .unspecified : IPAddress(IPv4Address.any), port)
+        return .stack(.wildcard(ipv6: ipv6), port)
     }
     guard ipv6, !target.isLoopback else {
         return .kernel(
@@ -136,7 +136,7 @@ extension PreloadRuntime {
             // setsockopt() again on reload) does not make this process one that accepts; the
             // accept, poll and epoll hooks say so when it does.
             let ids = listenerCopies(
-                of: record, address: record.inet6 ? .unspecified : IPAddress(IPv4Address.any), home: nil)
+                of: record, address: .wildcard(ipv6: record.inet6), home: nil)
             guard ids[home.index] >= 0 else {
                 closeCopies(ids, except: nil)
                 return false

@@ -39,7 +39,7 @@ public final class BulkTransfer {
         serverPattern = BytePattern(seed: ~seed)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
         let listener = try serverHost.endpoint.listen(
-            address: serverHost.address.isIPv4 ? IPAddress(IPv4Address.any) : .unspecified, port: port, backlog: 16)
+            address: .wildcard(ipv6: !serverHost.address.isIPv4), port: port, backlog: 16)
         client.connection = try clientHost.endpoint.connect(
             from: clientHost.address, to: serverHost.address, port: port, now: .zero)
         clientHost.application = { [unowned self] host, now in

@@ -65,7 +65,7 @@ public final class RequestResponseLoad {
         responsePattern = BytePattern(seed: seed ^ 0xABCD)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 8)
         listener = try serverHost.endpoint.listen(
-            address: serverHost.address.isIPv4 ? IPAddress(IPv4Address.any) : .unspecified, port: port,
+            address: .wildcard(ipv6: !serverHost.address.isIPv4), port: port,
             backlog: backlog)
         clientHost.application = { [unowned self] host, now in self.driveClient(host, now: now) }
         serverHost.application = { [unowned self] host, now in self.driveServer(host, now: now) }

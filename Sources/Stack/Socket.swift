@@ -37,7 +37,7 @@ struct Socket {
     var interested = false
 
     /// The wildcard address of the socket's family.
-    var wildcard: IPAddress { inet6 ? .unspecified : IPAddress(IPv4Address.any) }
+    var wildcard: IPAddress { .wildcard(ipv6: inet6) }
 
     /// The endpoint's name for this socket's listener.
     var listenerKey: ListenerKey { ListenerKey(port: localPort, family: family) }

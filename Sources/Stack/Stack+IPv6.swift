@@ -18,10 +18,14 @@ extension NetworkStack {
     /// How long duplicate address detection waits for an answer (RFC 4861's RetransTimer).
     static var addressDetectionWait: Interval { .seconds(1) }
 
+    /// One of the IPv6 addresses we are configured with (usable or not).
+    func isConfiguredIPv6(_ address: IPAddress) -> Bool {
+        ipv6Enabled && (address == linkLocalAddress || address == configuration.ipv6?.address)
+    }
+
     /// Our IPv6 addresses that are usable (not found duplicate).
     func ownsIPv6(_ address: IPAddress) -> Bool {
-        guard ipv6Enabled, address == linkLocalAddress || address == configuration.ipv6?.address else { return false }
-        return addressStates[address] != .duplicate
+        isConfiguredIPv6(address) && addressStates[address] != .duplicate
     }
 
     /// Whether a packet sent to `destination` is for us: one of our addresses, all-nodes, or
@@ -108,14 +112,9 @@ extension NetworkStack {
         }
     }
 
-    /// Our address for a reply to `destination` when the request came to a group.
-    func sourceAddress(for destination: IPAddress) throws(Errno) -> IPAddress {
-        try sourceAddress(for: destination, boundTo: .unspecified)
-    }
-
     func receiveSolicitation(_ solicitation: NeighborSolicitation, ip: IPv6Header, from sourceMAC: MACAddress) {
         let target = solicitation.target
-        let ours = target == linkLocalAddress || target == configuration.ipv6?.address
+        let ours = isConfiguredIPv6(target)
         if ip.source.isUnspecified {
             // Another host's duplicate address detection for an address we use or try.
             if ours, addressStates[target] == .tentative { markDuplicate(target, how: "a probe for it") }
@@ -138,7 +137,7 @@ extension NetworkStack {
 
     func receiveAdvertisement(_ advertisement: NeighborAdvertisement, from sourceMAC: MACAddress) {
         let target = advertisement.target
-        if target == linkLocalAddress || target == configuration.ipv6?.address {
+        if isConfiguredIPv6(target) {
             if advertisement.targetLinkLayer != macAddress {
                 markDuplicate(target, how: "an advertisement from \(advertisement.targetLinkLayer ?? sourceMAC)")
             }
@@ -159,11 +158,15 @@ extension NetworkStack {
         advertisedRouter = (router, now + .seconds(UInt64(advertisement.routerLifetime)))
     }
 
-    func learnNeighbour(_ address: IPAddress, mac: MACAddress, create: Bool) {
+    /// Learns (or, with `create` false, only updates) a neighbour of either family, sends
+    /// what waited for it, and tells the process's other instances; true when it is known.
+    @discardableResult
+    func learnNeighbour(_ address: IPAddress, mac: MACAddress, create: Bool) -> Bool {
         let known = arp.learn(address, mac: mac, now: now, create: create) { frame in
             flushPending(frame, to: mac)
         }
         if known { sharedNeighbours?.publish(address, mac) }
+        return known
     }
 
     func markDuplicate(_ address: IPAddress, how: String) {

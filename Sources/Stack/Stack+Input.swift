@@ -132,10 +132,7 @@ extension NetworkStack {
         }
         let forUs = packet.targetIP == ours
         // RFC 826: update a known sender always; add it only when the packet is aimed at us.
-        let known = arp.learn(IPAddress(packet.senderIP), mac: packet.senderMAC, now: now, create: forUs) { frame in
-            flushPending(frame, to: packet.senderMAC)
-        }
-        if known { sharedNeighbours?.publish(IPAddress(packet.senderIP), packet.senderMAC) }
+        let known = learnNeighbour(IPAddress(packet.senderIP), mac: packet.senderMAC, create: forUs)
         if packet.operation == ARPPacket.request && forUs {
             if answersForAddress() { replyARP(to: packet) }
         } else if !known {

@@ -57,9 +57,7 @@ extension NetworkStack {
         let socket = sockets.slots[i]!
         if !socket.inet6 && !address.isIPv4 { throw .EAFNOSUPPORT }
         if socket.inet6 && socket.v6Only && address.isIPv4 { throw .EINVAL }
-        let wildcard = address.isIPv4 ? address == IPAddress(IPv4Address.any) : address == .unspecified
-        guard wildcard || owns(address) else { throw .EADDRNOTAVAIL }
-        sockets.slots[i]!.localAddress = address
+        guard address.isUnspecified || owns(address) else { throw .EADDRNOTAVAIL }
         let chosen: UInt16
         var claimed = false
         if port == 0 {
@@ -70,18 +68,15 @@ extension NetworkStack {
             } else {
                 free = pickBindPort()
             }
-            guard let free else {
-                sockets.slots[i]!.localAddress = socket.localAddress
-                throw .EADDRINUSE
-            }
+            guard let free else { throw .EADDRINUSE }
             chosen = free
         } else {
-            guard portIsFree(port, for: i) else {
-                sockets.slots[i]!.localAddress = socket.localAddress
+            guard portIsFree(port, for: i, family: ListenerFamily(address: address, v6Only: socket.v6Only)) else {
                 throw .EADDRINUSE
             }
             chosen = port
         }
+        sockets.slots[i]!.localAddress = address
         sockets.slots[i]!.localPort = chosen
         sockets.slots[i]!.boundExplicitly = true
         sockets.slots[i]!.phase = .bound
@@ -96,11 +91,11 @@ extension NetworkStack {
 
     /// A port may be shared only by sockets that all set SO_REUSEPORT, or whose families do
     /// not overlap (0.0.0.0 beside `::` with IPV6_V6ONLY, as Linux allows).
-    func portIsFree(_ port: UInt16, for i: Int) -> Bool {
+    func portIsFree(_ port: UInt16, for i: Int, family: ListenerFamily) -> Bool {
         guard boundPorts[port, default: 0] > 0 else { return true }
         let socket = sockets.slots[i]!
         for case let other? in sockets.slots where other.boundExplicitly && other.localPort == port {
-            if !other.family.overlaps(socket.family) { continue }
+            if !other.family.overlaps(family) { continue }
             if !(socket.options.reusePort && other.options.reusePort) { return false }
         }
         return true

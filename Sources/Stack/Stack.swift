@@ -167,7 +167,7 @@ public final class NetworkStack<IO: PacketIO> {
 
     /// Our address for talking to `destination` (RFC 6724 in brief: a link-local peer gets
     /// our link-local address, any other our global one), or the address a socket is bound to.
-    func sourceAddress(for destination: IPAddress, boundTo bound: IPAddress) throws(Errno) -> IPAddress {
+    func sourceAddress(for destination: IPAddress, boundTo bound: IPAddress = .unspecified) throws(Errno) -> IPAddress {
         if !bound.isUnspecified {
             guard bound.isIPv4 == destination.isIPv4 else { throw .ENETUNREACH }
             return bound

@@ -11,7 +11,7 @@ extension NetworkStack {
         let listener = try socket(inet6: ipv6Enabled)
         try setNonBlocking(listener)
         try setsockopt(listener, level: SOL_SOCKET, name: SO_REUSEADDR, 1)
-        try bind(listener, address: ipv6Enabled ? .unspecified : IPAddress(IPv4Address.any), port: port)
+        try bind(listener, address: .wildcard(ipv6: ipv6Enabled), port: port)
         try listen(listener, backlog: backlog)
         let epfd = epollCreate()
         try epollControl(epfd, op: .add, socket: listener, events: EpollFlags.EPOLLIN, data: UInt64(listener))

@@ -68,6 +68,13 @@ public struct ICMPEcho: Hashable, Sendable {
     ) throws(WireError) -> (header: ICMPEcho, payload: UnsafeRawBufferPointer) {
         let basic = try ICMPHeader.parse(message, verifyChecksum: verifyChecksum)
         guard basic.type == ICMPType.echoRequest || basic.type == ICMPType.echoReply else { throw .unsupported }
+        return try fields(of: message, basic)
+    }
+
+    /// The echo header and data of a message whose type and code are `basic` (ICMP's or ICMPv6's).
+    static func fields(
+        of message: UnsafeRawBufferPointer, _ basic: ICMPHeader
+    ) throws(WireError) -> (header: ICMPEcho, payload: UnsafeRawBufferPointer) {
         guard message.count >= headerLength else { throw .truncated }
         let echo = ICMPEcho(
             type: basic.type, code: basic.code, identifier: message.load16(at: 4), sequence: message.load16(at: 6))
@@ -81,6 +88,17 @@ public struct ICMPEcho: Hashable, Sendable {
         to buffer: UnsafeMutableRawBufferPointer, type: UInt8, identifier: UInt16, sequence: UInt16,
         payload: UnsafeRawBufferPointer
     ) -> Int {
+        let total = writeFields(to: buffer, type: type, identifier: identifier, sequence: sequence, payload: payload)
+        if total > 0 { buffer.store16(InternetChecksum.compute(buffer.readOnly(0..<total)), at: 2) }
+        return total
+    }
+
+    /// The message without its checksum (the field left 0), for ICMP and ICMPv6 alike; its
+    /// length, or 0 if `buffer` is too small.
+    static func writeFields(
+        to buffer: UnsafeMutableRawBufferPointer, type: UInt8, identifier: UInt16, sequence: UInt16,
+        payload: UnsafeRawBufferPointer
+    ) -> Int {
         let total = headerLength + payload.count
         guard buffer.count >= total else { return 0 }
         // Copy first: the payload may be the request's own bytes, just past the header.
@@ -90,7 +108,6 @@ public struct ICMPEcho: Hashable, Sendable {
         buffer.store16(0, at: 2)
         buffer.store16(identifier, at: 4)
         buffer.store16(sequence, at: 6)
-        buffer.store16(InternetChecksum.compute(buffer.readOnly(0..<total)), at: 2)
         return total
     }
 

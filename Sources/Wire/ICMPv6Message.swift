@@ -48,44 +48,27 @@ extension ICMPHeader {
     }
 }
 
-/// An ICMPv6 echo request or reply (RFC 4443 4): 8-byte header, then data echoed verbatim.
-public struct ICMPv6Echo: Hashable, Sendable {
-    /// Bytes in the echo header.
-    public static let headerLength = 8
+/// An ICMPv6 echo request or reply (RFC 4443 4): laid out as ICMP's echo (8-byte header, then
+/// data echoed verbatim), types 128 and 129, with the pseudo-header checksum.
+public typealias ICMPv6Echo = ICMPEcho
 
-    /// 128 request, 129 reply.
-    public var type: UInt8
-    public var code: UInt8
-    public var identifier: UInt16
-    public var sequence: UInt16
-
-    /// An echo header from its fields.
-    public init(type: UInt8, code: UInt8 = 0, identifier: UInt16, sequence: UInt16) {
-        self.type = type
-        self.code = code
-        self.identifier = identifier
-        self.sequence = sequence
-    }
-
-    /// Parses an echo request or reply (the upper-layer payload) into its header and data.
+extension ICMPEcho {
+    /// Parses an ICMPv6 echo request or reply (the upper-layer payload) into its header and data.
     ///
     /// Throws `.truncated` below 8 bytes, `.badChecksum` when the pseudo-header checksum
     /// fails, and `.unsupported` for other types (use `ICMPv6Header.parse` for those).
     public static func parse(
         _ message: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress, verifyChecksum: Bool = true
-    ) throws(WireError) -> (header: ICMPv6Echo, payload: UnsafeRawBufferPointer) {
+    ) throws(WireError) -> (header: ICMPEcho, payload: UnsafeRawBufferPointer) {
         let basic = try ICMPv6Header.parse(
             message, source: source, destination: destination, verifyChecksum: verifyChecksum)
         guard basic.type == ICMPv6Type.echoRequest || basic.type == ICMPv6Type.echoReply else {
             throw .unsupported
         }
-        guard message.count >= headerLength else { throw .truncated }
-        let echo = ICMPv6Echo(
-            type: basic.type, code: basic.code, identifier: message.load16(at: 4), sequence: message.load16(at: 6))
-        return (echo, message.suffix(from: headerLength))
+        return try fields(of: message, basic)
     }
 
-    /// Writes an echo message of `type` with `payload` and its checksum for the given
+    /// Writes an ICMPv6 echo message of `type` with `payload` and its checksum for the given
     /// addresses; returns 8 + payload.count, or 0 if `buffer` is too small. `payload` may
     /// overlap `buffer`.
     @discardableResult
@@ -93,25 +76,17 @@ public struct ICMPv6Echo: Hashable, Sendable {
         to buffer: UnsafeMutableRawBufferPointer, type: UInt8, identifier: UInt16, sequence: UInt16,
         payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress
     ) -> Int {
-        let total = headerLength + payload.count
-        guard buffer.count >= total else { return 0 }
-        // Copy first: the payload may be the request's own bytes, just past the header.
-        buffer.copy(payload, at: headerLength)
-        buffer.store8(type, at: 0)
-        buffer.store8(0, at: 1)
-        buffer.store16(0, at: 2)
-        buffer.store16(identifier, at: 4)
-        buffer.store16(sequence, at: 6)
-        ICMPv6Header.fillChecksum(buffer, length: total, source: source, destination: destination)
+        let total = writeFields(to: buffer, type: type, identifier: identifier, sequence: sequence, payload: payload)
+        if total > 0 { ICMPv6Header.fillChecksum(buffer, length: total, source: source, destination: destination) }
         return total
     }
 
-    /// Writes the echo reply to `request` (same identifier, sequence and data) from
+    /// Writes the ICMPv6 echo reply to `request` (same identifier, sequence and data) from
     /// `source` to `destination`; returns its length, or 0 if `buffer` is too small.
     /// `payload` may overlap `buffer`.
     @discardableResult
     public static func writeReply(
-        to buffer: UnsafeMutableRawBufferPointer, for request: ICMPv6Echo, payload: UnsafeRawBufferPointer,
+        to buffer: UnsafeMutableRawBufferPointer, for request: ICMPEcho, payload: UnsafeRawBufferPointer,
         source: IPAddress, destination: IPAddress
     ) -> Int {
         write(

@@ -31,6 +31,9 @@ public struct IPAddress: Hashable, Comparable, Sendable {
 
     /// `::`, the IPv6 unspecified address.
     public static let unspecified = IPAddress(high: 0, low: 0)
+    /// The wildcard of a family: `::` for IPv6, 0.0.0.0 (v4-mapped) for IPv4.
+    public static func wildcard(ipv6: Bool) -> IPAddress { ipv6 ? unspecified : IPAddress(IPv4Address.any) }
+
     /// `::1`.
     public static let loopback = IPAddress(high: 0, low: 1)
     /// `ff02::1`, all nodes on the link.

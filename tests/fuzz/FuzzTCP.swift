@@ -78,7 +78,7 @@ final class Session {
         server = TCPEndpoint(configuration: configuration, secret: (3, 4))
         let serverAddress = ipv6 ? IPAddress("fd00::2")! : IPAddress(IPv4Address(10, 0, 0, 2))
         let clientAddress = ipv6 ? IPAddress("fd00::1")! : IPAddress(IPv4Address(10, 0, 0, 1))
-        listener = try! server.listen(address: ipv6 ? .unspecified : IPAddress(IPv4Address.any), port: 80, backlog: 4)
+        listener = try! server.listen(address: .wildcard(ipv6: ipv6), port: 80, backlog: 4)
         clientID = try? client.connect(from: clientAddress, to: serverAddress, port: 80, now: now)
     }
 
