@@ -111,10 +111,9 @@ public final class FlowSteering {
         UInt32(bitPattern: pid) << 8 | UInt32(instance & 0xFF)
     }
 
-    /// A process that still runs (EPERM: it runs under another user).
+    /// The process of `token` still runs (a zombie does not: see `ProcessLiveness`).
     public static func processIsAlive(_ token: UInt32) -> Bool {
-        let pid = Int32(bitPattern: token >> 8)
-        return kill(pid, 0) == 0 || mtcp_shim_errno() == EPERM
+        ProcessLiveness.isRunning(pid: Int32(bitPattern: token >> 8))
     }
 
     // MARK: Opening
@@ -194,7 +193,7 @@ public final class FlowSteering {
             let current = entries
             let slot =
                 current.firstIndex { $0.pid == pid }
-                ?? current.firstIndex { $0.pid <= 0 || !(kill($0.pid, 0) == 0 || mtcp_shim_errno() == EPERM) }
+                ?? current.firstIndex { $0.pid <= 0 || !ProcessLiveness.isRunning(pid: $0.pid) }
                 ?? (current.count < Self.count ? current.count : nil)
             guard let slot else { return }
             write([pid] + fds, at: slot)

@@ -1,5 +1,6 @@
 import CShim
 import Glibc
+import PacketIO
 
 /// Which process owns which local TCP port, in memory that forked processes share.
 ///
@@ -35,7 +36,7 @@ public final class PortClaims {
     /// pid). `isAlive` tells whether a pid still runs; tests inject their own.
     public init(
         memory: UnsafeMutableRawPointer, pid: Int32,
-        isAlive: @escaping (Int32) -> Bool = { pid in kill(pid, 0) == 0 || mtcp_shim_errno() == EPERM }
+        isAlive: @escaping (Int32) -> Bool = ProcessLiveness.isRunning
     ) {
         owners = memory.bindMemory(to: Int32.self, capacity: 65536)
         activations = (memory + Self.activationsOffset).bindMemory(to: Int32.self, capacity: 1)

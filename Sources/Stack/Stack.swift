@@ -136,6 +136,9 @@ public final class NetworkStack<IO: PacketIO> {
         var stack = min(endpoint.nextDeadline, arp.nextDeadline, addressDetectionDeadline)
         // What changed since the statistics region was last written gets there when things go quiet.
         if statisticsSlot != nil && activity != publishedActivity { stack = min(stack, nextSocketsPublication) }
+        // The primary sweeps dead processes even while its application sleeps watching the
+        // link: their peers' segments come to nobody until it does, and are never answered.
+        if let steering = flowSteering, steering.isPrimary { stack = min(stack, nextSteeringDuty) }
         if sharedNeighbours != nil && arp.pendingFrames > 0 {
             // The reply may reach a sibling instance (fanout sends ARP to one member): look at
             // what the siblings learned again soon rather than at the next ARP retry.
