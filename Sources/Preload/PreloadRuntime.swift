@@ -508,13 +508,8 @@ extension PreloadRuntime {
         for instance in running {
             instance.withLock {
                 guard let stack = instance.stack else { return }
-                let io = stack.io.statistics
                 let tcp = stack.endpoint.statistics
-                var text = "sockets=\(stack.socketCount) \(stack.statistics.summary)"
-                text += " passive_opens=\(tcp.passiveOpens) active_opens=\(tcp.activeOpens)"
-                text += " resets_for_unknown_flows=\(tcp.resetsSentForUnknownFlows) rx_drops=\(io.receiveDrops)"
-                text += " flows_owned_elsewhere=\(tcp.flowsOwnedElsewhere)"
-                text += " resets_left_to_primary=\(tcp.unknownSegmentsLeftToOthers)"
+                var text = stack.counterLine
                 if let steering = stack.flowSteering { text += " steering=kernel \(steering.statistics.summary)" }
                 if case .impaired(let link) = stack.io.backend {
                     let (rx, tx) = (link.receiveCounters, link.transmitCounters)

@@ -94,6 +94,17 @@ extension NetworkStack {
         return names
     }
 
+    /// Every counter as `name=value` words (what a process writes at exit: MTCP_STATS), with
+    /// the statistics region's names.
+    public var counterLine: String {
+        var line = ""
+        forEachCounter { name, value in
+            if !line.isEmpty { line += " " }
+            line += "\(name)=\(value)"
+        }
+        return line
+    }
+
     /// Every counter of this instance with its name, always in the same order: the stack's
     /// frame path, TCP, the link, the connection pool, flow steering and capture.
     public func forEachCounter(_ body: (StaticString, Int) -> Void) {
