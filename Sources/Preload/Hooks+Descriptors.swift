@@ -213,7 +213,9 @@ func duplicate(_ fd: Int32, _ target: Int32, flags: Int32, isDup3: Bool) -> Int3
         return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
     }
     return runtime.withProcessLock {
-        if fd == target {
+        // The kernel's EINVAL (the same fd to dup3, unknown flags) changes nothing: checked
+        // before the target loses its socket.
+        if fd == target || (isDup3 && flags & ~O_CLOEXEC != 0) {
             return isDup3 ? mtcp_real_dup3(fd, target, flags) : mtcp_real_dup2(fd, target)
         }
         // dup2 closes the target first; validate the source so a failing call changes nothing.
@@ -224,6 +226,14 @@ func duplicate(_ fd: Int32, _ target: Int32, flags: Int32, isDup3: Bool) -> Int3
         return result
     }
 }
+
+/// O_DIRECT and O_NOATIME, which Glibc's module leaves out (they need _GNU_SOURCE).
+#if arch(x86_64)
+    let directIO: Int32 = 0o40000
+#else
+    let directIO: Int32 = 0o200000
+#endif
+let noAccessTime: Int32 = 0o1000000
 
 /// fcntl on a stack socket or a shadowed epoll fd (the C export sends only those here).
 @_cdecl("mtcp_preload_fcntl")
@@ -245,10 +255,17 @@ public func preload_fcntl(_ fd: Int32, _ command: Int32, _ argument: UInt) -> In
             guard let r = instance.record(forEntry: entry) else { return mtcp_real_fcntl(fd, command, argument) }
             switch command {
             case F_GETFL:
-                return O_RDWR | (instance.records[r]!.nonBlocking ? O_NONBLOCK : 0)
+                return O_RDWR | (instance.records[r]!.nonBlocking ? O_NONBLOCK : 0) | instance.records[r]!.statusFlags
             case F_SETFL:
-                // Only O_NONBLOCK means something for a stack socket; the placeholder keeps its own flags.
-                instance.records[r]!.nonBlocking = Int32(truncatingIfNeeded: argument) & O_NONBLOCK != 0
+                // The placeholder keeps its own flags (every placeholder shares one file). Linux
+                // refuses O_DIRECT on a socket; of the rest only O_NONBLOCK means something here.
+                let flags = Int32(truncatingIfNeeded: argument)
+                if flags & directIO != 0 { return fail(.EINVAL) }
+                if flags & O_ASYNC != 0 {
+                    runtime.logOnce("O_ASYNC", "O_ASYNC on a stack socket is kept but no SIGIO is sent")
+                }
+                instance.records[r]!.nonBlocking = flags & O_NONBLOCK != 0
+                instance.records[r]!.statusFlags = flags & (O_APPEND | noAccessTime | O_ASYNC)
                 return 0
             default:
                 runtime.logOnce(
@@ -259,6 +276,10 @@ public func preload_fcntl(_ fd: Int32, _ command: Int32, _ argument: UInt) -> In
     }
 }
 
+/// FIOCLEX and FIONCLEX (asm-generic/ioctls.h).
+let closeOnExec: UInt = 0x5451
+let keepOnExec: UInt = 0x5450
+
 /// ioctl on a stack socket or a shadowed epoll fd.
 @_cdecl("mtcp_preload_ioctl")
 public func preload_ioctl(_ fd: Int32, _ request: UInt, _ argument: UInt) -> Int32 {
@@ -267,10 +288,12 @@ public func preload_ioctl(_ fd: Int32, _ request: UInt, _ argument: UInt) -> Int
     let instance = runtime.instance(of: entry)
     return instance.withLock {
         guard let r = instance.record(forEntry: entry) else { return mtcp_real_ioctl(fd, request, argument) }
-        guard let pointer = UnsafeMutablePointer<Int32>(bitPattern: argument) else { return fail(.EFAULT) }
+        // The request first: an unknown one is ENOTTY whatever its argument.
+        let pointer = UnsafeMutableRawPointer(bitPattern: argument)
         switch request {
         case SocketConstant.FIONBIO:
-            instance.records[r]!.nonBlocking = pointer.pointee != 0
+            guard UserMemory.usable(pointer, 4) else { return fail(.EFAULT) }
+            instance.records[r]!.nonBlocking = pointer!.loadUnaligned(as: Int32.self) != 0
             return 0
         case SocketConstant.FIONREAD:
             guard let stack = instance.stack, !instance.records[r]!.inherited else { return fail(.EBADF) }
@@ -280,8 +303,12 @@ public func preload_ioctl(_ fd: Int32, _ request: UInt, _ argument: UInt) -> Int
             } catch {
                 return fail(error)
             }
-            pointer.pointee = value
+            guard UserMemory.usable(pointer, 4) else { return fail(.EFAULT) }
+            pointer!.storeBytes(of: value, as: Int32.self)
             return 0
+        case closeOnExec, keepOnExec:
+            // The descriptor's own flag: the placeholder holds it.
+            return mtcp_real_ioctl(fd, request, argument)
         default:
             runtime.logOnce("ioctl\(request)", "ioctl request \(request) on a stack socket is not supported: ENOTTY")
             return fail(.ENOTTY)

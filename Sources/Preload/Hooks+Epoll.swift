@@ -213,10 +213,12 @@ extension PreloadRuntime {
         var spinUntil: UInt64 = 0
         return withUnsafeTemporaryAllocation(of: EpollEvent.self, capacity: capacity) { collected in
             SignalGate.around { gate in
+                var stackFirst = false
                 while true {
                     // When both sides have events, they take turns filling the array first.
-                    let kernelFirst = shadow.preferKernel.load(ordering: .relaxed)
-                    shadow.preferKernel.store(!kernelFirst, ordering: .relaxed)
+                    let kernelFirst = !stackFirst && shadow.preferKernel.load(ordering: .relaxed)
+                    if !stackFirst { shadow.preferKernel.store(!kernelFirst, ordering: .relaxed) }
+                    stackFirst = false
                     let stackShare = kernelFirst ? capacity / 2 : capacity
                     var n = 0
                     var usedParts = 0
@@ -251,7 +253,9 @@ extension PreloadRuntime {
                     if n < max {
                         var sleep: Int32 = 0
                         let driving = parts.lazy.filter(\.used).map { self.instances[$0.instance] }
-                        if n == 0 && timeout != 0 && !spinning {
+                        // A kernel turn that leaves the stack no room (an array of one) looks
+                        // without sleeping: the stack's events may be waiting.
+                        if n == 0 && timeout != 0 && !spinning && stackShare > 0 {
                             let now = timeout > 0 ? mtcp_shim_monotonic_ns() : 0
                             if now < deadline {
                                 let remaining = deadline == UInt64.max ? Int64(-1) : Int64(deadline - now)
@@ -287,6 +291,11 @@ extension PreloadRuntime {
                         }
                     }
                     if total > 0 { return beginBatch(Int32(total), shadow) }
+                    // The kernel had nothing for a one-event array: the stack's turn, at once.
+                    if stackShare == 0 && usedParts > 0 {
+                        stackFirst = true
+                        continue
+                    }
                     // Woken by our own descriptors or for a timer: run a round and look again.
                     if timeout == 0 || (timeout > 0 && mtcp_shim_monotonic_ns() >= deadline) { return 0 }
                 }
@@ -322,8 +331,13 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
         return result
     }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
-    guard let operation = EpollOperation(rawValue: op) else { return fail(.EINVAL) }
-    if operation != .delete && event == nil { return fail(.EFAULT) }
+    // Linux's order: the event is read first (for every operation but DEL), then the
+    // descriptors are checked, then the operation.
+    if op != EPOLL_CTL_DEL && !UserMemory.usable(event, UInt(mtcp_epoll_event_size())) { return fail(.EFAULT) }
+    guard let operation = EpollOperation(rawValue: op) else {
+        // The kernel sorts out a bad epfd (EBADF) from a bad operation (EINVAL) and does nothing.
+        return mtcp_real_epoll_ctl(epfd, op, fd, event)
+    }
     if epfd == fd { return fail(.EINVAL) }
     // The socket as this hook needs it: its stack sockets by instance (a listener has one in each).
     struct Registered {
@@ -339,9 +353,15 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
                 listening: instance.records[r]!.listening, kernelListener: instance.records[r]!.kernelListener)
         }, otherwise: { nil })
     guard let socket = found else { return fail(.EBADF) }
-    let bits = event.map { mtcp_epoll_event_events($0) } ?? 0
-    let data = event.map { mtcp_epoll_event_data($0) } ?? 0
+    // DEL reads no event (a pointer it was given may be anything).
+    let bits = operation == .delete ? 0 : event.map { mtcp_epoll_event_events($0) } ?? 0
+    let data = operation == .delete ? 0 : event.map { mtcp_epoll_event_data($0) } ?? 0
     return runtime.withProcessLock {
+        // A set with no stack socket in it: the kernel answers for epfd and for the placeholder
+        // it never held (EBADF, EINVAL, ENOENT).
+        if operation != .add && DescriptorEntry.kind(mtcp_fd_entry(epfd)) != DescriptorEntry.epollKind {
+            return mtcp_real_epoll_ctl(epfd, op, fd, event)
+        }
         guard let shadow = runtime.shadow(of: epfd, create: operation == .add) else { return -1 }
         for (n, target) in socket.targets.enumerated() {
             guard let part = shadow.parts.first(where: { $0.instance == target.instance }) else { continue }
@@ -351,8 +371,7 @@ public func hook_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: Uns
                 if socket.listening { stack.markInterested(target.id) }
                 do throws(Errno) {
                     try stack.epollControl(
-                        part.stackEpoll, op: operation, socket: target.id, events: bits & ~EpollFlags.EPOLLEXCLUSIVE,
-                        data: data)
+                        part.stackEpoll, op: operation, socket: target.id, events: bits, data: data)
                 } catch {
                     return error
                 }
@@ -406,19 +425,40 @@ public func hook_epoll_pwait(
     let entry = mtcp_fd_entry(epfd)
     guard entry != 0, DescriptorEntry.kind(entry) == DescriptorEntry.epollKind, let runtime = PreloadRuntime.current
     else { return mtcp_real_epoll_pwait(epfd, events, max, timeout, mask) }
-    guard max > 0 else { return fail(.EINVAL) }
-    guard let events else { return fail(.EFAULT) }
+    let size = mtcp_epoll_event_size()
+    guard max > 0, max <= Int32.max / Int32(size) else { return fail(.EINVAL) }
+    guard UserMemory.inUserSpace(events, UInt(max) * UInt(size)) else { return fail(.EFAULT) }
+    if let mask, !UserMemory.usable(mask, UInt(MemoryLayout<sigset_t>.size)) { return fail(.EFAULT) }
     let shadow = runtime.withProcessLock { runtime.shadows[DescriptorEntry.index(entry)] }
     guard let shadow else { return mtcp_real_epoll_pwait(epfd, events, max, timeout, mask) }
+    guard let events, !UserMemory.faults(events) else {
+        // Linux waits as usual and fails the copy (EFAULT) once there are events to report.
+        // They are taken here, where the kernel keeps them ready: an edge-triggered or one-shot
+        // event is lost to a program that passed no array.
+        var scratch = epoll_event()
+        let n = runtime.epollWait(epfd, shadow, &scratch, 1, timeout: timeout, mask: mask)
+        return n > 0 ? fail(.EFAULT) : n
+    }
     return runtime.epollWait(epfd, shadow, events, Int(max), timeout: timeout, mask: mask)
 }
 
 // MARK: - poll, ppoll, select, pselect
 
-/// Whether any of the entries is a stack socket (else the call goes straight to libc).
+/// Whether any of the entries is a stack socket (else the call goes straight to libc, which
+/// also answers an array it cannot read and a count past RLIMIT_NOFILE, without reading one).
+/// The kernel takes the count as an unsigned int.
 func anyStackDescriptor(_ fds: UnsafeMutablePointer<pollfd>?, _ count: nfds_t) -> Bool {
-    guard let fds, PreloadRuntime.current != nil else { return false }
-    for i in 0..<Int(count) where DescriptorEntry.kind(mtcp_fd_entry(fds[i].fd)) == DescriptorEntry.socketKind {
+    let count = UInt(UInt32(truncatingIfNeeded: count))
+    guard PreloadRuntime.current != nil, UserMemory.usable(fds, count * UInt(MemoryLayout<pollfd>.stride)) else {
+        return false
+    }
+    // A limit below 16 descriptors is not looked up (a system call per poll): such a program
+    // gets its entries polled where Linux would say EINVAL.
+    if count > 16 {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 && count > UInt(limit.rlim_cur) { return false }
+    }
+    for i in 0..<Int(count) where DescriptorEntry.kind(mtcp_fd_entry(fds![i].fd)) == DescriptorEntry.socketKind {
         return true
     }
     return false
@@ -429,7 +469,8 @@ public func hook_poll(_ fds: UnsafeMutablePointer<pollfd>?, _ count: nfds_t, _ t
     guard anyStackDescriptor(fds, count), let runtime = PreloadRuntime.current else {
         return mtcp_real_poll(fds, count, timeout)
     }
-    return runtime.poll(fds!, Int(count), timeout: timeout < 0 ? -1 : Int64(timeout) * 1_000_000, mask: nil)
+    let entries = Int(UInt32(truncatingIfNeeded: count))
+    return runtime.poll(fds!, entries, timeout: timeout < 0 ? -1 : Int64(timeout) * 1_000_000, mask: nil)
 }
 
 @_cdecl("ppoll")
@@ -440,8 +481,18 @@ public func hook_ppoll(
     guard anyStackDescriptor(fds, count), let runtime = PreloadRuntime.current else {
         return mtcp_real_ppoll(fds, count, timeout, mask)
     }
-    let ns = timeout.map { Int64($0.pointee.tv_sec) * 1_000_000_000 + Int64($0.pointee.tv_nsec) } ?? -1
-    return runtime.poll(fds!, Int(count), timeout: ns, mask: mask)
+    // The timeout, then the mask, as do_ppoll checks them (glibc itself would fault on a
+    // timeout it cannot read).
+    var ns: Int64 = -1
+    if let timeout {
+        guard UserMemory.usable(timeout, UInt(MemoryLayout<timespec>.size)) else { return fail(.EFAULT) }
+        switch WaitTimeout.timespec(seconds: timeout.pointee.tv_sec, nanoseconds: timeout.pointee.tv_nsec) {
+        case .failure(let error): return fail(error)
+        case .success(let wait): ns = wait
+        }
+    }
+    if let mask, !UserMemory.usable(mask, UInt(MemoryLayout<sigset_t>.size)) { return fail(.EFAULT) }
+    return runtime.poll(fds!, Int(UInt32(truncatingIfNeeded: count)), timeout: ns, mask: mask)
 }
 
 @_cdecl("select")
@@ -449,9 +500,23 @@ public func hook_select(
     _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
     _ exceptional: UnsafeMutablePointer<fd_set>?, _ timeout: UnsafeMutablePointer<timeval>?
 ) -> Int32 {
-    let ns = timeout.map { Int64($0.pointee.tv_sec) * 1_000_000_000 + Int64($0.pointee.tv_usec) * 1_000 } ?? -1
-    guard let result = selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: nil) else {
+    guard stackDescriptorIn(nfds, readable, writable, exceptional) else {
         return mtcp_real_select(nfds, readable, writable, exceptional, timeout)
+    }
+    var ns: Int64 = -1
+    if let timeout {
+        guard UserMemory.usable(timeout, UInt(MemoryLayout<timeval>.size)) else { return fail(.EFAULT) }
+        switch WaitTimeout.select(seconds: timeout.pointee.tv_sec, microseconds: timeout.pointee.tv_usec) {
+        case .failure(let error): return fail(error)
+        case .success(let wait): ns = wait
+        }
+    }
+    let start = timeout == nil ? 0 : mtcp_shim_monotonic_ns()
+    let result = selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: nil)
+    if let timeout {
+        // Linux leaves the time not slept in the timeval.
+        let left = max(ns - Int64(bitPattern: mtcp_shim_monotonic_ns() &- start), 0)
+        timeout.pointee = timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1_000))
     }
     return result
 }
@@ -461,28 +526,52 @@ public func hook_pselect(
     _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
     _ exceptional: UnsafeMutablePointer<fd_set>?, _ timeout: UnsafePointer<timespec>?, _ mask: UnsafePointer<sigset_t>?
 ) -> Int32 {
-    let ns = timeout.map { Int64($0.pointee.tv_sec) * 1_000_000_000 + Int64($0.pointee.tv_nsec) } ?? -1
-    guard let result = selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: mask) else {
+    guard stackDescriptorIn(nfds, readable, writable, exceptional) else {
         return mtcp_real_pselect(nfds, readable, writable, exceptional, timeout, mask)
     }
-    return result
+    var ns: Int64 = -1
+    if let timeout {
+        guard UserMemory.usable(timeout, UInt(MemoryLayout<timespec>.size)) else { return fail(.EFAULT) }
+        switch WaitTimeout.timespec(seconds: timeout.pointee.tv_sec, nanoseconds: timeout.pointee.tv_nsec) {
+        case .failure(let error): return fail(error)
+        case .success(let wait): ns = wait
+        }
+    }
+    if let mask, !UserMemory.usable(mask, UInt(MemoryLayout<sigset_t>.size)) { return fail(.EFAULT) }
+    return selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: mask)
 }
 
-/// select over stack sockets, as poll; nil when no stack socket is in the sets.
+/// Whether a stack socket is in the sets (else select goes straight to libc, which also
+/// answers sets it cannot read, without reading them).
+func stackDescriptorIn(
+    _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
+    _ exceptional: UnsafeMutablePointer<fd_set>?
+) -> Bool {
+    guard PreloadRuntime.current != nil, nfds > 0 else { return false }
+    let bytes = UInt(min(nfds, Int32(FD_SETSIZE)) + 7) / 8
+    func unreadable(_ set: UnsafeMutablePointer<fd_set>?) -> Bool { set != nil && !UserMemory.usable(set, bytes) }
+    if unreadable(readable) || unreadable(writable) || unreadable(exceptional) { return false }
+    for fd in 0..<min(nfds, Int32(FD_SETSIZE))
+    where DescriptorEntry.kind(mtcp_fd_entry(fd)) == DescriptorEntry.socketKind {
+        if mtcp_fd_isset(fd, readable) != 0 || mtcp_fd_isset(fd, writable) != 0 || mtcp_fd_isset(fd, exceptional) != 0 {
+            return true
+        }
+    }
+    return false
+}
+
+/// select over stack sockets, as poll (a stack socket is in the sets).
 func selectOnStack(
     _ nfds: Int32, _ readable: UnsafeMutablePointer<fd_set>?, _ writable: UnsafeMutablePointer<fd_set>?,
     _ exceptional: UnsafeMutablePointer<fd_set>?, timeout: Int64, mask: UnsafePointer<sigset_t>?
-) -> Int32? {
-    guard let runtime = PreloadRuntime.current, nfds > 0 else { return nil }
+) -> Int32 {
+    let runtime = PreloadRuntime.current!
     let limit = Int(min(nfds, Int32(FD_SETSIZE)))
     var count = 0
-    var any = false
     for fd in 0..<Int32(limit)
     where mtcp_fd_isset(fd, readable) != 0 || mtcp_fd_isset(fd, writable) != 0 || mtcp_fd_isset(fd, exceptional) != 0 {
         count += 1
-        if DescriptorEntry.kind(mtcp_fd_entry(fd)) == DescriptorEntry.socketKind { any = true }
     }
-    guard any else { return nil }
     return withUnsafeTemporaryAllocation(of: pollfd.self, capacity: count) { entries in
         var n = 0
         for fd in 0..<Int32(limit) {

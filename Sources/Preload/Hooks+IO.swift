@@ -73,10 +73,13 @@ extension PreloadRuntime {
         for k in 0..<count { wanted += iov[k].iov_len }
         if wanted == 0 { return 0 }
         var total = 0
+        var serial: UInt64?
         while true {
             let turn: TransferTurn? = withRecord(
                 entry,
                 { instance, stack, r in
+                    // Closed while this call waited, and the entry given to another socket.
+                    if let serial, serial != instance.records[r]!.serial { return nil }
                     // Fields, not a copy of the record (its arrays would be retained per call).
                     let id = instance.records[r]!.stackID
                     let nonBlocking = instance.records[r]!.nonBlocking
@@ -91,12 +94,14 @@ extension PreloadRuntime {
                     if error == .ECONNRESET || error == .ETIMEDOUT { instance.records[r]!.failureReported = true }
                     return TransferTurn(
                         moved: n, error: error, nonBlocking: nonBlocking, failureReported: reported,
-                        timeout: instance.records[r]!.receiveTimeout)
+                        timeout: instance.records[r]!.receiveTimeout, serial: instance.records[r]!.serial)
                 }, otherwise: { nil })
             guard let turn else {
+                if serial != nil { return total > 0 ? total : failSize(.EBADF) }
                 logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
                 return failSize(.EBADF)
             }
+            serial = turn.serial
             let n = turn.moved
             if let error = turn.error, error != .EAGAIN {
                 if total > 0 { return total }
@@ -126,10 +131,12 @@ extension PreloadRuntime {
         var wanted = 0
         for k in 0..<count { wanted += iov[k].iov_len }
         var total = 0
+        var serial: UInt64?
         while true {
             let turn: TransferTurn? = withRecord(
                 entry,
                 { instance, stack, r in
+                    if let serial, serial != instance.records[r]!.serial { return nil }
                     let reported = instance.records[r]!.failureReported
                     var (n, error) = sendOnce(stack, instance.records[r]!.stackID, iov, count, skip: total)
                     if n > 0 { instance.driveAfterOutput() }
@@ -140,18 +147,20 @@ extension PreloadRuntime {
                     }
                     return TransferTurn(
                         moved: n, error: error, nonBlocking: instance.records[r]!.nonBlocking,
-                        failureReported: reported, timeout: instance.records[r]!.sendTimeout)
+                        failureReported: reported, timeout: instance.records[r]!.sendTimeout,
+                        serial: instance.records[r]!.serial)
                 }, otherwise: { nil })
             guard let turn else {
+                if serial != nil { return total > 0 ? total : failSize(.EBADF) }
                 logOnce("inherited-io", "a connection inherited across fork belongs to the parent process: EBADF here")
                 return failSize(.EBADF)
             }
+            serial = turn.serial
             total += turn.moved
             if total >= wanted { return total }
             if let error = turn.error, error != .EAGAIN {
                 if total > 0 { return total }
-                if error == .EPIPE && flags & Int32(MSG_NOSIGNAL) == 0 { raise(SIGPIPE) }
-                return failSize(error)
+                return failSend(error, flags: flags)
             }
             if turn.nonBlocking || dontWait { return total > 0 ? total : failSize(.EAGAIN) }
             let woke = wait(for: fd, events: Int16(POLLOUT), timeout: turn.timeout)
@@ -160,22 +169,6 @@ extension PreloadRuntime {
         }
     }
 
-    /// The peer's address for recvfrom/recvmsg callers that ask for it.
-    func peerAddress(
-        _ entry: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
-    ) {
-        guard address != nil, length != nil else { return }
-        let peer = withRecord(
-            entry,
-            { instance, stack, r in
-                (try? stack.getpeername(instance.records[r]!.stackID)).map { ($0, instance.records[r]!.inet6) }
-            }, otherwise: { nil })
-        guard let (name, inet6) = peer else {
-            length?.pointee = 0
-            return
-        }
-        writeAddress(name, address, length, inet6: inet6)
-    }
 }
 
 /// What one pass of a read or write did, and what the record says about waiting for more.
@@ -185,6 +178,7 @@ struct TransferTurn {
     var nonBlocking: Bool
     var failureReported: Bool
     var timeout: Int64
+    var serial: UInt64
 }
 
 @inline(__always)
@@ -195,18 +189,24 @@ func withOneBuffer<R>(_ base: UnsafeRawPointer?, _ length: Int, _ body: (UnsafeP
 
 @_cdecl("read")
 public func hook_read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_read(fd, buffer, count) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    return withOneBuffer(buffer, count) { runtime.receive(fd, entry, $0, 1, flags: 0) }
+    let transfer = Transfer.whole(buffer, UInt(bitPattern: count))
+    return withOneBuffer(buffer, transfer.length) {
+        runtime.receive(fd, entry, $0, 1, transfer, flags: 0, emptyReachesSocket: false)
+    }
 }
 
 @_cdecl("recv")
 public func hook_recv(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_recvfrom(fd, buffer, count, flags, nil, nil) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    return withOneBuffer(buffer, count) { runtime.receive(fd, entry, $0, 1, flags: flags) }
+    let transfer = Transfer.single(buffer, UInt(bitPattern: count))
+    return withOneBuffer(buffer, transfer.length) {
+        runtime.receive(fd, entry, $0, 1, transfer, flags: flags, emptyReachesSocket: true)
+    }
 }
 
 @_cdecl("recvfrom")
@@ -214,70 +214,110 @@ public func hook_recvfrom(
     _ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32,
     _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
 ) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_recvfrom(fd, buffer, count, flags, address, length) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    let n = withOneBuffer(buffer, count) { runtime.receive(fd, entry, $0, 1, flags: flags) }
-    if n >= 0 { runtime.peerAddress(entry, address, length) }
+    let transfer = Transfer.single(buffer, UInt(bitPattern: count))
+    let n = withOneBuffer(buffer, transfer.length) {
+        runtime.receive(fd, entry, $0, 1, transfer, flags: flags, emptyReachesSocket: true)
+    }
+    // TCP gives no address: a length of 0, written as move_addr_to_user writes it (which can
+    // fail the call after the bytes were taken, as on Linux).
+    if n >= 0, address != nil {
+        switch SocketAddressCopy.outbound(UnsafeMutableRawPointer(address), length, size: 0) {
+        case .failure(let error): return failSize(error)
+        case .success: length?.pointee = 0
+        }
+    }
     return n
 }
 
-/// readv/writev/recvmsg/sendmsg on a stack socket: the iovec array checked as Linux does
-/// (`tooMany` when over IOV_MAX), then received into or sent from.
+/// readv, writev, recvmsg and sendmsg on a stack socket: the iovec array checked as Linux
+/// does (`tooMany` when over IOV_MAX), then received into or sent from.
 func transferVector(
-    _ fd: Int32, _ entry: Int32, _ vector: UnsafePointer<iovec>?, _ count: Int, flags: Int32, tooMany: Errno,
-    receive: Bool
+    _ fd: Int32, _ entry: Int32, _ vector: UnsafePointer<iovec>?, _ count: UInt, flags: Int32, tooMany: Int32,
+    receive: Bool, emptyReachesSocket: Bool
 ) -> Int {
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    guard count >= 0 else { return failSize(.EINVAL) }
-    guard count <= 1024 else { return failSize(tooMany) }
-    guard let vector else { return count == 0 ? 0 : failSize(.EFAULT) }
+    let transfer = Transfer.vector(vector, count, tooMany: tooMany)
+    guard case .move = transfer, let vector else {
+        // Nothing to walk: a failure, or no buffers at all.
+        return withOneBuffer(nil, 0) {
+            receive
+                ? runtime.receive(fd, entry, $0, 0, transfer, flags: flags, emptyReachesSocket: emptyReachesSocket)
+                : runtime.send(fd, entry, $0, 0, transfer, flags: flags, emptyReachesSocket: emptyReachesSocket)
+        }
+    }
     return receive
-        ? runtime.receive(fd, entry, vector, count, flags: flags) : runtime.send(fd, entry, vector, count, flags: flags)
+        ? runtime.receive(fd, entry, vector, Int(count), transfer, flags: flags, emptyReachesSocket: emptyReachesSocket)
+        : runtime.send(fd, entry, vector, Int(count), transfer, flags: flags, emptyReachesSocket: emptyReachesSocket)
 }
 
 @_cdecl("readv")
 public func hook_readv(_ fd: Int32, _ vector: UnsafePointer<iovec>?, _ count: Int32) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_readv(fd, vector, count) }
-    return transferVector(fd, entry, vector, Int(count), flags: 0, tooMany: .EINVAL, receive: true)
+    return transferVector(
+        fd, entry, vector, UInt(bitPattern: Int(count)), flags: 0, tooMany: EINVAL, receive: true,
+        emptyReachesSocket: false)
+}
+
+/// What a msghdr says before its buffers are looked at (__copy_msghdr): EFAULT when it cannot
+/// be read, EINVAL for a negative name length, EMSGSIZE for more than IOV_MAX buffers; and
+/// for sendmsg (`copiesName`) EFAULT when the name cannot be read.
+func checkMessage(_ message: UnsafePointer<msghdr>?, copiesName: Bool) -> KernelError? {
+    guard let message, UserMemory.usable(message, UInt(MemoryLayout<msghdr>.size)) else { return KernelError(EFAULT) }
+    let name = message.pointee.msg_name
+    let nameLength = Int32(bitPattern: message.pointee.msg_namelen)
+    if name != nil && nameLength < 0 { return KernelError(EINVAL) }
+    if copiesName, name != nil,
+        !UserMemory.usable(name, UInt(min(Int(nameLength), SocketAddressCopy.storageSize)))
+    {
+        return KernelError(EFAULT)
+    }
+    if UInt(bitPattern: message.pointee.msg_iovlen) > UInt(UserMemory.vectorLimit) { return KernelError(EMSGSIZE) }
+    return nil
 }
 
 @_cdecl("recvmsg")
 public func hook_recvmsg(_ fd: Int32, _ message: UnsafeMutablePointer<msghdr>?, _ flags: Int32) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_recvmsg(fd, message, flags) }
-    guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    guard let message else { return failSize(.EFAULT) }
+    if let error = checkMessage(message, copiesName: false) { return failSize(error) }
+    let message = message!
     let n = transferVector(
-        fd, entry, message.pointee.msg_iov, Int(message.pointee.msg_iovlen), flags: flags, tooMany: .EMSGSIZE,
-        receive: true)
+        fd, entry, message.pointee.msg_iov, UInt(bitPattern: message.pointee.msg_iovlen), flags: flags,
+        tooMany: EMSGSIZE,
+        receive: true, emptyReachesSocket: true)
     if n >= 0 {
-        if let name = message.pointee.msg_name {
-            var length = message.pointee.msg_namelen
-            runtime.peerAddress(entry, name.assumingMemoryBound(to: sockaddr.self), &length)
-            message.pointee.msg_namelen = length
-        }
+        // TCP gives no address and no control messages; the flags say only MSG_CMSG_CLOEXEC back.
+        if message.pointee.msg_name != nil { message.pointee.msg_namelen = 0 }
         message.pointee.msg_controllen = 0
-        message.pointee.msg_flags = 0
+        message.pointee.msg_flags = flags & Int32(MSG_CMSG_CLOEXEC)
     }
     return n
 }
 
 @_cdecl("write")
 public func hook_write(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_write(fd, buffer, count) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    return withOneBuffer(buffer, count) { runtime.send(fd, entry, $0, 1, flags: 0) }
+    let transfer = Transfer.whole(buffer, UInt(bitPattern: count))
+    return withOneBuffer(buffer, transfer.length) {
+        runtime.send(fd, entry, $0, 1, transfer, flags: 0, emptyReachesSocket: true)
+    }
 }
 
 @_cdecl("send")
 public func hook_send(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: Int32) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_sendto(fd, buffer, count, flags, nil, 0) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    return withOneBuffer(buffer, count) { runtime.send(fd, entry, $0, 1, flags: flags) }
+    let transfer = Transfer.single(buffer, UInt(bitPattern: count))
+    return withOneBuffer(buffer, transfer.length) {
+        runtime.send(fd, entry, $0, 1, transfer, flags: flags, emptyReachesSocket: true)
+    }
 }
 
 @_cdecl("sendto")
@@ -285,37 +325,50 @@ public func hook_sendto(
     _ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: Int32, _ address: UnsafePointer<sockaddr>?,
     _ length: socklen_t
 ) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_sendto(fd, buffer, count, flags, address, length) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    // A connected stream socket ignores the address, as Linux's TCP does.
-    return withOneBuffer(buffer, count) { runtime.send(fd, entry, $0, 1, flags: flags) }
+    let transfer = Transfer.single(buffer, UInt(bitPattern: count))
+    if case .fail(let error) = transfer { return failSize(error) }
+    // Copied in (and so checked), then ignored, as Linux's TCP does on a connected socket.
+    if address != nil, let error = SocketAddressCopy.inbound(address, length) { return failSize(error) }
+    return withOneBuffer(buffer, transfer.length) {
+        runtime.send(fd, entry, $0, 1, transfer, flags: flags, emptyReachesSocket: true)
+    }
 }
 
 @_cdecl("writev")
 public func hook_writev(_ fd: Int32, _ vector: UnsafePointer<iovec>?, _ count: Int32) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_writev(fd, vector, count) }
-    return transferVector(fd, entry, vector, Int(count), flags: 0, tooMany: .EINVAL, receive: false)
+    return transferVector(
+        fd, entry, vector, UInt(bitPattern: Int(count)), flags: 0, tooMany: EINVAL, receive: false,
+        emptyReachesSocket: false)
 }
 
 @_cdecl("sendmsg")
 public func hook_sendmsg(_ fd: Int32, _ message: UnsafePointer<msghdr>?, _ flags: Int32) -> Int {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_sendmsg(fd, message, flags) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
-    guard let message else { return failSize(.EFAULT) }
-    if message.pointee.msg_controllen > 0 {
-        runtime.logOnce("cmsg", "control messages on stack sockets are not supported: ignored")
+    if let error = checkMessage(message, copiesName: true) { return failSize(error) }
+    let message = message!
+    let iov = message.pointee.msg_iov
+    let count = UInt(bitPattern: message.pointee.msg_iovlen)
+    if case .fail(let error) = Transfer.vector(iov, count, tooMany: EMSGSIZE) { return failSize(error) }
+    let control = ControlMessages.check(message.pointee.msg_control, message.pointee.msg_controllen)
+    if let error = control.error { return failSize(error) }
+    if control.socketLevel {
+        runtime.logOnce(
+            "cmsg", "SOL_SOCKET control messages (marks, timestamps, SCM_TXTIME) have no effect on stack sockets")
     }
     return transferVector(
-        fd, entry, message.pointee.msg_iov, Int(message.pointee.msg_iovlen), flags: flags, tooMany: .EMSGSIZE,
-        receive: false)
+        fd, entry, iov, count, flags: flags, tooMany: EMSGSIZE, receive: false, emptyReachesSocket: true)
 }
 
 @_cdecl("sendfile")
 public func hook_sendfile(_ out: Int32, _ input: Int32, _ offset: UnsafeMutablePointer<off_t>?, _ count: Int) -> Int {
-    let entry = mtcp_fd_entry(out)
+    let entry = socketEntry(out)
     guard entry != 0 else { return mtcp_real_sendfile(out, input, offset, count) }
     guard let runtime = PreloadRuntime.current else { return failSize(.EBADF) }
     return runtime.sendFile(out, entry, input, offset, count)
@@ -326,12 +379,35 @@ public func hook_sendfile64(_ out: Int32, _ input: Int32, _ offset: UnsafeMutabl
     hook_sendfile(out, input, offset, count)
 }
 
+extension Transfer {
+    /// The bytes a checked transfer moves (0 when it fails).
+    var length: Int {
+        if case .move(let length, _) = self { return length }
+        return 0
+    }
+}
+
 extension PreloadRuntime {
     /// sendfile to a stack socket: file bytes are read into a buffer and queued. With an
-    /// offset the file position stays; without one it advances by what was sent.
+    /// offset the file position stays; without one it advances by what was sent. The input
+    /// and the count are checked first, as do_sendfile checks them.
     func sendFile(_ out: Int32, _ entry: Int32, _ input: Int32, _ offset: UnsafeMutablePointer<off_t>?, _ count: Int)
         -> Int
     {
+        if let offset, !UserMemory.usable(offset, UInt(MemoryLayout<off_t>.size)) { return failSize(.EFAULT) }
+        let mode = mtcp_real_fcntl(input, F_GETFL, 0)
+        if mode < 0 || mode & O_ACCMODE == O_WRONLY { return failSize(.EBADF) }
+        // An offset needs a file it can be applied to (not a pipe or a socket).
+        if offset != nil && lseek(input, 0, SEEK_CUR) < 0 && mtcp_errno() == ESPIPE {
+            return failSize(KernelError(ESPIPE))
+        }
+        // Linux reads no socket this way, the stack's included (their descriptors are placeholders).
+        if socketEntry(input) != 0 { return failSize(.EINVAL) }
+        let start = offset?.pointee ?? 0
+        guard count >= 0, start >= 0, !start.addingReportingOverflow(off_t(count)).overflow else {
+            return failSize(.EINVAL)
+        }
+        let count = min(count, UserMemory.transferLimit)
         let chunk = 65536
         return withUnsafeTemporaryAllocation(byteCount: chunk, alignment: 16) { buffer in
             var total = 0

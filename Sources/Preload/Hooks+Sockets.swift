@@ -38,9 +38,21 @@ func readAddress(
     _ address: UnsafePointer<sockaddr>?, _ length: socklen_t, of record: SocketRecord, connecting: Bool,
     ipv6: Bool
 ) -> AddressMeaning {
+    // The length before the address (inet_bind, tcp_v4_connect, inet6_bind, tcp_v6_connect).
+    guard length >= (record.inet6 ? 24 : 16) else { return .failure(.EINVAL) }
     guard record.inet6 else {
-        guard let (ip, port) = try? InetSocketAddress.read(address, length) else { return .failure(.EINVAL) }
-        return .stack(IPAddress(ip), port)
+        var inet = UnsafeRawPointer(address!).loadUnaligned(as: sockaddr_in.self)
+        // Binding AF_UNSPEC with the any address is binding AF_INET (Linux's compatibility rule).
+        if !connecting && inet.sin_family == sa_family_t(AF_UNSPEC) && inet.sin_addr.s_addr == 0 {
+            inet.sin_family = sa_family_t(AF_INET)
+        }
+        let read: Result<(IPv4Address, UInt16), Errno> = passing(&inet) { pointer, size in
+            Result { () throws(Errno) in try InetSocketAddress.read(pointer, size) }
+        }
+        switch read {
+        case .success(let (ip, port)): return .stack(IPAddress(ip), port)
+        case .failure(let error): return .failure(error)
+        }
     }
     let target: IPAddress
     let port: UInt16
@@ -411,6 +423,10 @@ func passing<Address, R>(_ address: inout Address, _ body: (UnsafePointer<sockad
 @_cdecl("socket")
 public func hook_socket(_ domain: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
     let base = type & 0xF
+    // Flags other than SOCK_NONBLOCK and SOCK_CLOEXEC: the kernel's EINVAL.
+    guard type & ~(0xF | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) == 0 else {
+        return mtcp_real_socket(domain, type, proto)
+    }
     guard mtcp_enabled != 0, domain == AF_INET || domain == AF_INET6, base == Int32(SOCK_STREAM.rawValue),
         proto == 0 || proto == Int32(IPPROTO_TCP)
     else {
@@ -468,9 +484,10 @@ func mtcp_withProcessLock<R>(_ body: () -> R) -> R {
 
 @_cdecl("bind")
 public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_bind(fd, address, length) }
     guard let runtime = PreloadRuntime.current else { return fail(.EINVAL) }
+    if let error = SocketAddressCopy.inbound(address, length) { return fail(error) }
     enum Outcome {
         case done(Int32)
         case movedToKernel
@@ -509,7 +526,7 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
 
 @_cdecl("listen")
 public func hook_listen(_ fd: Int32, _ backlog: Int32) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_listen(fd, backlog) }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     let backlog = backlog <= 0 ? 128 : min(backlog, 65535)
@@ -570,6 +587,7 @@ struct ListenerView {
     var receiveTimeout: Int64
     /// An AF_INET6 listener: accepted sockets are AF_INET6, their peers shown v4-mapped.
     var inet6: Bool
+    var serial: UInt64
 }
 
 extension PreloadRuntime {
@@ -602,7 +620,13 @@ extension PreloadRuntime {
                 in: instance, for: accepted.socket, nonBlocking: flags & Int32(SOCK_NONBLOCK.rawValue) != 0,
                 closeOnExec: flags & Int32(SOCK_CLOEXEC.rawValue) != 0, keepsOptions: false, inet6: inet6)
         }
-        if let result, result >= 0, let peer { writeAddress(peer, address, length, inet6: inet6) }
+        if let result, result >= 0, let peer, address != nil,
+            let error = copyAddressOut(peer, address, length, inet6: inet6)
+        {
+            // Linux fails the call, and the connection it took goes with its new descriptor.
+            _ = hook_close(result)
+            return fail(error)
+        }
         return result
     }
 }
@@ -611,15 +635,18 @@ extension PreloadRuntime {
 public func hook_accept4(
     _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?, _ flags: Int32
 ) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_accept4(fd, address, length, flags) }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
     guard flags & ~(Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) == 0 else { return fail(.EINVAL) }
+    var serial: UInt64?
     while true {
         let seen: Result<ListenerView, Errno> = runtime.withRecord(
             entry,
             { instance, stack, r in
                 let record = instance.records[r]!
+                // Closed while this call waited, and the entry given to another socket.
+                if let serial, serial != record.serial { return .failure(.EBADF) }
                 guard record.listening else { return .failure(.EINVAL) }
                 instance.records[r]!.preferKernel.toggle()
                 let turns = max(record.copies.count, 1)
@@ -632,13 +659,14 @@ public func hook_accept4(
                         kernelFirst: record.kernelListener && record.preferKernel,
                         kernelHalfMayBeReady: record.kernelHalfMayBeReady,
                         kernelHalfLastTry: record.kernelHalfLastTry, receiveTimeout: record.receiveTimeout,
-                        inet6: record.inet6))
+                        inet6: record.inet6, serial: record.serial))
             }, otherwise: { .failure(.EBADF) })
         let view: ListenerView
         switch seen {
         case .failure(let error): return fail(error)
         case .success(let found): view = found
         }
+        serial = view.serial
         let home = runtime.instance(of: entry)
         if !view.kernelFirst {
             if view.copies.isEmpty {
@@ -683,13 +711,17 @@ public func hook_accept4(
 
 @_cdecl("connect")
 public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_connect(fd, address, length) }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
+    // As inet_stream_connect: the copy, a family's worth of length, AF_UNSPEC, then the state.
+    if let error = SocketAddressCopy.inbound(address, length) { return fail(error) }
+    guard length >= socklen_t(MemoryLayout<sa_family_t>.size), let address else { return fail(.EINVAL) }
+    let family = Int32(UnsafeRawPointer(address).loadUnaligned(as: sa_family_t.self))
     enum Outcome {
         case done(Int32)
         case movedToKernel(bound: UInt16?, inet6: Bool)
-        case inProgress(nonBlocking: Bool, timeout: Int64, id: Int32, ip: IPAddress, port: UInt16)
+        case inProgress(nonBlocking: Bool, timeout: Int64, id: Int32, ip: IPAddress, port: UInt16, serial: UInt64)
     }
     let home = runtime.instance(of: entry)
     let outcome: Outcome = home.withLock {
@@ -697,13 +729,20 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
             return .done(fail(.EBADF))
         }
         let record = home.records[r]!
+        let connected = (try? stack.getpeername(record.stackID)) != nil
+        if family == AF_UNSPEC {
+            // Dissolving an association: nothing to do for a socket without one.
+            guard connected || record.listening else { return .done(0) }
+            runtime.logOnce("dissolve", "connect(AF_UNSPEC) on a connected or listening stack socket is not supported")
+            return .done(fail(.EOPNOTSUPP))
+        }
+        if connected || record.listening { return .done(fail(.EISCONN)) }
         let ip: IPAddress
         let port: UInt16
         switch readAddress(address, length, of: record, connecting: true, ipv6: stack.ipv6Enabled) {
         case .stack(let a, let p): (ip, port) = (a, p)
         case .failure(let error):
-            // AF_UNSPEC (dissolve) and other families: the kernel decides on a kernel socket.
-            return .done(fail(record.inet6 ? error : .EAFNOSUPPORT))
+            return .done(fail(error))
         case .kernel(let reason):
             guard runtime.fallBack(home, fd, r, reason: reason) else { return .done(fail(.ENOBUFS)) }
             return .movedToKernel(bound: record.bound && record.localPort != 0 ? record.localPort : nil, inet6: true)
@@ -724,7 +763,8 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
             // The SYN goes now, or with the batch's other frames (`inEpollBatch`).
             home.driveAfterOutput()
             return .inProgress(
-                nonBlocking: record.nonBlocking, timeout: record.sendTimeout, id: record.stackID, ip: ip, port: port)
+                nonBlocking: record.nonBlocking, timeout: record.sendTimeout, id: record.stackID, ip: ip, port: port,
+                serial: record.serial)
         } catch {
             return .done(fail(error))
         }
@@ -735,14 +775,16 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
     case .movedToKernel(let bound, let inet6):
         if let bound { _ = withAnyAddress(port: bound, inet6: inet6) { mtcp_real_bind(fd, $0, $1) } }
         return mtcp_real_connect(fd, address, length)
-    case .inProgress(let nonBlocking, let timeout, let id, let ip, let port):
+    case .inProgress(let nonBlocking, let timeout, let id, let ip, let port, let serial):
         if nonBlocking { return fail(.EINPROGRESS) }
         while true {
             let woke = runtime.wait(for: fd, events: Int16(POLLOUT), timeout: timeout)
             if woke < 0 { return -1 }
             if woke == 0 { return fail(.EINPROGRESS) }
             let finished: Int32? = home.withLock {
-                guard let stack = home.stack else { return fail(.EBADF) }
+                // Closed while this call waited: its stack socket may be another's by now.
+                guard let stack = home.stack, let r = home.record(forEntry: entry), home.records[r]!.serial == serial
+                else { return fail(.EBADF) }
                 do throws(Errno) {
                     try stack.connect(id, address: ip, port: port)
                     return 0
@@ -761,7 +803,7 @@ public func hook_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ len
 
 @_cdecl("shutdown")
 public func hook_shutdown(_ fd: Int32, _ how: Int32) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_shutdown(fd, how) }
     return withStackSocket(entry) { instance, stack, r in
         do throws(Errno) {
@@ -778,13 +820,14 @@ public func hook_shutdown(_ fd: Int32, _ how: Int32) -> Int32 {
 public func hook_getsockname(
     _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
 ) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_getsockname(fd, address, length) }
     return withStackSocket(entry) { instance, stack, r in
-        guard address != nil, length != nil else { return fail(.EFAULT) }
         do throws(Errno) {
             let name = try stack.getsockname(instance.records[r]!.stackID)
-            writeAddress(name, address, length, inet6: instance.records[r]!.inet6)
+            if let error = copyAddressOut(name, address, length, inet6: instance.records[r]!.inet6) {
+                return fail(error)
+            }
             return 0
         } catch {
             return fail(error)
@@ -796,13 +839,14 @@ public func hook_getsockname(
 public func hook_getpeername(
     _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?
 ) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_getpeername(fd, address, length) }
     return withStackSocket(entry) { instance, stack, r in
-        guard address != nil, length != nil else { return fail(.EFAULT) }
         do throws(Errno) {
-            writeAddress(
-                try stack.getpeername(instance.records[r]!.stackID), address, length, inet6: instance.records[r]!.inet6)
+            let name = try stack.getpeername(instance.records[r]!.stackID)
+            if let error = copyAddressOut(name, address, length, inet6: instance.records[r]!.inet6) {
+                return fail(error)
+            }
             return 0
         } catch {
             return fail(error)
@@ -814,11 +858,40 @@ public func hook_getpeername(
 public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: UnsafeRawPointer?, _ length: socklen_t)
     -> Int32
 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_setsockopt(fd, level, name, value, length) }
     guard let runtime = PreloadRuntime.current else { return fail(.EBADF) }
-    guard let value else { return fail(.EFAULT) }
-    let bytes = UnsafeRawBufferPointer(start: value, count: Int(length))
+    if let error = SocketOptionRules.set(level: level, name: name, value: value, length: length) { return fail(error) }
+    // The option's own size is read, as Linux copies it in (a longer length reads no further);
+    // a value the rules let through unreadable is none, or 0 at IPPROTO_IPV6.
+    var copied: (UInt64, UInt64) = (0, 0)
+    var size = SocketOptionRules.valueSize(level: level, name: name, length: length)
+    if let value, UserMemory.usable(value, UInt(size)) {
+        withUnsafeMutableBytes(of: &copied) { $0.baseAddress!.copyMemory(from: value, byteCount: size) }
+    } else if level != Int32(IPPROTO_IPV6) {
+        size = 0
+    }
+    var timeout = SocketOptionRules.Timeout.none
+    if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) {
+        switch withUnsafeBytes(
+            of: &copied, { SocketOptionRules.timeout(UnsafeRawBufferPointer(rebasing: $0[0..<size])) })
+        {
+        case .failure(let error): return fail(error)
+        case .success(let asked): timeout = asked
+        }
+        // What getsockopt reads back (a negative time reads as none).
+        copied = (UInt64(bitPattern: timeout.shown.seconds), UInt64(bitPattern: timeout.shown.microseconds))
+    }
+    return withUnsafeBytes(of: &copied) { raw in
+        setOption(runtime, entry, level: level, name: name, UnsafeRawBufferPointer(rebasing: raw[0..<size]), timeout)
+    }
+}
+
+/// setsockopt's work with the value checked and copied (`bytes`), and a timeout's meaning.
+func setOption(
+    _ runtime: PreloadRuntime, _ entry: Int32, level: Int32, name: Int32, _ bytes: UnsafeRawBufferPointer,
+    _ timeout: SocketOptionRules.Timeout
+) -> Int32 {
     var copies: [(instance: Int, id: Int32)] = []
     let home = runtime.instance(of: entry)
     // Inherited records keep options too (for the listener this process may adopt).
@@ -836,14 +909,11 @@ public func hook_setsockopt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value:
             }
             copies = home.records[r]!.otherCopies(home: home.index)
         }
-        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && length >= 16 {
-            let ns =
-                bytes.loadUnaligned(as: Int64.self) * 1_000_000_000
-                + bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self) * 1_000
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) {
             if name == SO_RCVTIMEO {
-                home.records[r]!.receiveTimeout = max(ns, 0)
+                home.records[r]!.receiveTimeout = timeout.nanoseconds
             } else {
-                home.records[r]!.sendTimeout = max(ns, 0)
+                home.records[r]!.sendTimeout = timeout.nanoseconds
             }
         }
         // Kept for a fall-back to the kernel and for a forked child re-creating a listener;
@@ -864,28 +934,30 @@ public func hook_getsockopt(
     _ fd: Int32, _ level: Int32, _ name: Int32, _ value: UnsafeMutableRawPointer?,
     _ length: UnsafeMutablePointer<socklen_t>?
 ) -> Int32 {
-    let entry = mtcp_fd_entry(fd)
+    let entry = socketEntry(fd)
     guard entry != 0 else { return mtcp_real_getsockopt(fd, level, name, value, length) }
     return withStackSocket(entry) { instance, stack, r in
-        guard let value, let length else { return fail(.EFAULT) }
-        if let answer = PreloadRuntime.familyOption(instance.records[r]!, level: level, name: name) {
-            guard Int32(length.pointee) >= 0 else { return fail(.EINVAL) }
-            return withUnsafeBytes(of: answer) { bytes in
-                let copied = min(4, Int(length.pointee))
-                value.copyMemory(from: bytes.baseAddress!, byteCount: copied)
-                length.pointee = socklen_t(copied)
-                return 0
-            }
+        if let error = SocketOptionRules.get(level: level, length: length, inet6: instance.records[r]!.inet6) {
+            return fail(error)
         }
-        if level == Int32(IPPROTO_IPV6) { return fail(.EOPNOTSUPP) }
+        let length = length!
+        let room = Int(length.pointee)
         // Options with a wider C form than the caller gave are cut, as the kernel does for ints.
+        func answer(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+            let copied = min(bytes.count, room)
+            guard UserMemory.usable(value, UInt(copied)) else { return fail(.EFAULT) }
+            if copied > 0 { value!.copyMemory(from: bytes.baseAddress!, byteCount: copied) }
+            length.pointee = socklen_t(copied)
+            return 0
+        }
+        if let known = PreloadRuntime.familyOption(instance.records[r]!, level: level, name: name) {
+            return withUnsafeBytes(of: known) { answer($0) }
+        }
+        if level == Int32(IPPROTO_IPV6) { return fail(.ENOPROTOOPT) }
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { scratch in
             do throws(Errno) {
                 let n = try stack.getsockopt(instance.records[r]!.stackID, level: level, name: name, into: scratch)
-                let copied = min(n, Int(length.pointee))
-                value.copyMemory(from: scratch.baseAddress!, byteCount: copied)
-                length.pointee = socklen_t(copied)
-                return 0
+                return answer(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
             } catch {
                 return fail(error)
             }

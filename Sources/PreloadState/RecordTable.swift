@@ -3,6 +3,7 @@
 public struct RecordTable: RandomAccessCollection, MutableCollection {
     var slots: [SocketRecord?] = []
     var free: [Int32] = []
+    var serials: UInt64 = 0
     /// The instance the table belongs to (entries naming another are not found here).
     public let instance: Int
 
@@ -26,8 +27,11 @@ public struct RecordTable: RandomAccessCollection, MutableCollection {
         return r
     }
 
-    /// Stores `record`; its index (a freed one first).
+    /// Stores `record` under a new serial; its index (a freed one first).
     public mutating func add(_ record: SocketRecord) -> Int32 {
+        var record = record
+        serials += 1
+        record.serial = serials
         if let reused = free.popLast() {
             slots[Int(reused)] = record
             return reused

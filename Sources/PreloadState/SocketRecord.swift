@@ -21,12 +21,18 @@ public struct SocketRecord {
 
     /// The socket in its instance's stack.
     public var stackID: Int32
+    /// Unique among the records its table ever held (`RecordTable.add`): a call that waits
+    /// tells by it whether its descriptor was closed meanwhile and the entry given to another.
+    public var serial: UInt64 = 0
     public var role: Role = .fresh
     public var ownership: Ownership = .own
     /// Descriptors referring to it.
     public var references = 1
     /// The application's O_NONBLOCK (the stack socket itself never blocks).
     public var nonBlocking = false
+    /// The other file status flags F_SETFL keeps (O_APPEND, O_NOATIME, O_ASYNC): F_GETFL
+    /// shows them as Linux does, though TCP does nothing with them.
+    public var statusFlags: Int32 = 0
     /// The placeholder is a real kernel listener too (0.0.0.0 also on loopback).
     public var kernelListener = false
     /// socket(2)'s protocol, for a fall-back to the kernel.

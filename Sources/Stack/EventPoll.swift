@@ -58,6 +58,11 @@ struct EventPollSet {
 /// Readiness bits that are always reported, as Linux does.
 let alwaysReported = EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP
 
+/// What may go with EPOLLEXCLUSIVE (Linux's EPOLLEXCLUSIVE_OK_BITS, EPOLLWAKEUP among them).
+let exclusiveBits =
+    EpollFlags.EPOLLIN | EpollFlags.EPOLLOUT | EpollFlags.EPOLLERR | EpollFlags.EPOLLHUP | 1 << 29
+    | EpollFlags.EPOLLET | EpollFlags.EPOLLEXCLUSIVE
+
 extension NetworkStack {
     /// epoll_create: a new, empty event poll set.
     public func epollCreate() -> Int32 {
@@ -87,6 +92,11 @@ extension NetworkStack {
         let s = try socketIndex(socket)
         let e = Int(epfd)
         let existing = epolls[e]!.registrations[socket]
+        // EPOLLEXCLUSIVE as Linux takes it: with ADD only and a few other bits, and a
+        // registration made with it cannot be modified.
+        if op != .delete && events & EpollFlags.EPOLLEXCLUSIVE != 0 {
+            if op == .modify || events & ~exclusiveBits != 0 { throw .EINVAL }
+        }
         switch op {
         case .add:
             guard existing == nil else { throw .EEXIST }
@@ -94,6 +104,7 @@ extension NetworkStack {
             sockets.watchers[s].append(epfd)
         case .modify:
             guard var registration = existing else { throw .ENOENT }
+            if registration.interest & EpollFlags.EPOLLEXCLUSIVE != 0 { throw .EINVAL }
             registration.interest = events
             registration.data = data
             registration.disabled = false

@@ -221,4 +221,26 @@ let OUT = EpollFlags.EPOLLOUT
             _ = try out.withUnsafeMutableBufferPointer { try hosts.a.epollWait(quiet, into: $0, timeout: 0) }
         }
     }
+
+    @Test func exclusiveGoesWithAddOnlyAndIsNeverModified() throws {
+        let hosts = TwoHosts()
+        let (_, server, _) = try hosts.connectedPair()
+        let ep = hosts.b.epollCreate()
+        let exclusive = EpollFlags.EPOLLEXCLUSIVE
+        #expect(throws: Errno.EINVAL, "not with EPOLLONESHOT") {
+            try hosts.b.epollControl(ep, op: .add, socket: server, events: IN | exclusive | EpollFlags.EPOLLONESHOT)
+        }
+        #expect(throws: Errno.EINVAL, "not with MOD, even unregistered") {
+            try hosts.b.epollControl(ep, op: .modify, socket: server, events: IN | exclusive)
+        }
+        try hosts.b.epollControl(
+            ep, op: .add, socket: server, events: IN | OUT | EpollFlags.EPOLLET | exclusive, data: 1)
+        #expect(try wait(hosts.b, ep) == [EpollEvent(events: OUT, data: 1)], "it reports as any registration")
+        #expect(throws: Errno.EINVAL, "a registration made with it") {
+            try hosts.b.epollControl(ep, op: .modify, socket: server, events: IN)
+        }
+        try hosts.b.epollControl(ep, op: .delete, socket: server)
+        try hosts.b.epollControl(ep, op: .add, socket: server, events: IN)
+        try hosts.b.epollControl(ep, op: .modify, socket: server, events: OUT)
+    }
 }

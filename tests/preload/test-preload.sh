@@ -18,6 +18,10 @@
 # server (peer6.py below, dual-stack on PEER6_PORT). Their stack run must print the same "| "
 # lines as the kernel's run, and its counters (MTCP_STATS) must show the connections it carried.
 #
+# The hostile cases (hostile.c) hand every call the library exports hostile arguments (bad
+# pointers, lengths, counts, descriptors) and print each result and errno in "| " lines; their
+# stack run must print exactly the kernel run's lines.
+#
 # Prints "PASS CASE (stack|kernel)" or "FAIL ..." per run and ends with
 # "test-preload: N passed, M failed"; exits 1 when any run failed. Needs root, gcc, python3.
 set -euo pipefail
@@ -298,23 +302,30 @@ declare -A V6_COUNTERS=(
     [v6-client]="passive_opens=0 active_opens=2"
     [v6-foreign-bind]="passive_opens=0 active_opens=0"
 )
-run_v6() {
-    local program="$1" name="$2" stats="$WORK/v6stats.$2" failed_before="$FAILED" ok key want got counters
-    run kernel "$program" "$name"
-    rm -f "$stats".*
-    run stack "$program" "$name" MTCP_ADDR="$S_ADDR/24,$S_ADDR6/64" MTCP_STATS="$stats"
+# shown_alike NAME FAILED-BEFORE: compares the "| " lines of case NAME's kernel and stack runs
+# and counts the verdict; returns 1 (the verdict left out) when one of the runs failed.
+shown_alike() {
+    local name="$1" failed_before="$2" ok=1
     grep '^| ' "$WORK/$name.kernel.log" >"$WORK/$name.kernel.shown" || true
     grep '^| ' "$WORK/$name.stack.log" >"$WORK/$name.stack.shown" || true
-    ok=1
     diff -u --label kernel --label stack "$WORK/$name.kernel.shown" "$WORK/$name.stack.shown" \
         >"$WORK/$name.diff" 2>&1 || ok=0
     if ((FAILED != failed_before)); then
         # A run failed (shown above): what the library showed differently, for the record.
         ((ok)) || { echo "    kernel and library differ:" && sed 's/^/    /' "$WORK/$name.diff"; }
-        return 0
+        return 1
     fi
     verdict "$name (the library shows what the kernel shows: $(wc -l <"$WORK/$name.kernel.shown") lines)" \
         "$ok" "$WORK/$name.diff"
+    return 0
+}
+
+run_v6() {
+    local program="$1" name="$2" stats="$WORK/v6stats.$2" failed_before="$FAILED" ok key want got counters
+    run kernel "$program" "$name"
+    rm -f "$stats".*
+    run stack "$program" "$name" MTCP_ADDR="$S_ADDR/24,$S_ADDR6/64" MTCP_STATS="$stats"
+    shown_alike "$name" "$failed_before" || return 0
     counters="$(cat "$stats".* 2>/dev/null || true)"
     ok=1
     for key in ${V6_COUNTERS[$name]}; do
@@ -332,8 +343,17 @@ run_v6() {
     verdict "$name (stack counters: ${carried:-no stack ran}; want ${V6_COUNTERS[$name]})" "$ok" "$stats.shown"
 }
 
-# Cases: PROGRAM CASE MODES (both = stack and kernel). fork-write is the library's own rule:
-# with the kernel, a child's write to an inherited connection goes through.
+# Cases checked call by call against the kernel (hostile.c): the kernel's run, then the
+# library's; their "| " lines (each call's result and errno) must be the same.
+run_compare() {
+    local program="$1" name="$2" failed_before="$FAILED"
+    run kernel "$program" "$name"
+    run stack "$program" "$name"
+    shown_alike "$name" "$failed_before" || true
+}
+
+# Cases: PROGRAM CASE MODES (both = stack and kernel; v6 and compare as above). fork-write is
+# the library's own rule: with the kernel, a child's write to an inherited connection goes through.
 CASES=(
     "fds fd-numbers both"
     "fds fd-fstat both"
@@ -382,6 +402,10 @@ CASES=(
     "recvflags sendfile both"
     "recvflags epipe both"
     "impaired impaired special"
+    "hostile hostile-sockets compare"
+    "hostile hostile-data compare"
+    "hostile hostile-wait compare"
+    "hostile hostile-threads compare"
 )
 
 selected() {
@@ -406,6 +430,10 @@ for entry in "${CASES[@]}"; do
     fi
     if [[ "$modes" == v6 ]]; then
         run_v6 "$program" "$name"
+        continue
+    fi
+    if [[ "$modes" == compare ]]; then
+        run_compare "$program" "$name"
         continue
     fi
     # shellcheck disable=SC2086 # extra is a list of VAR=VALUE words
