@@ -37,7 +37,8 @@ start_probe() {
     }
 }
 
-# probe_result NAME  lets the probe send, waits for it and sets ANSWERED RESET EOF SILENT GONE_MS.
+# probe_result NAME  lets the probe send, waits for it and sets ANSWERED RESET EOF SILENT GONE
+# (gone_count) GONE_MS.
 probe_result() {
     local name="$1" summary
     touch "$WORK/$name.go"
@@ -50,6 +51,8 @@ probe_result() {
     EOF="$(sed -n 's/.*eof=\([0-9]*\).*/\1/p' <<<"$summary")"
     SILENT="$(sed -n 's/.*silent=\([0-9]*\).*/\1/p' <<<"$summary")"
     GONE_MS="$(sed -n 's/.*max_gone_ms=\([0-9]*\).*/\1/p' <<<"$summary")"
+    GONE="$(gone_count)"
+    echo "held $HELD: answered $ANSWERED, gone $GONE (reset $RESET, eof $EOF), silent $SILENT; slowest ${GONE_MS} ms" >&2
 }
 
 # gone_count  the connections the peer saw end: reset on the stack (nobody can send a FIN for a
@@ -59,6 +62,13 @@ gone_count() {
         ((EOF == 0)) || echo "a dead process's connection read EOF on the stack: who sent a FIN?" >&2
         echo "$RESET"
     fi
+}
+
+# split_verdict NAME  probe_result NAME, then: some connections answered (the live worker's),
+# the others gone within 1 s of the request (the dead one's), none silent.
+split_verdict() {
+    probe_result "$1" || return 1
+    ((ANSWERED > 0 && GONE > 0 && ANSWERED + GONE == HELD && SILENT == 0 && GONE_MS < 1000))
 }
 
 # fresh_connections COUNT  COUNT new connections, each answered with 200 and connected within
@@ -90,11 +100,7 @@ worker_killed() {
     kill -KILL "$victim"
     # The sweep runs every 50 ms; nginx's master starts a new worker.
     sleep 0.3
-    probe_result worker || return 1
-    local gone
-    gone="$(gone_count)"
-    echo "held $HELD: answered $ANSWERED, gone $gone (reset $RESET, eof $EOF), silent $SILENT; slowest ${GONE_MS} ms" >&2
-    ((ANSWERED > 0 && gone > 0 && ANSWERED + gone == HELD && SILENT == 0 && GONE_MS < 1000)) || return 1
+    split_verdict worker || return 1
     fresh_connections 40
 }
 check "one nginx worker of 2 SIGKILLed: its keep-alive connections reset within 1 s of their next request, the other's answered, new connections at once" worker_killed
@@ -117,11 +123,7 @@ primary_killed() {
     kill -KILL "$victim"
     WORKERS="${WORKERS#* }"
     sleep 0.3
-    probe_result primary || return 1
-    local gone
-    gone="$(gone_count)"
-    echo "held $HELD: answered $ANSWERED, gone $gone (reset $RESET, eof $EOF), silent $SILENT; slowest ${GONE_MS} ms" >&2
-    ((ANSWERED > 0 && gone > 0 && ANSWERED + gone == HELD && SILENT == 0 && GONE_MS < 1000)) || return 1
+    split_verdict primary || return 1
     fresh_connections 20
 }
 check "nginx's master SIGKILLed, then a worker: the last worker serves and resets the dead worker's connections within 1 s" primary_killed
@@ -148,10 +150,7 @@ server_restarted() {
     fi
     fresh_connections 20 || return 1
     probe_result restart || return 1
-    local gone
-    gone="$(gone_count)"
-    echo "held $HELD: answered $ANSWERED, gone $gone (reset $RESET, eof $EOF), silent $SILENT; slowest ${GONE_MS} ms" >&2
-    ((gone == HELD && GONE_MS < 1000))
+    ((GONE == HELD && GONE_MS < 1000))
 }
 check "every nginx process SIGKILLed: nginx restarts and binds at once, the old connections reset within 1 s of their next request" server_restarted
 
