@@ -433,6 +433,12 @@ for entry in "${CASES[@]}"; do
         continue
     fi
     if [[ "$modes" == compare ]]; then
+        # AddressSanitizer's own interceptors of getsockname and poll, in front of the library,
+        # read the kernel-half pointers these cases pass and crash before the library is called.
+        if [[ "${MTCP_PRELOAD_RUNTIME:-}" == *asan* && ("$name" == hostile-sockets || "$name" == hostile-wait) ]]; then
+            echo "skip $name: the address sanitizer's interceptors dereference its hostile pointers first"
+            continue
+        fi
         run_compare "$program" "$name"
         continue
     fi
