@@ -38,28 +38,37 @@ public struct DPDKConfiguration: Sendable, Hashable {
 
     public init() {}
 
-    /// Splits MTCP_DPDK_ARGS text into arguments at spaces and tabs; double quotes group.
+    /// Splits MTCP_DPDK_ARGS text into arguments at spaces, tabs and newlines; double quotes
+    /// group. By Unicode scalar, as a shell splits bytes: as characters, a separator followed by
+    /// a combining mark ("\r\n" or " \u{301}") would be one character and no separator.
     public static func split(_ text: String) -> [String] {
         var result: [String] = []
-        var current = ""
+        var current = String.UnicodeScalarView()
         var quoted = false
         var started = false
-        for c in text {
+        for c in text.unicodeScalars {
             if c == "\"" {
                 quoted.toggle()
                 started = true
-            } else if (c == " " || c == "\t" || c == "\n") && !quoted {
-                if started { result.append(current) }
-                current = ""
+            } else if isSeparator(c) && !quoted {
+                if started { result.append(String(current)) }
+                current = String.UnicodeScalarView()
                 started = false
             } else {
                 current.append(c)
                 started = true
             }
         }
-        if started { result.append(current) }
+        if started { result.append(String(current)) }
         return result
     }
+
+    /// Whether `split` cuts `argument` apart: an argument that does must be quoted.
+    public static func needsQuotes(_ argument: String) -> Bool {
+        argument.isEmpty || argument.unicodeScalars.contains(where: isSeparator)
+    }
+
+    static func isSeparator(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\n" }
 
     /// argv for rte_eal_init: program name, the structured options, `arguments`, then the
     /// defaults the user did not override.

@@ -9,42 +9,12 @@ import StackRuntime
 // sends it). Blocking sockets wait in PreloadRuntime.poll between turns.
 
 extension PreloadRuntime {
-    /// One non-blocking pass over `iov` after its first `skip` bytes: `move` takes each
-    /// non-empty buffer in order until one moves less than its length (or after the first
-    /// with `once`); an error ends the pass and counts only when nothing moved.
-    func eachBuffer(
-        _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int, once: Bool = false,
-        _ move: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int
-    ) -> (Int, Errno?) {
-        var total = 0
-        var skipped = 0
-        for k in 0..<count {
-            var base = iov[k].iov_base
-            var length = iov[k].iov_len
-            if skipped < skip {
-                let drop = min(length, skip - skipped)
-                skipped += drop
-                base = base.map { $0 + drop }
-                length -= drop
-            }
-            guard length > 0, let base else { continue }
-            do throws(Errno) {
-                let n = try move(UnsafeMutableRawBufferPointer(start: base, count: length))
-                total += n
-                if n < length || once { break }
-            } catch {
-                return total > 0 ? (total, nil) : (0, error)
-            }
-        }
-        return (total, nil)
-    }
-
     /// One non-blocking pass of reads (or peeks) into `iov`.
     func receiveOnce(
         _ stack: NetworkStack<SelectedLink>, _ id: Int32, _ iov: UnsafePointer<iovec>, _ count: Int, skip: Int,
         peek: Bool
     ) -> (Int, Errno?) {
-        eachBuffer(iov, count, skip: skip, once: peek) { (buffer) throws(Errno) in
+        IOVector.eachBuffer(iov, count, skip: skip, once: peek) { (buffer) throws(Errno) in
             peek ? try stack.peek(id, into: buffer) : try stack.read(id, into: buffer)
         }
     }
@@ -55,7 +25,7 @@ extension PreloadRuntime {
     )
         -> (Int, Errno?)
     {
-        eachBuffer(iov, count, skip: skip) { (buffer) throws(Errno) in
+        IOVector.eachBuffer(iov, count, skip: skip) { (buffer) throws(Errno) in
             try stack.write(id, UnsafeRawBufferPointer(buffer))
         }
     }

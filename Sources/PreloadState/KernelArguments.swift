@@ -199,8 +199,7 @@ public enum SocketOptionRules {
             case .none: return 0
             case .immediately: return 1
             case .after(let seconds, let microseconds):
-                let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-                return overflow ? Int64.max : ns &+ microseconds * 1_000
+                return WaitTimeout.nanoseconds(Int(seconds), Int(microseconds) * 1_000)
             }
         }
 
@@ -266,9 +265,11 @@ public enum WaitTimeout {
         return .success(nanoseconds(seconds, ns))
     }
 
-    /// Long waits stay positive (past 292 years is forever enough).
+    /// Long waits stay positive (past 292 years is forever enough): a sum that wrapped, just
+    /// under the limit, read as a negative wait, which is none (found by the preload fuzz target).
     static func nanoseconds(_ seconds: Int, _ ns: Int) -> Int64 {
-        let (total, overflow) = Int64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? Int64.max : total &+ Int64(ns)
+        let (whole, overflow) = Int64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, over) = whole.addingReportingOverflow(Int64(ns))
+        return overflow || over ? Int64.max : total
     }
 }

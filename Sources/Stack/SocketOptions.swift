@@ -89,8 +89,12 @@ extension NetworkStack {
             let seconds = value.loadUnaligned(fromByteOffset: 0, as: Int64.self)
             let micros = value.loadUnaligned(fromByteOffset: 8, as: Int64.self)
             guard seconds >= 0, micros >= 0, micros < 1_000_000 else { throw .EINVAL }
-            if seconds == 0 && micros == 0 { return nil }
-            return .seconds(UInt64(seconds)) + .microseconds(UInt64(micros))
+            // Longer than Int64 nanoseconds hold (292 years) is none, as Linux takes a timeout
+            // beyond its jiffies for MAX_SCHEDULE_TIMEOUT (read back as 0); the plain sum trapped.
+            let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            let (ns, over) = whole.addingReportingOverflow(micros * 1_000)
+            if ns == 0 || overflow || over { return nil }
+            return Interval(nanoseconds: UInt64(ns))
         }
         var options = sockets.slots[i]!.options
         switch (level, name) {

@@ -51,6 +51,12 @@ extension NetworkStack {
             statistics.ipv6Errors.count(error)
             return
         }
+        // A multicast address is never a source (RFC 4291 2.7; Linux's ipv6_rcv drops these): a
+        // solicitation from one was answered, solicited, to the group.
+        guard !ip.source.isMulticast else {
+            statistics.ipv6Errors.count(.unsupported)
+            return
+        }
         if ip.extensionHeaderLength > 0 { statistics.ipv6ExtensionHeaders += 1 }
         guard acceptsIPv6(ip.destination) else {
             statistics.notOurAddress += 1
@@ -58,7 +64,7 @@ extension NetworkStack {
         }
         switch ip.upperProtocol {
         case IPProtocol.tcp:
-            guard !ip.destination.isMulticast, !ip.source.isMulticast else {
+            guard !ip.destination.isMulticast else {
                 statistics.notOurAddress += 1
                 return
             }
@@ -85,7 +91,7 @@ extension NetworkStack {
                     message, source: ip.source, destination: ip.destination, verifyChecksum: false)
                 statistics.icmpv6EchoRequests += 1
                 // A request to a group is answered from our own address, as Linux does.
-                guard answersForAddress(), !ip.source.isMulticast, !ip.source.isUnspecified else { return }
+                guard answersForAddress(), !ip.source.isUnspecified else { return }
                 let source = ip.destination.isMulticast ? (try? sourceAddress(for: ip.source)) : ip.destination
                 guard let source else { return }
                 sendEchoReply6(to: ip.source, from: source, mac: sourceMAC, request: echo, data: data)

@@ -273,7 +273,7 @@ public struct StackOptions: Sendable {
             address = IPv4Address(0, 0, 0, 0)
             address6 = nil
             for item in value.split(separator: ",").map({ String($0.filter { $0 != " " }) }) {
-                let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+                let parts = item.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
                 guard let a = IPAddress(parts[0]), !a.isUnspecified, !a.isMulticast, !a.isLoopback else {
                     throw OptionsError("bad address \(item)")
                 }
@@ -410,7 +410,7 @@ public struct StackOptions: Sendable {
         result.append(("MTCP_BACKEND", backend.rawValue))
         result.append(("MTCP_CORES", "\(cores)"))
         if !dpdkArguments.isEmpty {
-            let quoted = dpdkArguments.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }
+            let quoted = dpdkArguments.map { DPDKConfiguration.needsQuotes($0) ? "\"\($0)\"" : $0 }
             result.append(("MTCP_DPDK_ARGS", quoted.joined(separator: " ")))
         }
         result.append(("MTCP_LOG", logLevel.name))

@@ -12,6 +12,14 @@ import Testing
         #expect(DPDKConfiguration.split("   ").isEmpty)
     }
 
+    @Test func blanksSeparateEvenBeforeACombiningMark() {
+        // As characters, " \u{364}" and "\r\n" are one each: the blank would not separate.
+        #expect(DPDKConfiguration.split("a \u{364}b") == ["a", "\u{364}b"])
+        #expect(DPDKConfiguration.split("a\r\nb") == ["a\r", "b"])
+        #expect(DPDKConfiguration.needsQuotes(" \u{364}") && DPDKConfiguration.needsQuotes("a\tb"))
+        #expect(DPDKConfiguration.needsQuotes("") && !DPDKConfiguration.needsQuotes("-l"))
+    }
+
     @Test func structuredOptionsComeFirstThenTheGivenArgumentsThenDefaults() {
         var configuration = DPDKConfiguration()
         configuration.lcores = "0-1"

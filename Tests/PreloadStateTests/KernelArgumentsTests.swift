@@ -187,6 +187,9 @@ var kernelHalf: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: UInt(0xffff_880
         #expect(SocketOptionRules.Timeout.immediately.nanoseconds > 0, "a wait of nothing, not none")
         #expect(SocketOptionRules.Timeout.immediately.shown == (0, 0))
         #expect(SocketOptionRules.Timeout.after(seconds: Int64.max, microseconds: 0).nanoseconds == Int64.max)
+        // Just under the limit the sum wrapped to a negative wait (found by the preload fuzz target).
+        #expect(
+            SocketOptionRules.Timeout.after(seconds: 9_223_372_036, microseconds: 999_999).nanoseconds == Int64.max)
     }
 }
 
@@ -231,6 +234,8 @@ var kernelHalf: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: UInt(0xffff_880
         #expect(WaitTimeout.timespec(seconds: -1, nanoseconds: 0) == .failure(KernelError(EINVAL)))
         #expect(WaitTimeout.timespec(seconds: 0, nanoseconds: 1_000_000_000) == .failure(KernelError(EINVAL)))
         #expect(WaitTimeout.timespec(seconds: 0, nanoseconds: -1) == .failure(KernelError(EINVAL)))
+        #expect(WaitTimeout.timespec(seconds: 9_223_372_036, nanoseconds: 999_999_999) == .success(Int64.max))
+        #expect(WaitTimeout.select(seconds: 9_223_372_036, microseconds: 999_999) == .success(Int64.max))
     }
 }
 

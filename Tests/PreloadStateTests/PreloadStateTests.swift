@@ -122,6 +122,12 @@ import Testing
         #expect(summed == "sockets=3 frames_in=15 steering=kernel passive_opens=7 extra=1")
     }
 
+    @Test func aSumBeyondIntsRangeStaysAtItsEnd() {
+        // Found by the preload fuzz target: the plain sum trapped.
+        #expect(CounterLine.summed(["a=\(Int.max) b=\(Int.min)", "a=2 b=-1"]) == "a=\(Int.max) b=\(Int.min)")
+        #expect(CounterLine.summed(["a=\(Int.max)", "a=-1"]) == "a=\(Int.max - 1)")
+    }
+
     @Test func oneLineIsItself() {
         #expect(CounterLine.summed(["a=1 b=x"]) == "a=1 b=x")
         #expect(CounterLine.summed([]) == "")

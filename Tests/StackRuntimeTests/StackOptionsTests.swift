@@ -127,6 +127,9 @@ import Wire
         (["MTCP_BACKEND": "netmap"], "MTCP_BACKEND: backend netmap is not available"),
         (["MTCP_CORES": "0"], "MTCP_CORES: bad core count 0"),
         (["MTCP_ADDR": "10.0.0"], "MTCP_ADDR: bad address 10.0.0"),
+        // A lone slash trapped (found by the preload fuzz target); an empty prefix is no prefix.
+        (["MTCP_ADDR": "/"], "MTCP_ADDR: bad address /"),
+        (["MTCP_ADDR": "10.0.0.2/"], "MTCP_ADDR: bad prefix in 10.0.0.2/"),
         (["MTCP_BUSY_POLL": "-1"], "MTCP_BUSY_POLL: bad busy-poll time -1"),
         (["MTCP_PCAP_SIZE": "0"], "MTCP_PCAP_SIZE: bad capture file size (MiB) 0"),
         (["MTCP_PCAP_SNAPLEN": "10"], "MTCP_PCAP_SNAPLEN: bad snap length 10"),
@@ -270,6 +273,12 @@ import Wire
         for (name, value) in options.environmentVariables { environment[name] = value }
         let back = try StackOptions.fromEnvironment(environment)
         #expect(back.dpdkArguments == ["--log-level", "lib.eal:8 x", "-n", "4"])
+        // A quoted tab or newline is exported quoted too (split cuts at them as at spaces).
+        var tabbed = options
+        tabbed.dpdkArguments = ["a\tb", "c\nd", "e"]
+        var tabbedEnvironment: [String: String] = [:]
+        for (name, value) in tabbed.environmentVariables { tabbedEnvironment[name] = value }
+        #expect(try StackOptions.fromEnvironment(tabbedEnvironment).dpdkArguments == ["a\tb", "c\nd", "e"])
         let file = try ConfigFile(text: "dpdk_args = \"--no-huge -l 0\"\n", path: "f")
         #expect(file.settings == [ConfigFile.Setting(key: "MTCP_DPDK_ARGS", value: "--no-huge -l 0", line: 1)])
     }

@@ -885,12 +885,21 @@ import Wire
                 payload: Self.tcpSegment(from: mapped, port: 5555, to: Self.globalA, port: 80))
         )
         #expect(stack.statistics.ipv6Errors.unsupported == 1)
+        // Nor is a multicast source: a solicitation from one was answered to the group (found by
+        // the stack fuzz target).
+        host.inject(
+            Self.icmpFrame(
+                to: group.multicastMAC, from: host.peerMAC, source: .allNodes, destination: group,
+                message: Self.solicitation(
+                    target: Self.globalA, sourceLinkLayer: host.peerMAC, source: .allNodes, destination: group)))
+        #expect(stack.statistics.ipv6Errors.unsupported == 2)
+        #expect(stack.statistics.neighborSolicitationsReceived == 0)
 
         // None of it had any effect.
         #expect(host.sent.isEmpty)
         #expect(stack.statistics.framesSent == 0)
-        #expect(stack.statistics.malformed == 7)
-        #expect(stack.statistics.ipv6Errors.total == 4 && stack.statistics.icmpv6Errors.total == 2)
+        #expect(stack.statistics.malformed == 8)
+        #expect(stack.statistics.ipv6Errors.total == 5 && stack.statistics.icmpv6Errors.total == 2)
         #expect(stack.statistics.tcpErrors.total == 1 && stack.statistics.ipv4Errors.total == 0)
         #expect(stack.arp.count == 0)
         #expect(throws: Errno.EAGAIN) { _ = try stack.accept(listener) }
@@ -909,7 +918,7 @@ import Wire
         let sent = host.takeSent()
         #expect(sent.contains { $0.echo?.header.type == ICMPv6Type.echoReply })
         #expect(sent.contains { $0.solicitation?.target == peer })
-        #expect(stack.statistics.malformed == 7)
+        #expect(stack.statistics.malformed == 8)
     }
 
     @Test func ipv6FramesToAStackWithoutIPv6AreCountedAndDropped() throws {

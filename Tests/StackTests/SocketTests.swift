@@ -150,6 +150,23 @@ import Wire
                     server, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_RCVTIMEO, into: $0)
             } == 16)
         #expect(timeout == [0, 250_000])
+        // Longer than Int64 nanoseconds is no timeout (Linux's MAX_SCHEDULE_TIMEOUT, read back as
+        // 0): the conversion trapped (found by the preload fuzz target).
+        func roundTrip(_ value: [Int64]) throws -> [Int64] {
+            var timeval = value
+            try timeval.withUnsafeBytes {
+                try hosts.b.setsockopt(
+                    server, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_RCVTIMEO, value: $0)
+            }
+            _ = try timeval.withUnsafeMutableBytes {
+                try hosts.b.getsockopt(
+                    server, level: SocketConstant.SOL_SOCKET, name: SocketConstant.SO_RCVTIMEO, into: $0)
+            }
+            return timeval
+        }
+        #expect(try roundTrip([Int64.max, 0]) == [0, 0])
+        #expect(try roundTrip([9_223_372_036, 999_999]) == [0, 0])
+        #expect(try roundTrip([9_223_372_035, 999_999]) == [9_223_372_035, 999_999])
         // readv / writev.
         let parts: [[UInt8]] = [[1, 2, 3], [4, 5], [6, 7, 8, 9]]
         let n = try parts[0].withUnsafeBytes { p0 in
