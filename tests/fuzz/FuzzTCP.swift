@@ -10,10 +10,6 @@ import Wire
 // byte the client reads exactly what the server's application wrote (segments are injected
 // toward the server only, so nothing may corrupt the server-to-client stream).
 
-@inline(never)
-func require(_ condition: Bool, _ what: StaticString) {
-    if !condition { fatalError("invariant broken: \(what)") }
-}
 
 /// A segment with its payload copied out of the sender's buffers.
 struct Captured {
@@ -34,24 +30,6 @@ struct CaptureSink: TCPEndpointSink {
     }
 }
 
-/// The fuzzer's bytes, read field by field (zeros once they run out).
-struct Reader {
-    let bytes: UnsafeRawBufferPointer
-    var at = 0
-    var done: Bool { at >= bytes.count }
-    mutating func byte() -> UInt8 {
-        guard at < bytes.count else { return 0 }
-        defer { at += 1 }
-        return bytes[at]
-    }
-    mutating func word() -> UInt16 { UInt16(byte()) << 8 | UInt16(byte()) }
-    mutating func long() -> UInt32 { UInt32(word()) << 16 | UInt32(word()) }
-    mutating func take(_ count: Int) -> UnsafeRawBufferPointer {
-        let n = max(0, min(count, bytes.count - at))
-        defer { at += n }
-        return UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])
-    }
-}
 
 final class Session {
     var now = Instant(nanoseconds: 1_000_000_000)
@@ -131,8 +109,8 @@ final class Session {
         segment.flags = TCPFlags(rawValue: r.byte())
         segment.window = r.word()
         let optionBytes = r.take(Int(r.byte() % 41))
-        segment.options = (try? TCPOptions.parse(optionBytes)) ?? TCPOptions()
-        let payload = Array(r.take(Int(r.word() % 2048)))
+        segment.options = optionBytes.withUnsafeBytes { (try? TCPOptions.parse($0)) ?? TCPOptions() }
+        let payload = r.take(Int(r.word() % 2048))
         let flow = TCPFlow(
             localAddress: base.flow.remoteAddress, localPort: base.flow.remotePort,
             remoteAddress: base.flow.localAddress, remotePort: base.flow.localPort)

@@ -6,10 +6,6 @@ import Wire
 // what it promises: a payload inside the packet, lengths that add up, a header that writes
 // back to the bytes it came from.
 
-@inline(never)
-func require(_ condition: Bool, _ what: StaticString) {
-    if !condition { fatalError("invariant broken: \(what)") }
-}
 
 /// `inner` lies within `outer`.
 func within(_ inner: UnsafeRawBufferPointer, _ outer: UnsafeRawBufferPointer) -> Bool {

@@ -81,11 +81,11 @@ build_stack() { module Stack -I "$BUILD/CShim" "$SRC"/Stack/*.swift; }
 build_runtime() {
     module StackRuntime -I "$BUILD/CShim" "$SRC"/StackRuntime/{StackOptions,ConfigFile,MTCPSettings,InetSocketAddress}.swift
 }
-link_wire() { compile -lWire "$HERE/FuzzWire.swift" -o "$BUILD/fuzz-wire"; }
-link_tcp() { compile -lTCP -lWire "$HERE/FuzzTCP.swift" -o "$BUILD/fuzz-tcp"; }
-link_stack() { compile "${STACK_LIBS[@]}" "$HERE/FuzzStack.swift" -o "$BUILD/fuzz-stack"; }
+link_wire() { compile -lWire "$HERE/FuzzInput.swift" "$HERE/FuzzWire.swift" -o "$BUILD/fuzz-wire"; }
+link_tcp() { compile -lTCP -lWire "$HERE/FuzzInput.swift" "$HERE/FuzzTCP.swift" -o "$BUILD/fuzz-tcp"; }
+link_stack() { compile "${STACK_LIBS[@]}" "$HERE/FuzzInput.swift" "$HERE/FuzzStack.swift" -o "$BUILD/fuzz-stack"; }
 link_preload() {
-    compile -lStackRuntime -lPacketIODPDK -lPreloadState "${STACK_LIBS[@]}" "$HERE/FuzzPreload.swift" \
+    compile -lStackRuntime -lPacketIODPDK -lPreloadState "${STACK_LIBS[@]}" "$HERE/FuzzInput.swift" "$HERE/FuzzPreload.swift" \
         -o "$BUILD/fuzz-preload"
 }
 late_wire() { when wire link_wire; }
