@@ -433,10 +433,11 @@ for entry in "${CASES[@]}"; do
         continue
     fi
     if [[ "$modes" == compare ]]; then
-        # AddressSanitizer's own interceptors of getsockname and poll, in front of the library,
-        # read the kernel-half pointers these cases pass and crash before the library is called.
-        if [[ "${MTCP_PRELOAD_RUNTIME:-}" == *asan* && ("$name" == hostile-sockets || "$name" == hostile-wait) ]]; then
-            echo "skip $name: the address sanitizer's interceptors dereference its hostile pointers first"
+        # A sanitizer runtime's own interceptors of getsockname and poll (ASan's and TSan's), in
+        # front of the library, read the kernel-half pointers these cases pass and crash before
+        # the library is called.
+        if [[ -n "${MTCP_PRELOAD_RUNTIME:-}" && ("$name" == hostile-sockets || "$name" == hostile-wait) ]]; then
+            echo "skip $name: the sanitizer runtime's interceptors dereference its hostile pointers first"
             continue
         fi
         run_compare "$program" "$name"
