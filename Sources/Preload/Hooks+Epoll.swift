@@ -483,16 +483,21 @@ public func hook_ppoll(
     }
     // The timeout, then the mask, as do_ppoll checks them (glibc itself would fault on a
     // timeout it cannot read).
-    var ns: Int64 = -1
-    if let timeout {
-        guard UserMemory.usable(timeout, UInt(MemoryLayout<timespec>.size)) else { return fail(.EFAULT) }
-        switch WaitTimeout.timespec(seconds: timeout.pointee.tv_sec, nanoseconds: timeout.pointee.tv_nsec) {
-        case .failure(let error): return fail(error)
-        case .success(let wait): ns = wait
-        }
+    let ns: Int64
+    switch timespecWait(timeout) {
+    case .failure(let error): return fail(error)
+    case .success(let wait): ns = wait
     }
     if let mask, !UserMemory.usable(mask, UInt(MemoryLayout<sigset_t>.size)) { return fail(.EFAULT) }
     return runtime.poll(fds!, Int(UInt32(truncatingIfNeeded: count)), timeout: ns, mask: mask)
+}
+
+/// A ppoll or pselect timeout as the kernel reads it: none (-1) for NULL, EFAULT when it cannot
+/// be read, else the wait in nanoseconds (EINVAL for a bad one).
+func timespecWait(_ timeout: UnsafePointer<timespec>?) -> Result<Int64, KernelError> {
+    guard let timeout else { return .success(-1) }
+    guard UserMemory.usable(timeout, UInt(MemoryLayout<timespec>.size)) else { return .failure(KernelError(EFAULT)) }
+    return WaitTimeout.timespec(seconds: timeout.pointee.tv_sec, nanoseconds: timeout.pointee.tv_nsec)
 }
 
 @_cdecl("select")
@@ -529,13 +534,10 @@ public func hook_pselect(
     guard stackDescriptorIn(nfds, readable, writable, exceptional) else {
         return mtcp_real_pselect(nfds, readable, writable, exceptional, timeout, mask)
     }
-    var ns: Int64 = -1
-    if let timeout {
-        guard UserMemory.usable(timeout, UInt(MemoryLayout<timespec>.size)) else { return fail(.EFAULT) }
-        switch WaitTimeout.timespec(seconds: timeout.pointee.tv_sec, nanoseconds: timeout.pointee.tv_nsec) {
-        case .failure(let error): return fail(error)
-        case .success(let wait): ns = wait
-        }
+    let ns: Int64
+    switch timespecWait(timeout) {
+    case .failure(let error): return fail(error)
+    case .success(let wait): ns = wait
     }
     if let mask, !UserMemory.usable(mask, UInt(MemoryLayout<sigset_t>.size)) { return fail(.EFAULT) }
     return selectOnStack(nfds, readable, writable, exceptional, timeout: ns, mask: mask)
