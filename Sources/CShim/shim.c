@@ -293,11 +293,12 @@ int mtcp_shim_bpf_obj_get(const char *path) {
     return fd < 0 ? fd : mtcp_shim_move_to_private_range(fd);
 }
 
-int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, char *log, uint32_t log_size) {
+int mtcp_shim_bpf_load_program(uint32_t type, const void *instructions, uint32_t count, char *log,
+                               uint32_t log_size) {
     static const char license[] = "GPL";
     union bpf_attr attr;
     memset(&attr, 0, sizeof(attr));
-    attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+    attr.prog_type = type;
     attr.insns = (uint64_t)(uintptr_t)instructions;
     attr.insn_cnt = count;
     attr.license = (uint64_t)(uintptr_t)license;
@@ -315,6 +316,20 @@ int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, c
         attr.log_level = 0;
         fd = (int)bpf_call(BPF_PROG_LOAD, &attr);
     }
+    return fd < 0 ? fd : mtcp_shim_move_to_private_range(fd);
+}
+
+int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, char *log, uint32_t log_size) {
+    return mtcp_shim_bpf_load_program(BPF_PROG_TYPE_SOCKET_FILTER, instructions, count, log, log_size);
+}
+
+int mtcp_shim_bpf_link_create(int program, int ifindex, uint32_t attach_type) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.link_create.prog_fd = (uint32_t)program;
+    attr.link_create.target_ifindex = (uint32_t)ifindex;
+    attr.link_create.attach_type = attach_type;
+    int fd = (int)bpf_call(BPF_LINK_CREATE, &attr);
     return fd < 0 ? fd : mtcp_shim_move_to_private_range(fd);
 }
 

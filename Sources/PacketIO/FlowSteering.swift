@@ -218,14 +218,17 @@ public final class FlowSteering {
     }
 
     /// Instance `token`'s program over `maps`, registered as a live instance.
-    public init(maps: SharedMaps, token: UInt32, isAlive: @escaping (UInt32) -> Bool = FlowSteering.processIsAlive)
-        throws(PacketIOError)
-    {
+    /// `kernelSharesAddress`: TCP nobody here claims is the kernel's (`KernelExclusion`).
+    public init(
+        maps: SharedMaps, token: UInt32, kernelSharesAddress: Bool = false,
+        isAlive: @escaping (UInt32) -> Bool = FlowSteering.processIsAlive
+    ) throws(PacketIOError) {
         self.maps = maps
         self.token = token
         self.isAlive = isAlive
         let code = SteeringProgram.instructions(
-            token: token, flows: maps.flows, listeners: maps.listeners, primary: maps.primary)
+            token: token, flows: maps.flows, listeners: maps.listeners, primary: maps.primary,
+            kernelSharesAddress: kernelSharesAddress)
         let words = code.map(\.bytes)
         var log = [CChar](repeating: 0, count: 16384)
         let fd = words.withUnsafeBytes { raw in

@@ -64,61 +64,21 @@ public enum SteeringProgram {
         return hash % count
     }
 
-    /// The program for instance `token` over the shared maps.
-    public static func instructions(token: UInt32, flows: Int32, listeners: Int32, primary: Int32) -> [BPFInstruction] {
+    /// The program for instance `token` over the shared maps. `kernelSharesAddress`: the kernel
+    /// has the stack's address on this interface too (`KernelExclusion`), so TCP that no flow
+    /// and no listener claims is the kernel's, and nobody here sees it (the primary would answer
+    /// it with RST).
+    public static func instructions(
+        token: UInt32, flows: Int32, listeners: Int32, primary: Int32, kernelSharesAddress: Bool = false
+    ) -> [BPFInstruction] {
         var code = Assembler()
         let me = Int32(bitPattern: token)
         code.emit(.alu64(.mov, .r6, .r1))
         code.emit(.load(.word, .r0, .r6, packetTypeOffset))
         code.jump(.equal, .r0, packetOutgoing, to: "drop")
-        code.emit(.loadPacket(.half, at: etherTypeOffset))
-        code.jump(.equal, .r0, 0x0806, to: "accept")
-        code.jump(.equal, .r0, 0x86DD, to: "ipv6")
-        code.jump(.notEqual, .r0, 0x0800, to: "primary")
-        code.emit(.loadPacket(.byte, at: ipProtocolOffset))
-        code.jump(.notEqual, .r0, 6, to: "primary")
-        code.emit(.loadPacket(.half, at: ipFlagsOffset))
-        code.emit(.alu32(.and, .r0, 0x3FFF))
-        code.jump(.notEqual, .r0, 0, to: "primary")
-        // r7 = IPv4 header length in bytes.
-        code.emit(.loadPacket(.byte, at: 14))
-        code.emit(.alu32(.and, .r0, 0x0F))
-        code.emit(.alu32(.lsh, .r0, 2))
-        code.emit(.alu64(.mov, .r7, .r0))
-        // The flow key at fp-16: local address, remote address, local port, remote port, 0.
-        code.emit(.loadPacket(.word, at: ipDestinationOffset))
-        code.emit(.store(.word, .r10, -16, .r0))
-        code.emit(.loadPacket(.word, at: ipSourceOffset))
-        code.emit(.store(.word, .r10, -12, .r0))
-        code.emit(.loadPacket(.half, index: .r7, plus: 14 + 2))
-        code.emit(.store(.half, .r10, -8, .r0))
-        code.emit(.loadPacket(.half, index: .r7, plus: 14))
-        code.emit(.store(.half, .r10, -6, .r0))
-        code.emit(.store(.word, .r10, -4, immediate: 0))
-        code.jump(to: "flow")
-
-        // IPv6 with TCP right after the fixed header: the same key, addresses folded.
-        code.label("ipv6")
-        code.emit(.loadPacket(.byte, at: ipv6NextHeaderOffset))
         // ICMPv6 (neighbour discovery among it) is everyone's, as ARP is: the instance that
         // solicited needs the advertisement; only the primary answers solicitations and echo.
-        code.jump(.equal, .r0, 58, to: "accept")
-        code.jump(.notEqual, .r0, 6, to: "primary")
-        for (offset, slot) in [(ipv6DestinationOffset, Int16(-16)), (ipv6SourceOffset, -12)] {
-            // Packet loads clobber r1-r5: the fold accumulates in r8.
-            code.emit(.loadPacket(.word, at: offset))
-            code.emit(.alu64(.mov, .r8, .r0))
-            for word in 1..<4 {
-                code.emit(.loadPacket(.word, at: offset + Int32(4 * word)))
-                code.emit(.alu32(.xor, .r8, .r0))
-            }
-            code.emit(.store(.word, .r10, slot, .r8))
-        }
-        code.emit(.loadPacket(.half, at: ipv6PortsOffset + 2))
-        code.emit(.store(.half, .r10, -8, .r0))
-        code.emit(.loadPacket(.half, at: ipv6PortsOffset))
-        code.emit(.store(.half, .r10, -6, .r0))
-        code.emit(.store(.word, .r10, -4, immediate: Int32(ipv6KeyFamily)))
+        emitFlowKey(&code, arp: "accept", icmpv6: "accept", otherwise: "primary")
 
         code.label("flow")
         code.lookup(map: flows, keyAt: -16)
@@ -131,7 +91,7 @@ public enum SteeringProgram {
         code.emit(.load(.half, .r1, .r10, -8))
         code.emit(.store(.word, .r10, -20, .r1))
         code.lookup(map: listeners, keyAt: -20)
-        code.jump(.equal, .r0, 0, to: "primary")
+        code.jump(.equal, .r0, 0, to: kernelSharesAddress ? "drop" : "primary")
         code.emit(.alu64(.mov, .r9, .r0))
         code.emit(.load(.word, .r1, .r9, 0))
         code.jump(.equal, .r1, 0, to: "primary")
@@ -174,6 +134,60 @@ public enum SteeringProgram {
         code.emit(.alu64(.mov, .r0, 0x7FFF_FFFF))
         code.emit(.exit)
         return code.finish()
+    }
+
+    /// Classifies the frame that r6 (the socket buffer) holds and, for TCP (IPv4 unfragmented,
+    /// or IPv6 with TCP right after the fixed header), writes its flow key at fp-16 (local
+    /// address, remote address, local port, remote port, family word) and falls through; ARP,
+    /// ICMPv6 and everything else jump to the labels given. Packet loads clobber r0-r5; r7 and
+    /// r8 are used.
+    static func emitFlowKey(_ code: inout Assembler, arp: String, icmpv6: String, otherwise: String) {
+        code.emit(.loadPacket(.half, at: etherTypeOffset))
+        code.jump(.equal, .r0, 0x0806, to: arp)
+        code.jump(.equal, .r0, 0x86DD, to: "key-ipv6")
+        code.jump(.notEqual, .r0, 0x0800, to: otherwise)
+        code.emit(.loadPacket(.byte, at: ipProtocolOffset))
+        code.jump(.notEqual, .r0, 6, to: otherwise)
+        code.emit(.loadPacket(.half, at: ipFlagsOffset))
+        code.emit(.alu32(.and, .r0, 0x3FFF))
+        code.jump(.notEqual, .r0, 0, to: otherwise)
+        // r7 = IPv4 header length in bytes.
+        code.emit(.loadPacket(.byte, at: 14))
+        code.emit(.alu32(.and, .r0, 0x0F))
+        code.emit(.alu32(.lsh, .r0, 2))
+        code.emit(.alu64(.mov, .r7, .r0))
+        code.emit(.loadPacket(.word, at: ipDestinationOffset))
+        code.emit(.store(.word, .r10, -16, .r0))
+        code.emit(.loadPacket(.word, at: ipSourceOffset))
+        code.emit(.store(.word, .r10, -12, .r0))
+        code.emit(.loadPacket(.half, index: .r7, plus: 14 + 2))
+        code.emit(.store(.half, .r10, -8, .r0))
+        code.emit(.loadPacket(.half, index: .r7, plus: 14))
+        code.emit(.store(.half, .r10, -6, .r0))
+        code.emit(.store(.word, .r10, -4, immediate: 0))
+        code.jump(to: "key-done")
+
+        // IPv6: the same key, addresses folded.
+        code.label("key-ipv6")
+        code.emit(.loadPacket(.byte, at: ipv6NextHeaderOffset))
+        code.jump(.equal, .r0, 58, to: icmpv6)
+        code.jump(.notEqual, .r0, 6, to: otherwise)
+        for (offset, slot) in [(ipv6DestinationOffset, Int16(-16)), (ipv6SourceOffset, -12)] {
+            // Packet loads clobber r1-r5: the fold accumulates in r8.
+            code.emit(.loadPacket(.word, at: offset))
+            code.emit(.alu64(.mov, .r8, .r0))
+            for word in 1..<4 {
+                code.emit(.loadPacket(.word, at: offset + Int32(4 * word)))
+                code.emit(.alu32(.xor, .r8, .r0))
+            }
+            code.emit(.store(.word, .r10, slot, .r8))
+        }
+        code.emit(.loadPacket(.half, at: ipv6PortsOffset + 2))
+        code.emit(.store(.half, .r10, -8, .r0))
+        code.emit(.loadPacket(.half, at: ipv6PortsOffset))
+        code.emit(.store(.half, .r10, -6, .r0))
+        code.emit(.store(.word, .r10, -4, immediate: Int32(ipv6KeyFamily)))
+        code.label("key-done")
     }
 
     /// Instructions with forward jumps to named labels, resolved at the end.

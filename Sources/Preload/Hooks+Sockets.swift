@@ -508,6 +508,11 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
                 let moved = runtime.fallBack(instance, fd, r, reason: "bound to kernel addresses")
                 return moved ? .movedToKernel : .done(fail(.EADDRNOTAVAIL))
             }
+            if port != 0, runtime.options?.kernelSharesAddress == true, KernelListeners.listen(port: port, at: ip) {
+                // Shared mode: the kernel's port stays the kernel's, as a second bind there fails.
+                runtime.logOnce("kernel-port-\(port)", "port \(port) is the kernel's (a kernel socket listens there): EADDRINUSE")
+                return .done(fail(.EADDRINUSE))
+            }
             do throws(Errno) {
                 let id = instance.records[r]!.stackID
                 try stack.bind(id, address: ip, port: port)

@@ -69,6 +69,9 @@ final class PreloadRuntime {
     /// says why it could not (then it must not run a stack: it would see its parent's frames).
     var steeringMaps: FlowSteering.SharedMaps?
     var steeringRefusal: String?
+    /// Shared mode's ingress program, attached by the first process of this lineage (a fork
+    /// child inherits the link): while it is there the kernel does not see the stack's frames.
+    var kernelExclusion: KernelExclusion?
     var exitHandlerRegistered = false
     /// How long a wait that finds nothing keeps looking before it sleeps (MTCP_BUSY_POLL).
     let busyPollNanoseconds: UInt64
@@ -241,6 +244,14 @@ final class PreloadRuntime {
                 if usable == nil && instance.steering == nil { instance.steering = makeSteering(options, instance: k) }
                 // A further instance without its own steering would see every frame.
                 if k > 0 && instance.steering == nil { return false }
+                if options.kernelSharesAddress && (instance.steering == nil || kernelExclusion == nil) {
+                    // Without both the kernel would answer the stack's flows with RST, and the
+                    // stack the kernel's.
+                    log.error(
+                        "cannot divide \(options.interface)'s address between the kernel and the stack (no"
+                            + " kernel flow steering or ingress program, see above); every socket uses the kernel")
+                    return false
+                }
                 link = SelectedLink(
                     .ring(
                         try AFPacketRing(
@@ -291,6 +302,7 @@ final class PreloadRuntime {
             stack.portClaims = claims
         }
         if k == 0 { stack.announce() }
+        if options.kernelSharesAddress { stack.adoptKernelNeighbours(KernelAddresses.neighbours(interface: options.interface)) }
         instance.stack = stack
         return true
     }
@@ -323,7 +335,16 @@ final class PreloadRuntime {
         let interface = kernelInterface(options)
         do throws(PacketIOError) {
             if steeringMaps == nil { steeringMaps = try FlowSteering.openMaps(interface: interface) }
-            return try FlowSteering(maps: steeringMaps!, token: FlowSteering.token(pid: getpid(), instance: instance))
+            if options.kernelSharesAddress && kernelExclusion == nil {
+                kernelExclusion = try KernelExclusion(
+                    maps: steeringMaps!, interface: interface, address: options.address, address6: options.address6)
+                log.info(
+                    "sharing \(interface)'s address \(options.addressText) with the kernel: the stack takes the"
+                        + " frames of its listeners and connections, the kernel keeps the rest")
+            }
+            return try FlowSteering(
+                maps: steeringMaps!, token: FlowSteering.token(pid: getpid(), instance: instance),
+                kernelSharesAddress: options.kernelSharesAddress)
         } catch {
             log.warn("no kernel flow steering on \(interface) (\(error)): processes share its frames by port claims")
             return nil

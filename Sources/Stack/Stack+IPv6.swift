@@ -187,9 +187,14 @@ extension NetworkStack {
     /// Probes each of our addresses once (RFC 4862 5.4.2: a solicitation from `::` to the
     /// address's solicited-node group, no link-layer option) and waits `addressDetectionWait`.
     func startAddressDetection() {
-        guard answersForAddress() else { return }
         var addresses = [linkLocalAddress]
         if let global = configuration.ipv6?.address { addresses.append(global) }
+        if configuration.kernelSharesAddress {
+            // The kernel's addresses: it detected duplicates before it took them.
+            for address in addresses { addressStates[address] = .preferred }
+            return
+        }
+        guard answersForAddress() else { return }
         for address in addresses where addressStates[address] == nil {
             addressStates[address] = .tentative
             sendSolicitation(

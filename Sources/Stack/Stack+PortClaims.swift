@@ -85,6 +85,10 @@ extension NetworkStack {
 
     /// Whether this process answers ARP and ICMP echo requests for the shared address.
     func answersForAddress() -> Bool {
+        if configuration.kernelSharesAddress {
+            statistics.leftToKernel += 1
+            return false
+        }
         if let steering = flowSteering { return steering.isPrimary }
         guard let claims = portClaims, claims.isShared else { return true }
         if claims.isOrBecomesPrimary() { return true }

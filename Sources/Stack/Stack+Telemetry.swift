@@ -148,6 +148,7 @@ extension NetworkStack {
         body("tx_ring_full", s.transmitRingFull)
         body("other_process_segments", s.segmentsForOtherProcesses)
         body("left_to_primary", s.leftToPrimary)
+        body("left_to_kernel", s.leftToKernel)
         body("syns_parked", s.synsParked)
         body("syns_parking_full", s.synsParkingFull)
         body("port_takeovers", s.portTakeovers)

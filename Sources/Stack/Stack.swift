@@ -205,7 +205,7 @@ public final class NetworkStack<IO: PacketIO> {
     /// duplicate address detection of our IPv6 addresses.
     public func announce() {
         if ipv6Enabled { startAddressDetection() }
-        guard configuration.hasIPv4 else {
+        guard configuration.hasIPv4, !configuration.kernelSharesAddress else {
             io.flush()
             return
         }
@@ -214,6 +214,14 @@ public final class NetworkStack<IO: PacketIO> {
                 operation: ARPPacket.request, senderMAC: macAddress, senderIP: configuration.address,
                 targetMAC: .zero, targetIP: configuration.address), to: .broadcast)
         io.flush()
+    }
+
+    /// Takes neighbours the kernel has resolved on this interface (shared mode: the kernel and
+    /// the stack talk to the same peers from the same address and MAC).
+    public func adoptKernelNeighbours(_ neighbours: [(IPv4Address, MACAddress)]) {
+        for (address, mac) in neighbours where configuration.isOnLink(address) || address == configuration.gateway {
+            learnNeighbour(IPAddress(address), mac: mac, create: true)
+        }
     }
 
     /// Resolves waiting addresses that a sibling instance has learned meanwhile.

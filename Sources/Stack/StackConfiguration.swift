@@ -28,6 +28,10 @@ public struct StackConfiguration: Sendable {
     public var arpCacheCapacity: Int = 1024
     /// Frames taken from the link per loop round.
     public var receiveBurst: Int = 64
+    /// The kernel has our addresses on this interface too (shared mode, `KernelExclusion`): it
+    /// answers ARP, echo and neighbour solicitations and has done duplicate address detection;
+    /// we only resolve neighbours and carry our own TCP.
+    public var kernelSharesAddress = false
 
     /// A configuration for `address`/`prefixLength`, optionally with a default gateway.
     public init(

@@ -78,6 +78,9 @@ public struct StackStatistics: Hashable, Sendable {
     public var segmentsForOtherProcesses = 0
     /// ARP requests and ICMP echo requests left to the primary process to answer.
     public var leftToPrimary = 0
+    /// ARP requests, ICMP echo requests and neighbour solicitations for an address the kernel
+    /// has too (shared mode): the kernel answers them.
+    public var leftToKernel = 0
     /// SYNs for ports whose listeners did not accept yet, parked for the first that does (and
     /// those dropped because every parking slot was taken).
     public var synsParked = 0
@@ -131,6 +134,7 @@ extension StackStatistics {
             + " arp_replies_sent=\(arpRepliesSent) arp_pending_flushed=\(pendingFlushed)"
             + " arp_failures=\(arpResolutionFailures) no_route=\(noRoute) tx_ring_full=\(transmitRingFull)"
             + " other_process_segments=\(segmentsForOtherProcesses) left_to_primary=\(leftToPrimary)"
+            + " left_to_kernel=\(leftToKernel)"
             + " syns_parked=\(synsParked) syns_parking_full=\(synsParkingFull)"
             + " port_takeovers=\(portTakeovers) ipv6_errors=\(ipv6Errors.total) icmpv6_errors=\(icmpv6Errors.total)"
             + " icmpv6_echo_replies=\(icmpv6EchoRepliesSent) ns_in=\(neighborSolicitationsReceived)"

@@ -8,8 +8,11 @@ import Wire
 /// environment variables, which win over the config file (`--config` or MTCP_CONFIG, see
 /// `ConfigFile`). The preload library reads the same variables and file (`fromEnvironment`).
 ///
-///     --iface IF          MTCP_IFACE          interface the stack owns (no kernel address on it)
-///     --addr A/N[,A6/N]   MTCP_ADDR           our IPv4 and/or IPv6 address with prefix lengths
+///     --iface IF          MTCP_IFACE          interface the stack runs on
+///     --addr A/N[,A6/N]   MTCP_ADDR           our IPv4 and/or IPv6 address with prefix lengths; an
+///                                             address the kernel has on IF is shared with it, and
+///                                             without --addr the kernel's are taken (afpacket: the
+///                                             stack keeps its ports, the kernel the rest)
 ///     --gateway G[,G6]    MTCP_GATEWAY        default gateway (IPv4 and/or IPv6)
 ///     --backend B         MTCP_BACKEND        afpacket (default), tap or dpdk
 ///     --cores N           MTCP_CORES          stack instances, one thread each (fanout shares flows)
@@ -96,6 +99,10 @@ public struct StackOptions: Sendable {
     public var address6: IPAddress?
     public var prefixLength6 = 64
     public var gateway6: IPAddress?
+    /// The kernel has our address on the interface too (shared mode, afpacket only): set by
+    /// `adoptKernelAddresses` when MTCP_ADDR names one of the kernel's addresses there or is
+    /// left out (then the kernel's are taken).
+    public var kernelSharesAddress = false
     public var backend = Backend.afpacket
     public var cores = 1
     /// MTCP_DPDK_ARGS: the EAL's arguments for the dpdk backend (see `DPDKConfiguration`).
@@ -135,7 +142,7 @@ public struct StackOptions: Sendable {
     public init() {}
 
     public static let usage = """
-        stack options: --iface IF --addr A/N[,A6/N6] [--gateway G[,G6]] [--backend afpacket|tap|dpdk] [--cores N]
+        stack options: --iface IF [--addr A/N[,A6/N6]] [--gateway G[,G6]] [--backend afpacket|tap|dpdk] [--cores N]
                        [--dpdk-args "EAL ARGUMENTS"]
                        [--config FILE] [--log error|warn|info|debug] [--stats PREFIX] [--no-kernel-listen]
                        [--impair|--impair-tx|--impair-rx loss=P,dup=P,reorder=P,corrupt=P,delay-us=N,seed=N]
@@ -197,6 +204,7 @@ public struct StackOptions: Sendable {
             do { try options.apply(key: key, value: value) } catch { throw OptionsError("\(flag): \(error)") }
         }
         arguments = rest
+        try options.adoptKernelAddresses()
         try options.validate()
         return options
     }
@@ -215,8 +223,11 @@ public struct StackOptions: Sendable {
             disabled.enabled = false
             return disabled
         }
-        let options = try layered(config: environment["MTCP_CONFIG"], environment: environment)
-        if options.enabled { try options.validate() }
+        var options = try layered(config: environment["MTCP_CONFIG"], environment: environment)
+        if options.enabled {
+            try options.adoptKernelAddresses()
+            try options.validate()
+        }
         return options
     }
 
@@ -251,11 +262,42 @@ public struct StackOptions: Sendable {
         return result
     }
 
+    /// Shared mode: with no address given, the kernel's addresses on the interface (and its
+    /// default gateway there) become ours; an address given that the kernel has there is
+    /// shared. Only on afpacket (a TAP device's kernel side is the peer; DPDK takes the port).
+    public mutating func adoptKernelAddresses(
+        _ lookup: (String) -> KernelAddresses = KernelAddresses.of(interface:)
+    ) throws(OptionsError) {
+        kernelSharesAddress = false
+        guard backend == .afpacket, !interface.isEmpty else { return }
+        let kernel = lookup(interface)
+        if !hasAddress {
+            guard !kernel.ipv4.isEmpty || !kernel.ipv6.isEmpty else { return }
+            if let first = kernel.ipv4.first { (address, prefixLength) = (first.address, first.prefixLength) }
+            if let first = kernel.ipv6.first { (address6, prefixLength6) = (first.address, first.prefixLength) }
+            if gateway == nil { gateway = kernel.gateway }
+        }
+        let hasIPv4 = address != IPv4Address(0, 0, 0, 0)
+        let shared4 = hasIPv4 && kernel.has(address)
+        let shared6 = address6.map { kernel.has($0) } ?? false
+        guard shared4 || shared6 else { return }
+        // The kernel answers ARP and neighbour discovery for both families or for neither.
+        if hasIPv4 && !shared4 || address6 != nil && !shared6 {
+            throw OptionsError(
+                "\(addressText): one address is \(interface)'s kernel address and one is not; share both or neither")
+        }
+        guard steering == .kernel else {
+            throw OptionsError("sharing \(interface)'s kernel address needs MTCP_STEERING=kernel")
+        }
+        kernelSharesAddress = true
+    }
+
     /// Interface and address are there: what a stack needs to start.
     public func validate() throws(OptionsError) {
         guard !interface.isEmpty else { throw OptionsError("no interface: give --iface or MTCP_IFACE") }
         guard hasAddress else {
-            throw OptionsError("no address: give --addr A/N or MTCP_ADDR")
+            throw OptionsError(
+                "no address: give --addr A/N or MTCP_ADDR (\(interface) has no kernel address to share)")
         }
     }
 
@@ -448,6 +490,7 @@ public struct StackOptions: Sendable {
     public var stackConfiguration: StackConfiguration {
         var configuration = StackConfiguration(address: address, prefixLength: prefixLength, gateway: gateway, tcp: tcp)
         configuration.ipv6 = address6.map { IPv6Interface(address: $0, prefixLength: prefixLength6, gateway: gateway6) }
+        configuration.kernelSharesAddress = kernelSharesAddress
         return configuration
     }
 }

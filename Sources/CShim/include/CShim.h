@@ -246,6 +246,13 @@ int mtcp_shim_bpf_obj_get(const char *path);
 /// BPF_PROG_LOAD of a socket filter of `count` instructions (8 bytes each, license GPL);
 /// the verifier's log goes to `log` when given. The program's fd or -1 with errno.
 int mtcp_shim_bpf_load_socket_filter(const void *instructions, uint32_t count, char *log, uint32_t log_size);
+/// BPF_PROG_LOAD of a program of type `type` (BPF_PROG_TYPE_*), as the socket filter above.
+int mtcp_shim_bpf_load_program(uint32_t type, const void *instructions, uint32_t count, char *log,
+                               uint32_t log_size);
+/// BPF_LINK_CREATE attaching `program` to interface `ifindex` at `attach_type` (BPF_TCX_INGRESS
+/// is 46, Linux 6.6); the link's fd (the program stays attached while some process holds it)
+/// or -1 with errno.
+int mtcp_shim_bpf_link_create(int program, int ifindex, uint32_t attach_type);
 /// BPF_PROG_TEST_RUN of program `fd` over one frame; 0 (and the return value) or -1 with errno.
 int mtcp_shim_bpf_test_run(int fd, const void *frame, uint32_t length, uint32_t *result);
 /// SO_ATTACH_BPF: socket `fd` keeps only what program `program` accepts.
