@@ -41,6 +41,7 @@ public struct BPFInstruction: Equatable, Sendable {
     static let classSTX: UInt8 = 0x03
     static let classALU: UInt8 = 0x04
     static let classJMP: UInt8 = 0x05
+    static let classJMP32: UInt8 = 0x06
     static let classALU64: UInt8 = 0x07
     static let modeABS: UInt8 = 0x20
     static let modeIND: UInt8 = 0x40
@@ -122,6 +123,16 @@ public struct BPFInstruction: Equatable, Sendable {
     {
         BPFInstruction(
             opcode: classJMP | condition.rawValue, destination: destination.rawValue, offset: offset,
+            immediate: immediate)
+    }
+
+    /// `jump` on the low 32 bits of `destination` (BPF_JMP32): the 64-bit form compares with
+    /// the immediate sign-extended, which no zero-extended word loaded above 2^31 equals.
+    public static func jump32(_ condition: Condition, _ destination: Register, _ immediate: Int32, skip offset: Int16)
+        -> BPFInstruction
+    {
+        BPFInstruction(
+            opcode: classJMP32 | condition.rawValue, destination: destination.rawValue, offset: offset,
             immediate: immediate)
     }
 

@@ -44,7 +44,7 @@ public final class KernelExclusion {
     }
 
     /// The program's descriptor (tests run it with BPF_PROG_TEST_RUN).
-    static func load(_ code: [BPFInstruction]) throws(PacketIOError) -> Int32 {
+    public static func load(_ code: [BPFInstruction]) throws(PacketIOError) -> Int32 {
         let words = code.map(\.bytes)
         var log = [CChar](repeating: 0, count: 16384)
         let fd = words.withUnsafeBytes { raw in
@@ -60,8 +60,8 @@ public final class KernelExclusion {
     }
 
     /// tcx verdicts: drop, or on to the next program (the kernel when there is none).
-    static let drop: Int32 = 2
-    static let next: Int32 = -1
+    public static let drop: Int32 = 2
+    public static let next: Int32 = -1
 
     /// The classifier: the steering program's flow key, then the flow map, then the listener
     /// map (at the stack's address only: the kernel may have other addresses there).
@@ -82,13 +82,13 @@ public final class KernelExclusion {
         code.emit(.load(.word, .r2, .r10, -16))
         code.jump(.equal, .r1, Int32(SteeringProgram.ipv6KeyFamily), to: "ipv6")
         if address != .any {
-            code.jump(.equal, .r2, Int32(bitPattern: address.rawValue), to: "stack")
+            code.jump32(.equal, .r2, Int32(bitPattern: address.rawValue), to: "stack")
         }
         code.jump(to: "kernel")
         code.label("ipv6")
         if let address6 {
             let fold = SteeringProgram.fold(high: address6.high, low: address6.low)
-            code.jump(.equal, .r2, Int32(bitPattern: fold), to: "stack")
+            code.jump32(.equal, .r2, Int32(bitPattern: fold), to: "stack")
         }
         code.label("kernel")
         code.emit(.alu64(.mov, .r0, next))

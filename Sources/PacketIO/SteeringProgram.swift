@@ -207,6 +207,14 @@ public enum SteeringProgram {
             code.append(.jump(condition, register, value, skip: 0))
         }
 
+        /// `jump` comparing 32-bit words (`BPFInstruction.jump32`).
+        mutating func jump32(
+            _ condition: BPFInstruction.Condition, _ register: BPFInstruction.Register, _ value: Int32, to label: String
+        ) {
+            fixups.append((code.count, label))
+            code.append(.jump32(condition, register, value, skip: 0))
+        }
+
         mutating func jump(to label: String) {
             fixups.append((code.count, label))
             code.append(.jump(skip: 0))

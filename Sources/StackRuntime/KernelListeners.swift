@@ -38,7 +38,7 @@ public enum KernelListeners {
 
     /// /proc prints each 32-bit word of the address as the hex of its native value (the bytes
     /// are in network order in memory).
-    static func parse(_ hex: String, ipv6: Bool) -> IPAddress? {
+    public static func parse(_ hex: String, ipv6: Bool) -> IPAddress? {
         let words = ipv6 ? 4 : 1
         guard hex.count == 8 * words else { return nil }
         var values: [UInt32] = []

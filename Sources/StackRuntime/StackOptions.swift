@@ -232,7 +232,7 @@ public struct StackOptions: Sendable {
     }
 
     /// Defaults, then the config file (when `config` names one), then the variables.
-    static func layered(config: String?, environment: [String: String]) throws(OptionsError) -> StackOptions {
+    public static func layered(config: String?, environment: [String: String]) throws(OptionsError) -> StackOptions {
         var options = StackOptions()
         if let config, !config.isEmpty {
             let file = try ConfigFile(path: config)

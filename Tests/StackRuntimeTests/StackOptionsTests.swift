@@ -283,3 +283,72 @@ import Wire
         #expect(file.settings == [ConfigFile.Setting(key: "MTCP_DPDK_ARGS", value: "--no-huge -l 0", line: 1)])
     }
 }
+
+/// Shared mode's choice of addresses, with the kernel's addresses given (no interface needed).
+@Suite struct SharedAddressOptionsTests {
+    static func kernel(_ v4: String?, _ v6: String? = nil, gateway: String? = nil) -> (String) -> KernelAddresses {
+        { _ in
+            var addresses = KernelAddresses()
+            if let v4 { addresses.ipv4 = [(IPv4Address(v4)!, 24)] }
+            if let v6 { addresses.ipv6 = [(IPAddress(v6)!, 64)] }
+            addresses.gateway = gateway.flatMap { IPv4Address($0) }
+            return addresses
+        }
+    }
+
+    static func options(_ settings: [String: String]) throws -> StackOptions {
+        try StackOptions.layered(config: nil, environment: ["MTCP_IFACE": "veth0"].merging(settings) { $1 })
+    }
+
+    @Test func noAddressTakesTheKernelsAndItsGateway() throws {
+        var options = try Self.options([:])
+        try options.adoptKernelAddresses(Self.kernel("10.9.0.2", "fd09::2", gateway: "10.9.0.1"))
+        #expect(options.kernelSharesAddress)
+        #expect(options.addressText == "10.9.0.2/24,fd09::2/64")
+        #expect(options.gateway == IPv4Address(10, 9, 0, 1))
+        #expect(options.stackConfiguration.kernelSharesAddress)
+        try options.validate()
+    }
+
+    @Test func theKernelsAddressGivenIsShared() throws {
+        var options = try Self.options(["MTCP_ADDR": "10.9.0.2/24", "MTCP_GATEWAY": "10.9.0.254"])
+        try options.adoptKernelAddresses(Self.kernel("10.9.0.2", gateway: "10.9.0.1"))
+        #expect(options.kernelSharesAddress)
+        #expect(options.gateway == IPv4Address(10, 9, 0, 254), "a gateway given wins")
+    }
+
+    @Test func anAddressOfItsOwnIsTheStacksAlone() throws {
+        var options = try Self.options(["MTCP_ADDR": "10.9.0.3/24"])
+        try options.adoptKernelAddresses(Self.kernel("10.9.0.2"))
+        #expect(!options.kernelSharesAddress)
+        #expect(options.addressText == "10.9.0.3/24")
+    }
+
+    @Test func halfSharedOrWithoutKernelSteeringIsRefused() throws {
+        var mixed = try Self.options(["MTCP_ADDR": "10.9.0.2/24,fd09::5/64"])
+        #expect(throws: OptionsError.self) { try mixed.adoptKernelAddresses(Self.kernel("10.9.0.2", "fd09::2")) }
+        var claims = try Self.options([:])
+        claims.steering = .claims
+        #expect(throws: OptionsError.self) { try claims.adoptKernelAddresses(Self.kernel("10.9.0.2")) }
+    }
+
+    @Test func nothingToShareStillAsksForAnAddress() throws {
+        var options = try Self.options([:])
+        try options.adoptKernelAddresses(Self.kernel(nil))
+        #expect(!options.kernelSharesAddress)
+        #expect(throws: OptionsError.self) { try options.validate() }
+        // A TAP device's kernel side is the peer: never shared.
+        var tap = try Self.options(["MTCP_BACKEND": "tap", "MTCP_ADDR": "10.9.0.2/24"])
+        try tap.adoptKernelAddresses(Self.kernel("10.9.0.2"))
+        #expect(!tap.kernelSharesAddress)
+    }
+
+    @Test func procNetTCPAddressesParse() {
+        #expect(KernelListeners.parse("0200A8C0", ipv6: false) == IPAddress(IPv4Address(192, 168, 0, 2)))
+        #expect(KernelListeners.parse("00000000", ipv6: false)?.isUnspecified == true)
+        #expect(
+            KernelListeners.parse("000077FD000000000000000002000000", ipv6: true) == IPAddress("fd77::2"))
+        #expect(KernelListeners.parse("0200A8", ipv6: false) == nil)
+        #expect(KernelListeners.parse("zz00A8C0", ipv6: false) == nil)
+    }
+}
