@@ -16,7 +16,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 
 # Name and time limit (seconds) of each test, in the order they run.
-ALL=(passthrough:240 clients:300 nginx:240 nginx-workers:240 nginx-lifecycle:240 process-faults:120 syn-flood:120 redis:300 memcached:120 both-ends:300 observability:180 dualstack:120 ipv6-programs:300 redis-suite:1000)
+ALL=(passthrough:240 clients:300 nginx:240 nginx-workers:240 nginx-lifecycle:240 process-faults:120 syn-flood:120 shared-address:120 redis:300 memcached:120 both-ends:300 observability:180 dualstack:120 ipv6-programs:300 redis-suite:1000)
 export COMPAT_MODE="${COMPAT_MODE:-preload}"
 export COMPAT_BACKEND="${COMPAT_BACKEND:-afpacket}"
 

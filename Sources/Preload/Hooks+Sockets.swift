@@ -510,7 +510,8 @@ public func hook_bind(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length
             }
             if port != 0, runtime.options?.kernelSharesAddress == true, KernelListeners.listen(port: port, at: ip) {
                 // Shared mode: the kernel's port stays the kernel's, as a second bind there fails.
-                runtime.logOnce("kernel-port-\(port)", "port \(port) is the kernel's (a kernel socket listens there): EADDRINUSE")
+                runtime.logOnce(
+                    "kernel-port-\(port)", "port \(port) is the kernel's (a kernel socket listens there): EADDRINUSE")
                 return .done(fail(.EADDRINUSE))
             }
             do throws(Errno) {

@@ -302,7 +302,9 @@ final class PreloadRuntime {
             stack.portClaims = claims
         }
         if k == 0 { stack.announce() }
-        if options.kernelSharesAddress { stack.adoptKernelNeighbours(KernelAddresses.neighbours(interface: options.interface)) }
+        if options.kernelSharesAddress {
+            stack.adoptKernelNeighbours(KernelAddresses.neighbours(interface: options.interface))
+        }
         instance.stack = stack
         return true
     }

@@ -59,7 +59,9 @@ import Wire
         _ = hosts.run {
             if let n = try? received.withUnsafeMutableBytes({
                 try hosts.b.read(server, into: UnsafeMutableRawBufferPointer(rebasing: $0[got...]))
-            }) { got += n }
+            }) {
+                got += n
+            }
             return got == data.count
         }
         #expect(Array(received[0..<got]) == data)

@@ -178,7 +178,9 @@ stack_command() {
         local mtcp_addr="$addr/24"
         # With compat_enable_ipv6, the stack of STACK_ADDR also owns STACK_ADDR6.
         if [[ "$COMPAT_IPV6" == 1 && "$addr" == "${STACK_ADDR:-}" ]]; then mtcp_addr+=",$STACK_ADDR6/64"; fi
-        STACK_CMD+=(env LD_PRELOAD="${COMPAT_RUNTIME:+$COMPAT_RUNTIME }$COMPAT_PRELOAD" MTCP_ADDR="$mtcp_addr" MTCP_STATS="$WORK/stats/$label")
+        STACK_CMD+=(env LD_PRELOAD="${COMPAT_RUNTIME:+$COMPAT_RUNTIME }$COMPAT_PRELOAD" MTCP_STATS="$WORK/stats/$label")
+        # COMPAT_SHARED_ADDRESS=1: no MTCP_ADDR, the library takes the kernel's address of IFACE.
+        if [[ "${COMPAT_SHARED_ADDRESS:-0}" != 1 ]]; then STACK_CMD+=(MTCP_ADDR="$mtcp_addr"); fi
         if [[ "$COMPAT_BACKEND" == dpdk ]]; then
             # The EAL's own memory (no hugepages), a net_af_packet port on the namespace's veth.
             STACK_CMD+=(MTCP_BACKEND=dpdk MTCP_IFACE=net_af_packet0
