@@ -183,7 +183,7 @@ step_compat_dpdk() {
     # The startup race's 100 starts run on afpacket; 20 here keep CI short. mtcp-stat,
     # dual-stack sockets and the programs on :: over IPv6 do not depend on the backend (their
     # dpdk runs pass: see issues 12 and 14's notes) and are left out here for the same reason, as
-    # are the SIGKILL and SYN flood tests (their dpdk runs pass too: see issue 15's note).
+    # are the SIGKILL and SYN flood tests (their dpdk runs pass too: see issue 15's note), and shared mode (afpacket only).
     COMPAT_BACKEND=dpdk LIFECYCLE_STARTS=20 COMPAT_SKIP="observability dualstack ipv6-programs process-faults syn-flood shared-address" \
         COMPAT_PRELOAD="$(bin_path)/libmtcp-preload.so" \
         bash "$ROOT/compat-tests/run.sh" </dev/null 2>&1 | tee -a "$INTEROP_LOG"

@@ -14,6 +14,12 @@ public protocol StackApplication: AnyObject {
 /// on each in its own thread (run-to-completion: the thread that owns an instance drives it).
 public enum StackLauncher {
     public static func run(_ options: StackOptions, _ application: StackApplication) throws(OptionsError) {
+        guard !options.kernelSharesAddress else {
+            // Keeping the kernel off the stack's flows takes the preload library's flow steering.
+            throw OptionsError(
+                "\(options.addressText) is \(options.interface)'s kernel address: sharing it is the preload"
+                    + " library's (mtcp-run -- PROGRAM); give this program an address of its own")
+        }
         switch options.backend {
         case .afpacket:
             let rings: [AFPacketRing]
