@@ -58,11 +58,7 @@ struct MTCPStat: ParsableCommand {
 
     func run() throws {
         if clean {
-            var removed = 0
-            for (_, path) in StatsReader.regions(in: regionDirectory) {
-                guard let reader = try? StatsReader(path: path), !reader.processAlive else { continue }
-                if unlink(path) == 0 { removed += 1 }
-            }
+            let removed = StatsReader.removeDeadRegions(in: regionDirectory)
             print("removed \(removed) region\(removed == 1 ? "" : "s") of processes that no longer run")
             return
         }

@@ -10,6 +10,9 @@ import Telemetry
 /// MTCP_STAT_PRINT / mTCP's stat_print. One thread, started only for capture or printing,
 /// drains the instances' capture rings and prints; the stacks themselves only write memory.
 public final class StackObservation: @unchecked Sendable {
+    /// Regions of processes that died without removing theirs (SIGKILL, a crash) kept for
+    /// mtcp-stat when a new one starts; older ones are removed.
+    public static let deadRegionsKept = 8
     public let options: StackOptions
     let host: String
     let pid: Int32
@@ -64,6 +67,9 @@ public final class StackObservation: @unchecked Sendable {
                         directory: options.statsDirectory, pid: pid, description: processDescription,
                         counterNames: names,
                         instances: instanceCount)
+                    // SIGKILLed processes leave theirs behind: the newest few stay to be read.
+                    StatsReader.removeDeadRegions(
+                        in: options.statsDirectory, keepingNewest: StackObservation.deadRegionsKept)
                 } catch {
                     state.regionFailed = true
                     log("no statistics region (\(error)); mtcp-stat cannot see this process")

@@ -76,6 +76,25 @@ public final class StatsReader {
         return found.sorted { $0.pid < $1.pid }
     }
 
+    /// Removes the regions of processes that no longer run but the newest `keep` of them (by
+    /// the file's modification time: a region is rewritten while its process runs), and says
+    /// how many went. Every process that makes a region calls it with a few kept, so regions
+    /// of SIGKILLed processes stay readable for a while (post mortem) without piling up.
+    @discardableResult
+    public static func removeDeadRegions(in directory: String, keepingNewest keep: Int = 0) -> Int {
+        var dead: [(path: String, modified: Int)] = []
+        for (_, path) in regions(in: directory) {
+            guard let reader = try? StatsReader(path: path), !reader.processAlive else { continue }
+            var info = stat()
+            dead.append((path, stat(path, &info) == 0 ? Int(info.st_mtim.tv_sec) : 0))
+        }
+        var removed = 0
+        for old in dead.sorted(by: { $0.modified > $1.modified }).dropFirst(max(keep, 0)) where unlink(old.path) == 0 {
+            removed += 1
+        }
+        return removed
+    }
+
     /// Opens a region to read (and, when permitted, to record a reset baseline).
     public init(path: String) throws(StatsRegionError) {
         self.path = path

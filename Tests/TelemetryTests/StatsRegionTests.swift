@@ -120,6 +120,29 @@ final class TemporaryDirectory {
         #expect(snapshot.instances[0].counters == [77])
     }
 
+    @Test func deadProcessesRegionsAreRemovedButTheNewest() throws {
+        let dir = TemporaryDirectory()
+        // Regions of pids above Linux's largest pid_max (2^22): processes that cannot run, as
+        // regions SIGKILLed processes leave. No fork: a child of this multi-threaded test
+        // process could block on a lock another thread held.
+        let dead: [Int32] = (1...4).map { 4_194_304 + $0 }
+        for (age, pid) in dead.enumerated() {
+            _ = try StatsRegion(
+                directory: dir.path, pid: pid, description: description, counterNames: ["x"], instances: 1)
+            // Modification times a minute apart, the last one's the newest.
+            let time = timespec(tv_sec: 1_000_000 + age * 60, tv_nsec: 0)
+            var times = [time, time]
+            #expect(utimensat(AT_FDCWD, StatsRegion.path(directory: dir.path, pid: pid), &times, 0) == 0)
+        }
+        let live = try StatsRegion(
+            directory: dir.path, pid: getpid(), description: description, counterNames: ["x"], instances: 1)
+        #expect(StatsReader.removeDeadRegions(in: dir.path, keepingNewest: 2) == 2)
+        #expect(StatsReader.regions(in: dir.path).map(\.pid) == [getpid()] + dead.suffix(2))
+        #expect(StatsReader.removeDeadRegions(in: dir.path) == 2, "mtcp-stat --clean: every dead one")
+        #expect(StatsReader.regions(in: dir.path).map(\.pid) == [getpid()])
+        live.remove()
+    }
+
     @Test func filesThatAreNotRegionsAreRefused() throws {
         let dir = TemporaryDirectory()
         let path = "\(dir.path)/mtcp-stats.1"
