@@ -231,12 +231,22 @@ public final class StatsReader {
         }
     }
 
-    /// Runs `copy` until the sequence lock at `sequence` was even and unchanged around it (at
-    /// most 1,000 tries: a writer that died inside its lock leaves the last copy).
+    /// Runs `copy` until the sequence lock at `sequence` was even and unchanged around it. A
+    /// writer that died inside its lock (the sequence odd and unchanged for 100 ms: a live one
+    /// may be preempted there for a while on a busy host) leaves the last copy; a busy one is
+    /// waited out, for at most about a second.
     static func consistently(_ sequence: UnsafeRawPointer, _ copy: () -> Void) {
-        for _ in 0..<1000 {
+        var oddSince: (value: UInt64, at: UInt64)?
+        let start = monotonicNanoseconds()
+        while monotonicNanoseconds() &- start < 1_000_000_000 {
             let before = mtcp_shim_load_acquire_u64(sequence)
             if before & 1 != 0 {
+                let now = monotonicNanoseconds()
+                if let odd = oddSince, odd.value == before {
+                    if now &- odd.at > 100_000_000 { break }
+                } else {
+                    oddSince = (before, now)
+                }
                 sched_yield()
                 continue
             }
@@ -246,4 +256,11 @@ public final class StatsReader {
         }
         copy()
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+private func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
