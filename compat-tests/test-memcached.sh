@@ -18,8 +18,6 @@ PORT=11211
 MEMCACHED_ARGS=(-t 4 -p "$PORT" -U 0 -u root -l 0.0.0.0 -c 1024)
 THREADS=16 PAIRS=300
 
-# stat_field FILE KEY  the value of KEY=... in a line of KEY=VALUE words.
-stat_field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | head -1; }
 
 # load NAME TAG OPS_PER_CONNECTION  memcached-load.py from the peer namespace against STACK_ADDR;
 # its output in $WORK/NAME-TAG.load.

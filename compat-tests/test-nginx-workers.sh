@@ -29,7 +29,6 @@ share_bounds() {
 }
 
 # stat_field FILE KEY  the value of KEY=... in a counter line.
-stat_field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | head -1; }
 
 for W in ${NGINX_WORKER_COUNTS:-2 4}; do
     N="$WORK/nginx-$W"

@@ -137,18 +137,11 @@ except OSError as e:
 check "the kernel's port stays the kernel's: binding it under the library fails with EADDRINUSE" kernel_port_kept
 
 left_to_kernel() {
-    local master
-    master="$(cat "$N/nginx.pid")"
-    kill -QUIT "$master"
-    netns_wait_for 100 bash -c "! kill -0 $master 2>/dev/null" || return 1
+    nginx_quit "$N" || return 1
     [[ "$COMPAT_MODE" == kernel ]] && return 0
-    local left=0 opens=0 value file
-    for file in "$WORK"/stats/nginx.*; do
-        value="$(sed -n 's/.* left_to_kernel=\([0-9]*\).*/\1/p' "$file")"
-        left=$((left + ${value:-0}))
-        value="$(sed -n 's/.* passive_opens=\([0-9]*\).*/\1/p' "$file")"
-        opens=$((opens + ${value:-0}))
-    done
+    local left opens
+    left="$(stats_sum nginx left_to_kernel)"
+    opens="$(stats_sum nginx passive_opens)"
     echo "nginx's stacks: passive_opens $opens, left_to_kernel $left" >&2
     ((left > 0 && opens >= CONNECTIONS))
 }

@@ -94,23 +94,14 @@ check "SYN flood from spoofed hosts: $FLOWS downloads all byte-exact and none be
 
 # The counters nginx's processes wrote at exit (stack), or the kernel's (netstat).
 cookies_used() {
-    local master
-    master="$(cat "$N/nginx.pid")"
-    kill -QUIT "$master"
-    netns_wait_for 100 bash -c "! kill -0 $master 2>/dev/null" || return 1
+    nginx_quit "$N" || return 1
     local sent accepted
     if [[ "$COMPAT_MODE" == kernel ]]; then
         sent="$(in_stack_ns 10 nstat -az TcpExtSyncookiesSent | awk '/SyncookiesSent/ { print $2 }')"
         accepted="$(in_stack_ns 10 nstat -az TcpExtSyncookiesRecv | awk '/SyncookiesRecv/ { print $2 }')"
     else
-        sent=0 accepted=0
-        local file value
-        for file in "$WORK"/stats/nginx.*; do
-            value="$(sed -n 's/.* syn_cookies_sent=\([0-9]*\).*/\1/p' "$file")"
-            sent=$((sent + ${value:-0}))
-            value="$(sed -n 's/.* syn_cookies_accepted=\([0-9]*\).*/\1/p' "$file")"
-            accepted=$((accepted + ${value:-0}))
-        done
+        sent="$(stats_sum nginx syn_cookies_sent)"
+        accepted="$(stats_sum nginx syn_cookies_accepted)"
         grep -ho ' \(syn_cookies_rejected\|rx_drops\|arp_failures\|dropped\)=[0-9]*' "$WORK"/stats/nginx.* |
             sort | uniq -c | sort -rn | head -n 8 >&2 || true
     fi

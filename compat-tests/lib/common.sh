@@ -344,6 +344,29 @@ nginx_site() {
     chmod 644 "$dir/www/slow/4m.bin"
 }
 
+# stat_field FILE NAME  one counter of an MTCP_STATS file (the line a process writes at exit).
+stat_field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | head -1; }
+
+# stats_sum LABEL NAME  counter NAME summed over the MTCP_STATS files of LABEL's processes.
+stats_sum() {
+    local file value sum=0
+    for file in "$WORK/stats/$1".*; do
+        [[ -e "$file" ]] || continue
+        value="$(stat_field "$file" "$2")"
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+
+# nginx_quit DIR  stops DIR's nginx gracefully (QUIT to the master) and waits until it exited
+# (its processes' MTCP_STATS files are written then).
+nginx_quit() {
+    local master
+    master="$(cat "$1/nginx.pid")"
+    kill -QUIT "$master"
+    netns_wait_for 100 bash -c "! kill -0 $master 2>/dev/null"
+}
+
 # nginx_up DIR LOG  starts (on the stack) the nginx of DIR/nginx.conf, which daemonizes, and waits
 # for its pid file and for port 80 to accept.
 nginx_up() {
