@@ -18,7 +18,6 @@ PORT=11211
 MEMCACHED_ARGS=(-t 4 -p "$PORT" -U 0 -u root -l 0.0.0.0 -c 1024)
 THREADS=16 PAIRS=300
 
-
 # load NAME TAG OPS_PER_CONNECTION  memcached-load.py from the peer namespace against STACK_ADDR;
 # its output in $WORK/NAME-TAG.load.
 load() {

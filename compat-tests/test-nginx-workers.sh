@@ -28,7 +28,6 @@ share_bounds() {
     esac
 }
 
-# stat_field FILE KEY  the value of KEY=... in a counter line.
 
 for W in ${NGINX_WORKER_COUNTS:-2 4}; do
     N="$WORK/nginx-$W"
