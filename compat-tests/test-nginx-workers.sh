@@ -28,7 +28,6 @@ share_bounds() {
     esac
 }
 
-
 for W in ${NGINX_WORKER_COUNTS:-2 4}; do
     N="$WORK/nginx-$W"
     nginx_site "$N" "$W"
