@@ -11,7 +11,8 @@
 #   - ping answered by the kernel, once per request (no duplicates from the stack);
 #   - a port the kernel listens on stays the kernel's: binding it under the library fails with
 #     EADDRINUSE;
-#   - the stack left the ARP requests and echo requests it saw to the kernel (left_to_kernel).
+#   - the stack left the ARP requests and echo requests it saw to the kernel (left_to_kernel);
+#   - with the peer's offloads back on (its TSO sends 64 KiB frames), 256 MiB upload byte-exact.
 # COMPAT_MODE=kernel runs the same checks with nginx on the kernel too.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -135,6 +136,31 @@ except OSError as e:
     [[ "$out" == *"errno 98"* ]]
 }
 check "the kernel's port stays the kernel's: binding it under the library fails with EADDRINUSE" kernel_port_kept
+
+# The kernel as users run it: the peer gets veth's default offloads back, so its TCP sends
+# 64 KiB GSO frames (and leaves checksums to "hardware"). A 256 MiB upload to a program under
+# the library must arrive byte-exact, the large frames taken whole (link_large_frames_in).
+upload_with_offloads() {
+    ip netns exec "$PEER_NS" ethtool -K "$PEER_IF" tx on sg on tso on gso on >/dev/null 2>&1 || true
+    ip -n "$PEER_NS" link set dev "$PEER_IF" gso_max_segs 65535 || return 1
+    ip netns exec "$PEER_NS" ethtool -k "$PEER_IF" | grep -E '^(tcp-segmentation-offload|tx-checksumming):' >&2
+    stack_spawn "$WORK/upload-server.out" "$STACK_NS" "$STACK_IF" "$STACK_ADDR" 120 upload \
+        python3 "$TOOLS/bulk_transfer.py" serve 7000
+    local server=$SPAWNED sent received
+    netns_wait_for 100 grep -q listening "$WORK/upload-server.out" || return 1
+    sent="$(in_peer 120 python3 "$TOOLS/bulk_transfer.py" send "$STACK_ADDR" 7000 256 || true)"
+    wait "$server" || true
+    received="$(grep '^received=' "$WORK/upload-server.out" || true)"
+    echo "peer: $sent; under the library: $received" >&2
+    [[ -n "$received" && "${sent#sent=}" == "${received#received=}" ]] || return 1
+    [[ "$COMPAT_MODE" == kernel ]] && return 0
+    local large drops
+    large="$(stats_sum upload link_large_frames_in)"
+    drops="$(stats_sum upload rx_drops)"
+    echo "large frames taken whole: $large; receive drops: $drops" >&2
+    ((large > 0))
+}
+check "256 MiB from a peer with veth's default offloads (64 KiB GSO frames) arrive byte-exact" upload_with_offloads
 
 left_to_kernel() {
     nginx_quit "$N" || return 1

@@ -60,17 +60,32 @@ extension AFPacketRing {
         _ frame: UnsafeMutableRawPointer, pkttype: UInt8, snaplen: UInt32, length: UInt32, macOffset: UInt32,
         status: UInt32, _ body: (UnsafeRawBufferPointer) -> Void
     ) -> Bool {
+        // The whole frame of a truncated slot waits in the socket's queue, in slot order: it
+        // is read even when the frame is skipped, so the next one finds its own.
+        var whole: UnsafeMutableRawPointer?
+        if status & UInt32(TP_STATUS_COPY) != 0 {
+            let n = recv(rxSocket, largeFrame.baseAddress, largeFrame.count, Int32(MSG_DONTWAIT | MSG_TRUNC))
+            if n == Int(length) && n <= largeFrame.count { whole = largeFrame.baseAddress }
+        }
         if pkttype == UInt8(PACKET_OUTGOING) {
             outgoingSkipped += 1
             return false
         }
-        let captured = Int(snaplen)
-        guard captured == Int(length) else {
-            // Larger than a slot or block can hold: the tail is gone.
-            counters.receiveDrops += 1
-            return false
+        var captured = Int(snaplen)
+        var data = frame + Int(macOffset)
+        if captured != Int(length) {
+            guard let whole else {
+                // Larger than a slot or block can hold and not queued whole: the tail is gone.
+                counters.receiveDrops += 1
+                return false
+            }
+            data = whole
+            captured = Int(length)
+            counters.largeFramesReceived += 1
         }
-        let data = frame + Int(macOffset)
+        // Checked by the kernel (or the NIC), or a local peer's partial checksum (completed
+        // below all the same: parked SYNs, handovers and captures carry the bytes on).
+        receivedChecksumVerified = status & UInt32(TP_STATUS_CSUM_VALID | TP_STATUS_CSUMNOTREADY) != 0
         if completeChecksums && status & UInt32(TP_STATUS_CSUMNOTREADY) != 0 {
             if OffloadChecksum.complete(frame: UnsafeMutableRawBufferPointer(start: data, count: captured)) {
                 checksumsCompleted += 1

@@ -40,6 +40,8 @@ public final class AFPacketRing: PacketIO {
     }
     /// Frames whose L4 checksum was completed in software (TP_STATUS_CSUMNOTREADY).
     public internal(set) var checksumsCompleted = 0
+    /// The frame being delivered came with TP_STATUS_CSUM_VALID or TP_STATUS_CSUMNOTREADY.
+    public internal(set) var receivedChecksumVerified = false
     /// Frames seen on receive that this host sent, skipped.
     public internal(set) var outgoingSkipped = 0
 
@@ -59,6 +61,12 @@ public final class AFPacketRing: PacketIO {
     let txFrameCount: Int
     let txDataOffset: Int
     let completeChecksums: Bool
+    /// Where a frame larger than a receive slot is read whole (allocated once).
+    let largeFrame = UnsafeMutableRawBufferPointer.allocate(byteCount: AFPacketRing.largeFrameCapacity, alignment: 64)
+    /// The largest frame taken whole (64 KiB of IP and its link header, with room to spare),
+    /// and the socket queue that holds such frames until read.
+    static let largeFrameCapacity = 1 << 17
+    static let largeFrameQueueBytes = 8 << 20
 
     /// The block being read (or to read next), and where its next frame is.
     var blockIndex = 0
@@ -118,6 +126,13 @@ public final class AFPacketRing: PacketIO {
             try Self.check(
                 mtcp_shim_packet_rx_ring_v2(rx, UInt32(blockBytes), UInt32(blocks), UInt32(rxFrameSize)),
                 "setsockopt(PACKET_RX_RING)")
+            // A frame larger than a slot (a kernel peer's 64 KiB GSO frame over a veth, or the
+            // interface's GRO) also goes whole to the socket's queue (TP_STATUS_COPY in its
+            // truncated slot), for `receive` to read there; the queue needs room for a few.
+            _ = mtcp_shim_setsockopt_int(rx, SOL_PACKET, PACKET_COPY_THRESH, 1)
+            if mtcp_shim_setsockopt_int(rx, SOL_SOCKET, SO_RCVBUFFORCE, Int32(Self.largeFrameQueueBytes)) != 0 {
+                _ = mtcp_shim_setsockopt_int(rx, SOL_SOCKET, SO_RCVBUF, Int32(Self.largeFrameQueueBytes))
+            }
         }
         // Older kernels lack PACKET_IGNORE_OUTGOING; the per-frame pkttype check covers them.
         _ = mtcp_shim_setsockopt_int(rx, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -196,6 +211,7 @@ public final class AFPacketRing: PacketIO {
     }
 
     deinit {
+        largeFrame.deallocate()
         munmap(rxRing, rxLength)
         munmap(txRing, txFrameSize * txFrameCount)
         close(rxSocket)

@@ -36,11 +36,17 @@ public protocol PacketIO: AnyObject {
     /// True when the port fills in the IPv4 and TCP checksums of frames it sends: the stack
     /// then leaves the TCP checksum to it.
     var transmitChecksumOffload: Bool { get }
+
+    /// During `receive`'s call for a frame: true when that frame's TCP/UDP checksum needs no
+    /// check here (the kernel or NIC verified it, or a kernel peer on this host left it to
+    /// "hardware": it never crossed a wire). The stack then skips its own.
+    var receivedChecksumVerified: Bool { get }
 }
 
 extension PacketIO {
     public var nextReleaseTime: UInt64? { nil }
     public var transmitChecksumOffload: Bool { false }
+    public var receivedChecksumVerified: Bool { false }
 }
 
 /// Counters every backend keeps.
@@ -51,6 +57,9 @@ public struct PacketIOStatistics: Hashable, Sendable {
     public var bytesSent = 0
     /// Frames the backend had to drop on receive (ring overrun, kernel drops).
     public var receiveDrops = 0
+    /// Frames larger than a receive slot (GSO/GRO super-frames from a kernel peer or the
+    /// interface's GRO) that were taken whole all the same (AF_PACKET's copy path).
+    public var largeFramesReceived = 0
     /// Sends refused because the transmit ring was full.
     public var transmitRingFull = 0
     /// Frames that failed to go out (an error from the kernel or device).

@@ -56,7 +56,9 @@ extension NetworkStack {
         _ segment: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress, frame: UnsafeRawBufferPointer
     ) {
         do {
-            let (tcp, data) = try TCPHeader.parse(segment, source: source, destination: destination)
+            let (tcp, data) = try TCPHeader.parse(
+                segment, source: source, destination: destination, verifyChecksum: !checksumVerified)
+            if checksumVerified { statistics.tcpChecksumsTrusted += 1 }
             statistics.tcpSegmentsReceived += 1
             if let steering = flowSteering, tcp.flags.contains(.syn),
                 !tcp.flags.contains(.ack) && !tcp.flags.contains(.rst),

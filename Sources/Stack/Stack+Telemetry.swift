@@ -114,6 +114,7 @@ extension NetworkStack {
         body("frames_in", s.framesReceived)
         body("frames_out", s.framesSent)
         body("tcp_in", s.tcpSegmentsReceived)
+        body("tcp_checksums_trusted", s.tcpChecksumsTrusted)
         body("tcp_out", s.tcpSegmentsSent)
         body("dropped", s.dropped)
         body("malformed", s.malformed)
@@ -203,6 +204,7 @@ extension NetworkStack {
         body("link_frames_out", io.framesSent)
         body("link_bytes_out", io.bytesSent)
         body("rx_drops", io.receiveDrops)
+        body("link_large_frames_in", io.largeFramesReceived)
         body("link_tx_ring_full", io.transmitRingFull)
         body("link_tx_errors", io.transmitErrors)
         let pool = endpoint.memoryPoolStatistics

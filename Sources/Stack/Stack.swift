@@ -26,6 +26,9 @@ public final class NetworkStack<IO: PacketIO> {
 
     /// The time of the current loop round.
     var now = Instant.zero
+    /// The link vouches for the checksum of the frame being received (`PacketIO`); false for
+    /// frames from anywhere else (parked SYNs, handovers).
+    var checksumVerified = false
     var identification: UInt16 = 0
     let macAddress: MACAddress
     /// fe80:: with the MAC's interface identifier, ours whenever IPv6 is configured.
@@ -118,7 +121,11 @@ public final class NetworkStack<IO: PacketIO> {
         // it. The kernel sends at write time; a caller that batches writes (the preload
         // library) sends at the next round.
         if endpoint.hasQueuedOutput { endpoint.poll(now: now, into: &sink) }
-        _ = io.receive(limit: configuration.receiveBurst) { frame in receiveFrame(frame) }
+        _ = io.receive(limit: configuration.receiveBurst) { frame in
+            checksumVerified = io.receivedChecksumVerified
+            receiveFrame(frame)
+        }
+        checksumVerified = false
         endpoint.poll(now: now, into: &sink)
         if let shared = sharedNeighbours, arp.pendingFrames > 0, shared.version != sharedNeighboursSeen {
             adoptSharedNeighbours(shared)

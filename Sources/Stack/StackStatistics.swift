@@ -47,6 +47,8 @@ public struct StackStatistics: Hashable, Sendable {
     /// IP protocols other than TCP and ICMP.
     public var unknownIPProtocol = 0
     public var tcpSegmentsReceived = 0
+    /// Segments whose checksum the link had verified (or a local kernel peer left partial).
+    public var tcpChecksumsTrusted = 0
     public var tcpSegmentsSent = 0
     public var icmpEchoRequests = 0
     public var icmpEchoRepliesSent = 0
@@ -125,6 +127,7 @@ extension StackStatistics {
     /// One line of `key=value` pairs for logs and test scripts.
     public var summary: String {
         "frames_in=\(framesReceived) frames_out=\(framesSent) tcp_in=\(tcpSegmentsReceived) tcp_out=\(tcpSegmentsSent)"
+            + " tcp_checksums_trusted=\(tcpChecksumsTrusted)"
             + " dropped=\(dropped) malformed=\(malformed) ethernet_errors=\(ethernetErrors.total)"
             + " ipv4_errors=\(ipv4Errors.total) ipv4_bad_checksum=\(ipv4Errors.badChecksum)"
             + " ipv4_fragments=\(ipv4Errors.fragmented) tcp_errors=\(tcpErrors.total)"

@@ -57,6 +57,12 @@ public final class SelectedLink: PacketIO {
         }
     }
 
+    /// The ring's (an impairment layer may have corrupted the frame: never).
+    public var receivedChecksumVerified: Bool {
+        if let ring { return ring._withUnsafeGuaranteedRef { $0.receivedChecksumVerified } }
+        return false
+    }
+
     public var transmitChecksumOffload: Bool {
         switch backend {
         case .dpdk(let io, _): return io.transmitChecksumOffload
