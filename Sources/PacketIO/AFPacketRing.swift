@@ -19,9 +19,11 @@ import Wire
 /// traffic by flow hash (PACKET_FANOUT_HASH, defragmenting first), like RSS queues.
 ///
 /// On a veth the kernel peer hands over frames with TCP/UDP checksums left to "hardware"
-/// (TP_STATUS_CSUMNOTREADY) and GSO frames above the MTU. The ring completes IPv4 TCP/UDP
-/// checksums in place (counted in `checksumsCompleted`) and its blocks hold 64 KiB frames;
-/// the test harness also turns the peer's offloads off with `ethtool -K`.
+/// (TP_STATUS_CSUMNOTREADY) and GSO frames above the MTU (a NIC's GRO makes such frames too).
+/// The ring completes IPv4 TCP/UDP checksums in place (counted in `checksumsCompleted`) and
+/// tells the stack it need not verify them (`receivedChecksumVerified`); V3 blocks hold 64 KiB
+/// frames, and a V2 slot too small for one is backed by the socket's queue, where the kernel
+/// puts the whole frame (PACKET_COPY_THRESH, `largeFramesReceived`).
 public final class AFPacketRing: PacketIO {
     /// The interface's hardware address.
     public let macAddress: MACAddress
