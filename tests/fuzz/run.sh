@@ -79,7 +79,7 @@ build_small() {
 build_packetio() { module PacketIO -I "$BUILD/CShim" "$SRC"/PacketIO/*.swift; }
 build_stack() { module Stack -I "$BUILD/CShim" "$SRC"/Stack/*.swift; }
 build_runtime() {
-    module StackRuntime -I "$BUILD/CShim" "$SRC"/StackRuntime/{StackOptions,ConfigFile,MTCPSettings,InetSocketAddress}.swift
+    module StackRuntime -I "$BUILD/CShim" "$SRC"/StackRuntime/{StackOptions,ConfigFile,MTCPSettings,InetSocketAddress,KernelAddresses}.swift
 }
 link_wire() { compile -lWire "$HERE/FuzzInput.swift" "$HERE/FuzzWire.swift" -o "$BUILD/fuzz-wire"; }
 link_tcp() { compile -lTCP -lWire "$HERE/FuzzInput.swift" "$HERE/FuzzTCP.swift" -o "$BUILD/fuzz-tcp"; }
